@@ -1,0 +1,59 @@
+# rmmss: the two set-up commands are `make demo` and `make test`. Each installs what it needs
+# on a fresh Debian machine (idempotent: a second run with nothing changed skips the installs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.rmmss-installed
+# one thread per process keeps the 2-core machines responsive; override on bigger ones
+export OMP_NUM_THREADS ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install system-deps test test-all demo bench bench-robustness lint colcon clean
+
+install: $(STAMP)
+
+# Debian packages: open3d-cpu needs libusb-1.0-0 at import time.
+system-deps:
+	@dpkg -s libusb-1.0-0 >/dev/null 2>&1 || { \
+	  echo "[rmmss] installing Debian package libusb-1.0-0 (needed by open3d)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libusb-1.0-0; }
+
+$(STAMP): requirements.txt constraints.txt setup.py | system-deps
+	@echo "[rmmss] creating the virtual environment in $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# torch first and pinned: an unpinned torch would pull GBs of CUDA packages
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.txt -c constraints.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import torch, open3d, rosbags, rclpy, onnxruntime, rmmss_core, rmmss_ros" 
+	@touch $(STAMP)
+	@echo "[rmmss] environment ready"
+
+test: install
+	$(PY) -m pytest test
+
+# everything, including the heavier checks behind the `slow` marker
+test-all: install
+	$(PY) -m pytest test -m "slow or not slow"
+
+demo: install
+	$(PY) -m rmmss_core.cli demo
+
+bench: install
+	$(PY) -m rmmss_core.bench --out docs/bench
+
+bench-robustness: install
+	$(PY) -m rmmss_core.cli benchmark --preset cpu
+
+lint: install
+	$(VENV)/bin/ruff check rmmss_core rmmss_ros test launch setup.py
+
+colcon: install
+	d=$$(mktemp -d) && $(VENV)/bin/colcon --log-base $$d/log build --base-paths . --build-base $$d/build --install-base $$d/install && rm -rf $$d
+
+clean:
+	rm -rf $(VENV) build install log

@@ -1,0 +1,1 @@
+"""Shared utilities: atomic file writes, checkpoint loading, typed config overlay, logging."""
