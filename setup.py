@@ -1,7 +1,7 @@
 """ament_python package `rmmss_ros`: installs both Python packages (rmmss_core, rmmss_ros),
 the launch and config files and the sample bags, and the console scripts."""
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 

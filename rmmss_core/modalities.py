@@ -7,7 +7,7 @@ that sample. Missing is never inferred from zeros: it is always this explicit ma
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 

@@ -11,8 +11,9 @@ it, then *normalised* per channel with ``(x - mean) / std`` from this spec.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from rmmss_core.classes import DELIVER, IGNORE_INDEX, get_class_set
 from rmmss_core.modalities import MODALITIES
@@ -133,7 +134,7 @@ class PreprocessSpec:
         return len(self.class_names)
 
     @classmethod
-    def for_class_set(cls, name: str, **kwargs: Any) -> "PreprocessSpec":
+    def for_class_set(cls, name: str, **kwargs: Any) -> PreprocessSpec:
         cs = get_class_set(name)
         return cls(class_set=cs.name, class_names=cs.classes, palette=cs.palette, **kwargs)
 
@@ -146,7 +147,7 @@ class PreprocessSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PreprocessSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> PreprocessSpec:
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown preprocessing spec keys {sorted(unknown)}")
@@ -165,7 +166,7 @@ class PreprocessSpec:
         return cls(**kw)
 
     @classmethod
-    def from_json(cls, text: str) -> "PreprocessSpec":
+    def from_json(cls, text: str) -> PreprocessSpec:
         return cls.from_dict(json.loads(text))
 
 
