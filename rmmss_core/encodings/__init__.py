@@ -1,0 +1,22 @@
+"""Sensor -> image encodings shared by training data and the ROS node (one implementation).
+
+Every encoder returns float32 ``H x W x 3`` in [0, 1]; with ``quantize=True`` values sit on the
+1/255 grid exactly as the dataset PNGs store them (``encode_to_png_uint8`` / ``from_uint8``).
+"""
+from rmmss_core.encodings.camera import CameraModel
+from rmmss_core.encodings.common import (
+    encode_rgb,
+    encode_to_png_uint8,
+    from_uint8,
+    quantize,
+    to_uint8,
+)
+from rmmss_core.encodings.depth import depth_to_hha, depth_to_metres, encode_depth
+from rmmss_core.encodings.events import accumulate_events
+from rmmss_core.encodings.lidar import nearest_per_pixel, project_lidar, transform_points
+
+__all__ = [
+    "CameraModel", "accumulate_events", "depth_to_hha", "depth_to_metres", "encode_depth",
+    "encode_rgb", "encode_to_png_uint8", "from_uint8", "nearest_per_pixel", "project_lidar",
+    "quantize", "to_uint8", "transform_points",
+]
