@@ -1,0 +1,88 @@
+"""``rmmss bag write DATASET OUT`` and ``rmmss bag info BAG``.
+
+Examples::
+
+    rmmss bag write data/synth rosbags/sample --frames 150 --events points --depth 16UC1
+    rmmss bag write data/synth out.bag --storage sqlite3 --rate lidar=5 --jitter lidar=0.004
+    rmmss bag info rosbags/sample
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from rmmss_ros.bag.writer import DEFAULT_TOPICS, BagWriteOptions, with_timing
+
+SENSORS = ("rgb", "depth", "event", "lidar")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    w = sub.add_parser("write", help="write a dataset sequence (with raw/ sensor data) to a rosbag2")
+    w.add_argument("dataset", help="dataset root in the DELIVER layout with raw/ (from `rmmss synth`)")
+    w.add_argument("out", help="output bag folder")
+    w.add_argument("--sequence", default=None, help="condition/split/sequence (default: the first)")
+    w.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    w.add_argument("--depth", choices=("32FC1", "16UC1"), default="32FC1",
+                   help="depth image encoding: 32FC1 metres (NaN invalid) or 16UC1 millimetres (0 invalid)")
+    w.add_argument("--events", choices=("points", "frame"), default="points",
+                   help="raw events as PointCloud2 (x, y, t, polarity) or the event-frame Image")
+    w.add_argument("--frames", type=int, default=None, help="write at most this many frames")
+    w.add_argument("--rate", action="append", default=[], metavar="SENSOR=HZ",
+                   help=f"a sensor's own rate ({', '.join(SENSORS)}); default: every frame")
+    w.add_argument("--jitter", action="append", default=[], metavar="SENSOR=S",
+                   help="std of a sensor's header-stamp jitter in seconds")
+    w.add_argument("--topic", action="append", default=[], metavar="KEY=TOPIC",
+                   help=f"topic names, keys {', '.join(DEFAULT_TOPICS)}")
+    w.add_argument("--seed", type=int, default=0, help="seed of the timing jitter")
+    w.add_argument("--overwrite", action="store_true", help="replace an existing bag")
+    i = sub.add_parser("info", help="topics, types, counts and duration (like `ros2 bag info`)")
+    i.add_argument("bag", help="bag folder or .mcap/.db3 file")
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"bad {what} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def options_from_args(args: argparse.Namespace) -> BagWriteOptions:
+    """BagWriteOptions from the parsed ``write`` arguments."""
+    topics = dict(DEFAULT_TOPICS)
+    for key, topic in _pairs(args.topic, "--topic").items():
+        if key not in topics:
+            raise ValueError(f"unknown topic key {key!r}; use one of {sorted(topics)}")
+        topics[key] = topic
+    opts = BagWriteOptions(storage=args.storage, depth_encoding=args.depth, events=args.events,
+                           topics=topics, seed=args.seed, max_frames=args.frames)
+    for flag, field_name, items in (("--rate", "rate_hz", args.rate), ("--jitter", "jitter_s", args.jitter)):
+        for sensor, value in _pairs(items, flag).items():
+            if sensor not in SENSORS:
+                raise ValueError(f"unknown sensor {sensor!r} in {flag}; use one of {SENSORS}")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"{flag} {sensor}={value}: not a number") from None
+            opts = with_timing(opts, sensor, **{field_name: number})
+    return replace(opts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rmmss_ros.bag.reader import open_bag
+
+    if args.action == "info":
+        print(open_bag(args.bag).describe())
+        return 0
+    from rmmss_ros.bag.sequence import open_sequence
+    from rmmss_ros.bag.writer import write_bag
+
+    seq = open_sequence(args.dataset, args.sequence)
+    summary = write_bag(seq, args.out, options_from_args(args), overwrite=args.overwrite)
+    print(f"wrote {summary.path} ({sum(summary.counts.values())} messages, {summary.duration_s:.2f} s) "
+          f"from {seq.root}/{seq.key}")
+    print(open_bag(summary.path).describe())
+    return 0
