@@ -1,6 +1,7 @@
 # rmmss: the two set-up commands are `make demo` and `make test`. Each installs what it needs
 # on a fresh Debian machine (idempotent: a second run with nothing changed skips the installs).
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -27,8 +28,8 @@ $(STAMP): requirements.txt constraints.txt setup.py | system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# torch first and pinned: an unpinned torch would pull GBs of CUDA packages
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -r requirements.txt -c constraints.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(PIP) install -q -r requirements.txt -c constraints.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(PY) -c "import torch, open3d, rosbags, rclpy, onnxruntime, rmmss_core, rmmss_ros" 
 	@touch $(STAMP)
 	@echo "[rmmss] environment ready"
