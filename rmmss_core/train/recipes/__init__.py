@@ -1,0 +1,1 @@
+"""Training recipes: name -> Recipe class (filled in as recipes land)."""
