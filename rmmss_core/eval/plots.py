@@ -1,0 +1,76 @@
+"""PNG plots of an evaluation (matplotlib, Agg backend): per-subset bars and qualitative overlays."""
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from rmmss_core.utils.io import atomic_write_bytes  # noqa: E402
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def plot_subset_bars(report: Mapping[str, Any], path: str | Path) -> Path:
+    """Grouped bar chart: EMM mIoU (%) per subset (and the average), one bar colour per checkpoint."""
+    ckpts = {n: r for n, r in report["checkpoints"].items() if "emm" in r}
+    if not ckpts:
+        raise ValueError("the report has no EMM results to plot")
+    subsets = list(next(iter(ckpts.values()))["emm"]["subsets"])
+    groups = subsets + ["Avg"]
+    x = np.arange(len(groups))
+    width = 0.8 / len(ckpts)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.6 * len(groups) * max(1, len(ckpts)) ** 0.5), 4.2))
+    for i, (name, r) in enumerate(ckpts.items()):
+        vals = [100 * r["emm"]["subsets"][s]["miou"] for s in subsets] + [100 * r["emm"]["miou_avg"]]
+        ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=name)
+    ax.set_xticks(x, groups)
+    ax.set_ylabel("mIoU (%)")
+    ax.set_xlabel("available modalities (R=rgb, D=depth, E=event, L=lidar)")
+    ax.set_title("EMM: mIoU per available subset")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)
+
+
+def colorize(ids: torch.Tensor | np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """``H x W`` class ids -> ``H x W x 3`` uint8 colours; ids outside the palette (ignore) are black."""
+    ids = np.asarray(ids.cpu() if torch.is_tensor(ids) else ids).astype(np.int64)
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[: len(palette)] = np.asarray(palette, dtype=np.uint8)
+    return lut[np.where((ids >= 0) & (ids < len(palette)), ids, 255)]
+
+
+def plot_overlays(records: Sequence[Mapping[str, Any]], palette: Sequence[Sequence[int]], path: str | Path,
+                  title: str = "") -> Path:
+    """One row per sample: RGB | prediction under each recorded subset | ground truth."""
+    if not records:
+        raise ValueError("no overlay samples recorded")
+    subsets = list(records[0]["preds"])
+    cols = 2 + len(subsets)
+    fig, axes = plt.subplots(len(records), cols, figsize=(2.6 * cols, 2.2 * len(records)), squeeze=False)
+    for row, rec in zip(axes, records, strict=True):
+        panels = [(np.asarray(rec["rgb"]), f"#{rec['index']} {rec['name']}".strip())]
+        panels += [(colorize(rec["preds"][s], palette), f"pred {s}") for s in subsets]
+        panels.append((colorize(rec["label"], palette), "ground truth"))
+        for ax, (img, name) in zip(row, panels, strict=True):
+            ax.imshow(img, interpolation="nearest")
+            ax.set_title(name, fontsize=8)
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

@@ -1,0 +1,205 @@
+"""Evaluator, protocols, corruptions, report and plots on a fake model and an in-memory dataset."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from rmmss_core.eval import Evaluator, build_conditions, evaluate
+from rmmss_core.eval.corruptions import gaussian_noise, random_missing, salt_and_pepper
+from rmmss_core.eval.plots import colorize, plot_overlays, plot_subset_bars
+from rmmss_core.eval.report import build_report, markdown_report, write_report
+from rmmss_core.modalities import MODALITIES, SUBSET_NAMES, parse_subset
+from rmmss_core.spec import Normalization, PreprocessSpec
+
+K = 3
+SPEC = PreprocessSpec(class_names=("a", "b", "c"), palette=((200, 0, 0), (0, 200, 0), (0, 0, 200)),
+                      input_size=(32, 32))
+
+
+def _samples(n=6, h=8, w=8, available=None):
+    g = torch.Generator().manual_seed(1)
+    out = []
+    for i in range(n):
+        label = torch.randint(0, K, (h, w), generator=g)
+        label[0, 0] = 255
+        onehot = torch.nn.functional.one_hot(label.clamp(max=K - 1), K).permute(2, 0, 1).float()
+        s = {m: torch.rand(3, h, w, generator=g) + 0.5 for m in MODALITIES}
+        s["rgb"] = onehot
+        s["label"] = label
+        s["available"] = torch.ones(4, dtype=torch.bool) if available is None else available(i)
+        s["name"] = f"frame{i}"
+        out.append(s)
+    return out
+
+
+class RgbOracle(torch.nn.Module):
+    """Perfect when RGB is available (reads the one-hot label from it), else predicts class 0.
+    Records (available, inputs) of every call and checks that missing inputs are zeros."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, inputs, available):
+        for i, m in enumerate(MODALITIES):
+            assert inputs[m][~available[:, i]].abs().sum() == 0, f"{m} missing but not zero"
+        self.calls.append((available.clone(), {m: v.clone() for m, v in inputs.items()}))
+        rgb = inputs["rgb"]
+        fallback = torch.zeros_like(rgb)
+        fallback[:, 0] = 1
+        use = available[:, 0, None, None, None]
+        return {"logits": torch.where(use, rgb, fallback) * 10}
+
+
+def _loader(samples, batch_size=4):
+    return DataLoader(samples, batch_size=batch_size, shuffle=False)
+
+
+def _class0_only_miou(samples):
+    from rmmss_core.eval.metrics import ConfusionMatrix
+    cm = ConfusionMatrix(K)
+    for s in samples:
+        cm.update(torch.zeros_like(s["label"]), s["label"])
+    return cm.summary()["miou"]
+
+
+def test_build_conditions():
+    conds = build_conditions(["emm", "rmm", "nm"])
+    assert len(conds) == 15 + 3 + 6
+    assert [c.name for c in conds[:15]] == list(SUBSET_NAMES)
+    gauss = [c for c in conds if c.corruption == "gaussian"]
+    assert [c.level for c in gauss] == [0.1, 0.2, 0.5] and all(c.corrupted == (0, 1, 3) for c in gauss)
+    assert [c.level for c in conds if c.corruption == "salt_pepper"] == [0.05, 0.1, 0.2]
+    with pytest.raises(ValueError, match="bogus"):
+        build_conditions(["emm", "bogus"])
+
+
+def test_emm_per_subset_with_oracle():
+    samples = _samples()
+    model = RgbOracle()
+    run = Evaluator(SPEC, build_conditions(["emm"])).run(model, _loader(samples), progress=False)
+    s = run.summary()
+    assert s["samples"] == 6
+    low = _class0_only_miou(samples)
+    for name in SUBSET_NAMES:
+        want = 1.0 if "R" in name else low
+        assert s["emm"]["subsets"][name]["miou"] == pytest.approx(want), name
+    n_r = sum("R" in n for n in SUBSET_NAMES)
+    assert s["emm"]["miou_avg"] == pytest.approx((n_r + (15 - n_r) * low) / 15)
+    assert s["emm"]["miou_e"]["0.05"] > s["emm"]["miou_e"]["0.2"] > s["emm"]["miou_avg"]
+    seen = {tuple(a[0].tolist()) for a, _ in model.calls}
+    assert len(seen) == 15
+
+
+def test_emm_respects_dataset_availability():
+    # samples 0..2 have only depth; under subset "R" they have nothing and are skipped
+    samples = _samples(available=lambda i: torch.tensor([i >= 3, True, True, True]))
+    s = evaluate(RgbOracle(), _loader(samples), SPEC, ["emm"], progress=False)
+    sub = s["emm"]["subsets"]
+    assert sub["R"]["pixels"] == 3 * 63 and sub["D"]["pixels"] == 6 * 63
+    assert sub["R"]["miou"] == pytest.approx(1.0)
+    assert sub["RD"]["miou"] < 1.0                    # the depth-only samples fall back to class 0
+
+
+def test_rmm_nm_seeded_and_monotone():
+    samples = _samples()
+    ev = Evaluator(SPEC, build_conditions(["rmm", "nm"]), seed=3)
+    a = ev.run(RgbOracle(), _loader(samples), progress=False).summary()
+    b = Evaluator(SPEC, build_conditions(["rmm", "nm"]), seed=3).run(
+        RgbOracle(), _loader(samples, batch_size=4), progress=False).summary()
+    assert a == b
+    c = Evaluator(SPEC, build_conditions(["rmm", "nm"]), seed=4).run(
+        RgbOracle(), _loader(samples), progress=False).summary()
+    assert c != a
+    rmm = [a["rmm"][r]["miou"] for r in ("0.25", "0.5", "0.75")]
+    assert 1.0 > rmm[0] > rmm[1] > rmm[2]
+    assert set(a["nm"]) == {"salt_pepper", "gaussian"} and set(a["nm"]["gaussian"]) == {"0.1", "0.2", "0.5"}
+
+
+def test_gaussian_condition_leaves_event_untouched():
+    samples = _samples(n=2)
+    model = RgbOracle()
+    conds = [c for c in build_conditions(["nm"]) if c.corruption == "gaussian"][:1]
+    Evaluator(SPEC, conds).run(model, _loader(samples), progress=False)
+    _, inputs = model.calls[0]
+    clean = torch.stack([s["event"] for s in samples])
+    assert torch.equal(inputs["event"], clean)
+    assert not torch.equal(inputs["depth"], torch.stack([s["depth"] for s in samples]))
+
+
+def test_max_samples_callable_model_and_resize():
+    samples = _samples(n=7)
+
+    def low_res(inputs, available):                       # a plain callable, tensor output at H/2
+        x = inputs["rgb"] * 10
+        return torch.nn.functional.avg_pool2d(x, 2)
+
+    s = evaluate(low_res, _loader(samples, 3), SPEC, ["emm"], max_samples=5, progress=False)
+    assert s["samples"] == 5
+    assert s["emm"]["subsets"]["RDEL"]["pixels"] == 5 * 63
+    with pytest.raises(ValueError, match="logits"):
+        evaluate(lambda i, a: torch.zeros(2, 3), _loader(samples), SPEC, ["emm"], progress=False)
+
+
+def test_corruptions():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    y = random_missing(x, 0.5, g)
+    zero_px = (y == 0).all(dim=1)
+    assert 0.4 < zero_px.float().mean() < 0.6
+    assert torch.equal(y[~zero_px[:, None].expand_as(y)], x[~zero_px[:, None].expand_as(x)])
+    assert torch.equal(random_missing(x, 0.0, g), x)
+    norm = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    enc = torch.full((1, 3, 100, 100), 0.5)
+    noisy = salt_and_pepper((enc - 0.5) / 0.25, 0.2, norm, g) * 0.25 + 0.5
+    frac_salt, frac_pepper = (noisy == 1).float().mean(), (noisy == 0).float().mean()
+    assert 0.08 < frac_salt < 0.12 and 0.08 < frac_pepper < 0.12
+    gn = gaussian_noise((enc - 0.5) / 0.25, 0.1, norm, g) * 0.25 + 0.5
+    assert gn.min() >= 0 and gn.max() <= 1 and 0.08 < (gn - 0.5).std() < 0.12
+    a = gaussian_noise(x, 0.2, norm, torch.Generator().manual_seed(5))
+    assert torch.equal(a, gaussian_noise(x, 0.2, norm, torch.Generator().manual_seed(5)))
+    with pytest.raises(ValueError, match="x must be"):
+        random_missing(torch.zeros(3, 4, 4), 0.5)
+
+
+def test_report_and_plots(tmp_path):
+    samples = _samples()
+    ev = Evaluator(SPEC, build_conditions(["emm", "rmm", "nm"]), overlay_samples=[1, 4],
+                   overlay_subsets=["RDEL", "D"])
+    run = ev.run(RgbOracle(), _loader(samples), progress=False)
+    assert [r["index"] for r in run.overlays] == [1, 4]
+    rec = run.overlays[1]
+    assert set(rec["preds"]) == {"RDEL", "D"} and rec["name"] == "frame4"
+    assert torch.equal(rec["preds"]["RDEL"][rec["label"] != 255], samples[4]["label"][rec["label"] != 255])
+    assert (rec["preds"]["D"] == 0).all()
+    good = run.summary()
+    bad = Evaluator(SPEC, build_conditions(["emm", "rmm", "nm"]), seed=1).run(
+        lambda i, a: torch.zeros(i["rgb"].shape[0], K, 8, 8), _loader(samples), progress=False).summary()
+    report = build_report({"oracle": good, "zeros": bad}, SPEC.class_names, {"split": "val"})
+    paths = write_report(report, tmp_path)
+    loaded = json.loads(paths["json"].read_text())
+    assert loaded["checkpoints"]["oracle"]["emm"]["subsets"]["R"]["miou"] == pytest.approx(1.0)
+    md = paths["markdown"].read_text()
+    assert "| R | 100.00 |" in md and "mIoU^E(p=0.2)" in md and "RMM r=0.75" in md
+    assert "NM Gaussian std (R, D, L) 0.5" in md and "| c |" in md
+    assert md == markdown_report(report) + "\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+    bars = plot_subset_bars(report, tmp_path / "emm_subsets.png")
+    over = plot_overlays(run.overlays, SPEC.palette, tmp_path / "overlays.png", "oracle")
+    for p in (bars, over):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_colorize_ignore_black():
+    ids = torch.tensor([[0, 2], [255, -1]])
+    img = colorize(ids, SPEC.palette)
+    assert img[0, 0].tolist() == [200, 0, 0] and img[0, 1].tolist() == [0, 0, 200]
+    assert img[1].tolist() == [[0, 0, 0], [0, 0, 0]]
+
+
+def test_parse_subset_roundtrip_used_by_conditions():
+    for c in build_conditions(["emm"]):
+        assert parse_subset(c.name) == c.subset
