@@ -1,0 +1,15 @@
+"""Models: MiT encoders, fusions, missing-modality representations, the any-modal segmentor,
+a plain registry and checkpoints.
+
+    from rmmss_core.models import create_model, load_model, save_model_checkpoint
+    model = create_model("anymodal", size="b0", fusion="mean", missing="drop", num_classes=25)
+    out = model(inputs, available, return_features=True)   # SegOutput(logits, features)
+"""
+from rmmss_core.models.checkpoint import load_model, save_model_checkpoint
+from rmmss_core.models.config import FUSIONS, MISSING, MIT_SIZES, MiTConfig, SegmentorConfig
+from rmmss_core.models.registry import build_model, create_model, list_models, model_spec, register_model
+from rmmss_core.models.segmentor import AnyModalSegmentor, LogitsOnly, SegFeatures, SegOutput, build_segmentor
+
+__all__ = ["FUSIONS", "MISSING", "MIT_SIZES", "AnyModalSegmentor", "LogitsOnly", "MiTConfig", "SegFeatures",
+           "SegOutput", "SegmentorConfig", "build_model", "build_segmentor", "create_model", "list_models",
+           "load_model", "model_spec", "register_model", "save_model_checkpoint"]

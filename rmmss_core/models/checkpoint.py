@@ -1,0 +1,77 @@
+"""Model checkpoints: ``{"format": "rmmss-checkpoint-v1", "model": {"name", "config"}, "state_dict",
+"spec": PreprocessSpec.to_dict(), **extra}``, written atomically, read with ``weights_only=True``."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from rmmss_core.models.registry import build_model, model_spec
+from rmmss_core.spec import PreprocessSpec
+from rmmss_core.utils.io import CheckpointError, atomic_torch_save, load_checkpoint
+
+FORMAT = "rmmss-checkpoint-v1"
+RESERVED = ("format", "model", "state_dict", "spec")
+
+
+def checkpoint_dict(model: nn.Module, spec: PreprocessSpec, extra: Mapping[str, Any] | None = None) -> dict:
+    """The checkpoint as a dict (tensors on CPU), without writing it."""
+    extra = dict(extra or {})
+    clash = [k for k in RESERVED if k in extra]
+    if clash:
+        raise ValueError(f"extra checkpoint keys {clash} clash with reserved keys {list(RESERVED)}")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {"format": FORMAT, "model": model_spec(model), "state_dict": state, "spec": spec.to_dict(), **extra}
+
+
+def save_model_checkpoint(path: str | os.PathLike, model: nn.Module, spec: PreprocessSpec,
+                          extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``model`` (built by the registry), its preprocessing ``spec`` and ``extra`` (e.g. the
+    optimizer state, epoch) atomically to ``path``."""
+    atomic_torch_save(checkpoint_dict(model, spec, extra), path)
+
+
+def load_model(path_or_dict: str | os.PathLike | Mapping[str, Any],
+               map_location: str | torch.device = "cpu") -> tuple[nn.Module, PreprocessSpec]:
+    """Rebuild the model from the checkpoint's ``{"name", "config"}``, load the weights strictly.
+
+    Returns ``(model in eval mode, spec)``. Raises CheckpointError naming the problem: wrong format,
+    missing/unexpected weights, shape mismatches, unknown model name or bad config.
+    """
+    where = "checkpoint" if isinstance(path_or_dict, Mapping) else f"checkpoint {path_or_dict}"
+    ckpt = path_or_dict if isinstance(path_or_dict, Mapping) else load_checkpoint(path_or_dict, map_location)
+    if ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{where} has format {ckpt.get('format')!r}, expected {FORMAT!r} "
+                              "(a raw state_dict or a pretrained file? see models/pretrained.py)")
+    missing = [k for k in ("model", "state_dict", "spec") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{where} lacks {missing}")
+    try:
+        model = build_model(ckpt["model"])
+        spec = PreprocessSpec.from_dict(ckpt["spec"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{where}: cannot rebuild the model or spec: {e}") from e
+    load_state_strict(model, ckpt["state_dict"], where)
+    return model.to(map_location).eval(), spec
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], where: str = "state_dict") -> None:
+    """``load_state_dict(strict=True)`` with a message listing missing, unexpected and misshapen keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
+        raise CheckpointError(f"{where} does not fit the model: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
