@@ -1,0 +1,1 @@
+"""``rmmss play``: publish a bag live over DDS with its original timing."""

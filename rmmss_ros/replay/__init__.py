@@ -1,0 +1,1 @@
+"""``rmmss replay``: evaluate a bag offline through the node's pipeline, with scheduled sensor failures."""
