@@ -203,3 +203,55 @@ def test_colorize_ignore_black():
 def test_parse_subset_roundtrip_used_by_conditions():
     for c in build_conditions(["emm"]):
         assert parse_subset(c.name) == c.subset
+
+
+# ---------------------------------------------------------------- end to end: rmmss eval
+def _write_fixture_dataset(root, n=3, size=32):
+    import numpy as np
+
+    from rmmss_core.data.image_io import write_png
+    from rmmss_core.data.layout import FrameKey, frame_path
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        key = FrameKey("cloud", "val", "MAP_1_point0", f"{i:06d}")
+        for m in MODALITIES:
+            write_png(frame_path(root, key, m), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+        raw = rng.integers(1, 26, (size, size), dtype=np.uint8)
+        raw[:4] = 0                                            # raw 0 -> ignore
+        write_png(frame_path(root, key, "semantic"), np.stack([raw] * 3, axis=2))
+
+
+def test_cli_eval_end_to_end(tmp_path):
+    from rmmss_core.cli import main
+    from rmmss_core.models.checkpoint import save_model_checkpoint
+    from rmmss_core.models.registry import create_model
+
+    data = tmp_path / "deliver"
+    _write_fixture_dataset(data)
+    spec = PreprocessSpec(input_size=(32, 32))
+    ckpts = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = create_model("anymodal", size="tiny", num_classes=spec.num_classes)
+        ckpts.append(tmp_path / f"model{seed}.pt")
+        save_model_checkpoint(ckpts[-1], model, spec)
+    out = tmp_path / "report"
+    rc = main(["eval", "--checkpoint", *map(str, ckpts), "--data", str(data), "--split", "val",
+               "--out", str(out), "--batch-size", "2", "--device", "cpu", "--max-samples", "3",
+               "--overlay-samples", "0,2", "--overlay-subsets", "RDEL,L", "--no-progress"])
+    assert rc == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert list(report["checkpoints"]) == ["model0", "model1"]
+    r0 = report["checkpoints"]["model0"]
+    assert r0["samples"] == 3 and len(r0["emm"]["subsets"]) == 15
+    assert r0["emm"]["subsets"]["RDEL"]["pixels"] == 3 * 28 * 32
+    assert len(r0["emm"]["subsets"]["RDEL"]["iou"]) == 25
+    assert set(r0["rmm"]) == {"0.25", "0.5", "0.75"} and set(r0["nm"]) == {"salt_pepper", "gaussian"}
+    assert r0 != report["checkpoints"]["model1"]
+    md = (out / "eval.md").read_text()
+    assert "| subset | model0 | model1 |" in md and "| Truck |" in md
+    for png in ("emm_subsets.png", "overlays_model0.png", "overlays_model1.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert main(["eval", "--checkpoint", str(tmp_path / "nope.pt"), "--data", str(data),
+                 "--out", str(out), "--device", "cpu"]) == 1

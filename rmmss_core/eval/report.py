@@ -47,7 +47,6 @@ def markdown_report(report: Mapping[str, Any]) -> str:
     then RMM and NM, then per-class IoU with all modalities (EMM ``RDEL``)."""
     ckpts = report["checkpoints"]
     names = list(ckpts)
-    header = ["", *names]
     out = ["# Evaluation", "", "mIoU in % (DELIVER convention: a class absent from both prediction and "
            "truth counts as 0; nan-mean leaves it out).", ""]
     meta = report.get("meta") or {}
@@ -62,7 +61,7 @@ def markdown_report(report: Mapping[str, Any]) -> str:
         rows.append(["mIoU^Avg (nan-mean)", *(_pct(_get(ckpts[n], "emm", "miou_avg_nanmean")) for n in names)])
         for p in first["emm"]["miou_e"]:
             rows.append([f"mIoU^E(p={p})", *(_pct(_get(ckpts[n], "emm", "miou_e", p)) for n in names)])
-        out += _table(header, rows) + [""]
+        out += _table(["subset", *names], rows) + [""]
     robust: list[list[str]] = []
     for r in first.get("rmm", {}):
         robust.append([f"RMM r={r}", *(_pct(_get(ckpts[n], "rmm", r, "miou")) for n in names)])
@@ -72,14 +71,14 @@ def markdown_report(report: Mapping[str, Any]) -> str:
             robust.append([f"NM {label} {lv}", *(_pct(_get(ckpts[n], "nm", kind, lv, "miou")) for n in names)])
     if robust:
         out += ["## RMM (random missing pixels) and NM (noisy modalities), all modalities available", ""]
-        out += _table(header, robust) + [""]
+        out += _table(["condition", *names], robust) + [""]
     if "emm" in first and "RDEL" in first["emm"]["subsets"]:
         out += ["## Per-class IoU, all modalities (RDEL)", ""]
         rows = []
         for i, cls in enumerate(report["class_names"]):
             vals = [_get(ckpts[n], "emm", "subsets", "RDEL", "iou") for n in names]
             rows.append([cls, *(_pct(v[i] if v else None) for v in vals)])
-        out += _table(header, rows) + [""]
+        out += _table(["class", *names], rows) + [""]
     return "\n".join(out)
 
 

@@ -1,0 +1,124 @@
+"""``rmmss eval``: evaluate checkpoints under every missing-sensor pattern (EMM, RMM, NM).
+
+Writes ``<out>/eval.json`` (atomic), ``<out>/eval.md`` (per-subset mIoU rows x checkpoint columns,
+mIoU^Avg, mIoU^E(p), RMM, NM, per-class IoU), ``<out>/emm_subsets.png`` (grouped bars comparing
+the checkpoints) and ``<out>/overlays_<checkpoint>.png`` for ``--overlay-samples``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger("rmmss.eval")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", nargs="+", required=True, metavar="CKPT",
+                        help="one or more rmmss checkpoints (.pt); compared side by side")
+    parser.add_argument("--data", required=True, help="dataset root (DELIVER layout)")
+    parser.add_argument("--dataset", default="deliver", help="dataset name in rmmss_core.data (default deliver)")
+    parser.add_argument("--split", default="val", help="split to evaluate (default val)")
+    parser.add_argument("--protocols", default="emm,rmm,nm", help="comma list of emm, rmm, nm")
+    parser.add_argument("--out", required=True, help="output folder for eval.json, eval.md and PNGs")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N samples")
+    parser.add_argument("--overlay-samples", default="", help="comma list of sample indices for overlays")
+    parser.add_argument("--overlay-subsets", default="RDEL,RD,R",
+                        help="EMM subsets whose predictions the overlays show (default RDEL,RD,R)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the RMM / NM corruptions")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return dev
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} must be a comma list of integers, got {text!r}") from None
+
+
+def _names(paths: list[str]) -> list[str]:
+    """Checkpoint display names: file stems, made unique with the parent folder or an index."""
+    stems = [Path(p).stem for p in paths]
+    out = []
+    for i, p in enumerate(paths):
+        name = stems[i]
+        if stems.count(name) > 1:
+            name = f"{Path(p).parent.name}/{name}"
+        if name in out:
+            name = f"{name}#{i}"
+        out.append(name)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader, Subset
+
+    from rmmss_core.data import build_dataset
+    from rmmss_core.eval.plots import plot_overlays, plot_subset_bars
+    from rmmss_core.eval.protocols import Evaluator, build_conditions
+    from rmmss_core.eval.report import build_report, write_report
+    from rmmss_core.modalities import parse_subset, subset_name
+    from rmmss_core.models.checkpoint import load_model
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_samples is not None and args.max_samples < 1:
+        raise ValueError(f"--max-samples must be >= 1, got {args.max_samples}")
+    device = _device(args.device)
+    conditions = build_conditions(args.protocols.split(","))
+    overlay_samples = _int_list(args.overlay_samples, "--overlay-samples")
+    overlay_subsets = [subset_name(parse_subset(s)) for s in args.overlay_subsets.split(",") if s.strip()]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    results: dict[str, Any] = {}
+    class_names = None
+    for path, name in zip(args.checkpoint, _names(args.checkpoint), strict=True):
+        model, spec = load_model(path, map_location=device)
+        if class_names is None:
+            class_names = spec.class_names
+        elif tuple(spec.class_names) != tuple(class_names):
+            raise ValueError(f"checkpoint {path} predicts classes {spec.class_names[:3]}..., "
+                             f"unlike the first checkpoint's {class_names[:3]}...; cannot compare")
+        dataset = build_dataset(args.dataset, root=args.data, split=args.split, spec=spec)
+        if args.max_samples is not None and args.max_samples < len(dataset):
+            dataset = Subset(dataset, range(args.max_samples))
+        loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers,
+                            pin_memory=device.type == "cuda")
+        log.info("%s: %d samples of %s/%s, %d conditions on %s", name, len(dataset), args.dataset,
+                 args.split, len(conditions), device)
+        evaluator = Evaluator(spec, conditions, device, args.seed, overlay_samples, overlay_subsets)
+        ev = evaluator.run(model, loader, progress=not args.no_progress, desc=name)
+        results[name] = {"checkpoint": str(path), **ev.summary()}
+        if ev.overlays:
+            safe = name.replace("/", "_").replace("#", "_")
+            p = plot_overlays(ev.overlays, spec.palette, out / f"overlays_{safe}.png", title=name)
+            log.info("wrote %s", p)
+        if "emm" in results[name]:
+            log.info("%s: mIoU^Avg %.2f  RDEL %.2f", name, 100 * results[name]["emm"]["miou_avg"],
+                     100 * results[name]["emm"]["subsets"]["RDEL"]["miou"])
+        del model
+    meta = {"data": str(args.data), "dataset": args.dataset, "split": args.split, "protocols": args.protocols,
+            "seed": args.seed, "device": str(device), "max_samples": args.max_samples}
+    report = build_report(results, class_names or (), meta)
+    paths = write_report(report, out)
+    if any("emm" in r for r in results.values()):
+        paths["bars"] = plot_subset_bars(report, out / "emm_subsets.png")
+    for p in paths.values():
+        log.info("wrote %s", p)
+    return 0
