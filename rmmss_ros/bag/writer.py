@@ -51,9 +51,10 @@ class SensorTiming:
 
 
 def default_timings() -> dict[str, SensorTiming]:
-    """Typical timing: camera exact, depth a little later, events and LiDAR jittery."""
+    """Typical timing: the camera is the hardware-triggered reference (exact stamps, transport
+    latency only); depth a little later, events and LiDAR with stamp jitter."""
     return {
-        "rgb": SensorTiming(jitter_s=0.0005, latency_s=0.008, latency_jitter_s=0.002),
+        "rgb": SensorTiming(latency_s=0.008, latency_jitter_s=0.002),  # the reference: triggered
         "depth": SensorTiming(offset_s=0.002, jitter_s=0.001, latency_s=0.012, latency_jitter_s=0.003),
         "event": SensorTiming(offset_s=0.001, jitter_s=0.0005, latency_s=0.004, latency_jitter_s=0.001),
         "lidar": SensorTiming(offset_s=-0.004, jitter_s=0.002, latency_s=0.020, latency_jitter_s=0.005),
@@ -150,10 +151,11 @@ def _depth_image(depth_m: np.ndarray, encoding: str) -> np.ndarray:
     return np.clip(mm, 0, 65535).astype(np.uint16)  # REP 118: 0 = invalid
 
 
-def build_messages(seq: RawSequence, opts: BagWriteOptions, sensor: str, frame: str, stamp_ns: int,
-                   t0_s: float) -> list[tuple[str, Any]]:
-    """``(topic key, message)`` pairs for one sensor sample."""
+def build_messages(seq: RawSequence, opts: BagWriteOptions, sensor: str, i: int,
+                   stamp_ns: int) -> list[tuple[str, Any]]:
+    """``(topic key, message)`` pairs for sensor ``sensor`` at frame ``i`` stamped ``stamp_ns``."""
     fid = FRAME_IDS[sensor]
+    frame = seq.frames[i]
     if sensor == "rgb":
         return [("rgb", M.image_msg(seq.rgb(frame), "rgb8", stamp_ns, fid)),
                 ("camera_info", M.camera_info_msg(seq.camera, stamp_ns, fid))]
@@ -169,8 +171,10 @@ def build_messages(seq: RawSequence, opts: BagWriteOptions, sensor: str, frame: 
     if opts.events == "frame":
         return [("event", M.image_msg(seq.event_frame(frame), "rgb8", stamp_ns, fid))]
     ev = seq.events(frame)
-    # event times move to the bag clock: seconds since the bag epoch, float64 (< 1 us rounding)
-    t = (np.asarray(ev["t"], dtype=np.float64) - t0_s) + opts.epoch_ns / 1e9
+    # t: seconds relative to this message's header stamp (rmmss_ros.conversions.events), computed
+    # from the frame's own time so the events keep their exact place relative to the camera frame
+    frame_ns = opts.epoch_ns + round((seq.stamps_s[i] - seq.stamps_s[0]) * 1e9)
+    t = (np.asarray(ev["t"], dtype=np.float64) - seq.stamps_s[i]) + (frame_ns - stamp_ns) * 1e-9
     cols = {"x": ev["x"].astype(np.uint16), "y": ev["y"].astype(np.uint16), "t": t,
             "polarity": (np.asarray(ev["p"]) > 0).astype(np.uint8)}
     return [("event_points", M.pointcloud2_msg(cols, stamp_ns, fid))]
@@ -204,7 +208,7 @@ def write_bag(seq: RawSequence, out: str | Path, opts: BagWriteOptions | None = 
             conns = {k: writer.add_connection(opts.topics[k], TYPES[k], typestore=ts,
                                               offered_qos_profiles=[SENSOR_QOS]) for k in keys}
             for n, (recv_ns, stamp_ns, sensor, i) in enumerate(plan):
-                for key, msg in build_messages(seq, opts, sensor, seq.frames[i], stamp_ns, seq.stamps_s[0]):
+                for key, msg in build_messages(seq, opts, sensor, i, stamp_ns):
                     writer.write(conns[key], recv_ns, M.serialize(msg))
                     counts[opts.topics[key]] = counts.get(opts.topics[key], 0) + 1
                 if progress is not None:
