@@ -172,7 +172,7 @@ def test_report_and_plots(tmp_path):
     run = ev.run(RgbOracle(), _loader(samples), progress=False)
     assert [r["index"] for r in run.overlays] == [1, 4]
     rec = run.overlays[1]
-    assert set(rec["preds"]) == {"RDEL", "D"} and rec["name"] == "frame4"
+    assert list(rec["preds"]) == ["RDEL", "D"] and rec["name"] == "frame4"
     assert torch.equal(rec["preds"]["RDEL"][rec["label"] != 255], samples[4]["label"][rec["label"] != 255])
     assert (rec["preds"]["D"] == 0).all()
     good = run.summary()

@@ -212,6 +212,8 @@ class Evaluator:
                         full[ok] = pred
                         for rec, j in zip(records, picks, strict=True):
                             rec["preds"][cond.name] = full[j].cpu()
+                for rec in records:          # panels in the order the caller listed the subsets
+                    rec["preds"] = {n: rec["preds"][n] for n in self.overlay_subsets if n in rec["preds"]}
                 run.overlays.extend(records)
                 run.samples += b
                 bar.update(b)
