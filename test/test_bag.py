@@ -64,13 +64,15 @@ def test_bag_has_every_topic_type_and_count(bag, dataset):
     r = open_bag(bag)
     assert not r.salvaged and not r.problems
     assert r.topics == {"/camera/image_raw": M.IMAGE, "/camera/camera_info": M.CAMERA_INFO,
-                        "/depth/image_raw": M.IMAGE, "/events/points": M.POINTCLOUD2,
+                        "/depth/image_raw": M.IMAGE, "/events": M.POINTCLOUD2,
                         "/lidar/points": M.POINTCLOUD2, "/labels/semantic": M.IMAGE}
     assert set(r.counts.values()) == {12}
     assert 1.0 < (r.end_ns - r.start_ns) / 1e9 < 1.3
     meta = (bag / "metadata.yaml").read_text()  # what `ros2 bag info` reads
     assert "storage_identifier: mcap" in meta and "seq.bag.mcap" in meta and "message_count: 72" in meta
     assert (bag / "seq.bag.mcap").is_file()
+    assert json.loads(r.custom["rmmss.T_cam_lidar"]) == np.eye(4).reshape(-1).tolist()
+    assert r.custom["rmmss.source"].endswith("day/val/seq0") and r.custom["rmmss.events"] == "points"
 
 
 def test_messages_round_trip_exactly(bag, dataset):
@@ -93,7 +95,7 @@ def test_messages_round_trip_exactly(bag, dataset):
     cloud = first["/lidar/points"]
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "intensity"] and cloud.point_step == 16
     np.testing.assert_array_equal(cloud.data.view("<f4").reshape(-1, 4), seq.points("000000"))
-    ev = first["/events/points"]
+    ev = first["/events"]
     assert [f.name for f in ev.fields] == ["x", "y", "t", "polarity"] and ev.width == 300
     info = first["/camera/camera_info"]
     assert info.k[0] == 20.0 and info.p[2] == 16.0 and info.distortion_model == "plumb_bob"
@@ -118,7 +120,7 @@ def test_sqlite3_and_event_frames(dataset, tmp_path):
     out = tmp_path / "b"
     write_bag(open_sequence(dataset), out, BagWriteOptions(storage="sqlite3", events="frame", max_frames=4))
     r = open_bag(out)
-    assert r.storage == "sqlite3" and r.topics["/events/image"] == M.IMAGE and r.counts["/events/image"] == 4
+    assert r.storage == "sqlite3" and r.topics["/events"] == M.IMAGE and r.counts["/events"] == 4
     assert (out / "b.db3").is_file()
     with pytest.raises(ValueError, match="already exists"):
         write_bag(open_sequence(dataset), out, BagWriteOptions(storage="sqlite3"))

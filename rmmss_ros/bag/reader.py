@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
@@ -48,6 +49,7 @@ class BagReader:
     end_ns: int
     salvaged: bool = False
     problems: list[str] = field(default_factory=list)
+    custom: dict[str, str] = field(default_factory=dict)
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
         """Messages of ``topics`` (all if None) in bag order; stops cleanly at corruption."""
@@ -105,15 +107,25 @@ def open_bag(path: str | Path) -> BagReader:
             with Reader(path) as reader:
                 return BagReader(path, storage, {c.topic: c.msgtype for c in reader.connections},
                                  {c.topic: c.msgcount for c in reader.connections},
-                                 reader.start_time, reader.end_time)
+                                 reader.start_time, reader.end_time, custom=_custom_data(path))
         except (ReaderError, sqlite3.DatabaseError, struct.error, KeyError, ValueError) as e:
             problem = f"bag {path}: rosbags cannot open it ({e}); salvaging readable messages"
     else:
         problem = f"bag {path}: no metadata.yaml; scanning {storage_file.name} directly"
     log.warning(problem)
-    bag = BagReader(storage_file, storage, {}, {}, 0, 0, salvaged=True, problems=[problem])
+    bag = BagReader(storage_file, storage, {}, {}, 0, 0, salvaged=True, problems=[problem],
+                    custom=_custom_data(path) if path.is_dir() else {})
     _index_salvaged(bag)
     return bag
+
+
+def _custom_data(folder: Path) -> dict[str, str]:
+    """``custom_data`` of metadata.yaml (empty if absent or unreadable)."""
+    try:
+        meta = yaml.safe_load((folder / "metadata.yaml").read_text())
+        return dict(meta["rosbag2_bagfile_information"].get("custom_data") or {})
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _storage_file(path: Path) -> Path:

@@ -8,6 +8,7 @@ replay evaluates exactly the frames ``rmmss eval`` reads from files.
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable, Mapping
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOPICS: dict[str, str] = {
     "rgb": "/camera/image_raw", "camera_info": "/camera/camera_info", "depth": "/depth/image_raw",
-    "event": "/events/image", "event_points": "/events/points", "lidar": "/lidar/points",
+    "event": "/events", "event_points": "/events", "lidar": "/lidar/points",
     "label": "/labels/semantic",
 }
 FRAME_IDS: dict[str, str] = {"rgb": "camera_optical_frame", "depth": "camera_optical_frame",
@@ -205,6 +206,8 @@ def write_bag(seq: RawSequence, out: str | Path, opts: BagWriteOptions | None = 
         with Writer(tmp, version=9, storage_plugin=plugin) as writer:
             keys = ["rgb", "camera_info", "depth", "event_points" if opts.events == "points" else "event",
                     "lidar", "label"]
+            for key, value in custom_data(seq, opts).items():
+                writer.set_custom_data(key, value)
             conns = {k: writer.add_connection(opts.topics[k], TYPES[k], typestore=ts,
                                               offered_qos_profiles=[SENSOR_QOS]) for k in keys}
             for n, (recv_ns, stamp_ns, sensor, i) in enumerate(plan):
@@ -223,6 +226,16 @@ def write_bag(seq: RawSequence, out: str | Path, opts: BagWriteOptions | None = 
     summary = BagSummary(out, counts, plan[0][0] if plan else 0, plan[-1][0] if plan else 0)
     log.info("wrote %s: %d messages, %.1f s", out, sum(counts.values()), summary.duration_s)
     return summary
+
+
+def custom_data(seq: RawSequence, opts: BagWriteOptions) -> dict[str, str]:
+    """What a replay needs beyond the messages (``custom_data`` of metadata.yaml, strings):
+    the LiDAR extrinsic (no tf2 here), where the data came from, and how it was written."""
+    return {"rmmss.T_cam_lidar": json.dumps(np.asarray(seq.T_cam_lidar, dtype=float).reshape(-1).tolist()),
+            "rmmss.source": f"{seq.root.name}/{seq.key}",
+            "rmmss.events": opts.events, "rmmss.depth_encoding": opts.depth_encoding,
+            "rmmss.timing": json.dumps({k: vars(v) for k, v in opts.timings.items()}, sort_keys=True),
+            "rmmss.seed": str(opts.seed)}
 
 
 def _rename_storage(tmp: Path, name: str) -> None:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SENSOR_TOPICS: dict[str, tuple[str, ...]] = {
     "rgb": (DEFAULT_TOPICS["rgb"],), "depth": (DEFAULT_TOPICS["depth"],),
-    "event": (DEFAULT_TOPICS["event"], DEFAULT_TOPICS["event_points"]), "lidar": (DEFAULT_TOPICS["lidar"],),
+    "event": (DEFAULT_TOPICS["event"],), "lidar": (DEFAULT_TOPICS["lidar"],),
 }
 
 
