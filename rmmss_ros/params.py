@@ -1,0 +1,155 @@
+"""The perception node's parameters: one table for the node (descriptors, ranges, validation),
+``config/perception.yaml`` and ``launch/perception.launch.py`` (ROS-free; tested without rclpy).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rmmss_core.modalities import MODALITIES
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16")
+# LiDAR (x forward, y left, z up) -> camera optical frame (x right, y down, z forward), row-major.
+DEFAULT_T_CAM_LIDAR = (0.0, -1.0, 0.0, 0.0,
+                       0.0, 0.0, -1.0, 0.0,
+                       1.0, 0.0, 0.0, 0.0,
+                       0.0, 0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name (dots = YAML nesting), default (its type is the parameter's type),
+    description, and an optional numeric ``range`` (inclusive) or string ``choices``."""
+
+    name: str
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+    runtime: bool = False  # may change while running (others need a restart)
+
+
+_TOPICS = {"rgb": "camera/image_raw", "depth": "depth/image_raw", "event": "events",
+           "lidar": "lidar/points"}
+_SENSOR_KIND = {"rgb": "sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8)",
+                "depth": "sensor_msgs/Image (32FC1 metres or 16UC1 millimetres)",
+                "event": "sensor_msgs/Image event frame, or PointCloud2 x, y, t, polarity (see event.format)",
+                "lidar": "sensor_msgs/PointCloud2 with x, y, z (intensity optional)"}
+
+
+def _sensor_params(m: str) -> list[Param]:
+    return [
+        Param(f"{m}.enabled", True, f"Subscribe to the {m} sensor and use it when present."),
+        Param(f"{m}.topic", _TOPICS[m], f"Input topic: {_SENSOR_KIND[m]}."),
+        Param(f"{m}.slop_s", 0.05, f"Largest |{m} stamp + offset - reference stamp| accepted in a frame set (s).",
+              (0.0, 1.0), runtime=False),
+        Param(f"{m}.offset_s", 0.0, f"Added to {m} stamps to align them with the reference clock (s).",
+              (-1.0, 1.0)),
+        Param(f"{m}.timeout_s", 0.25, f"Wait at most this long after the reference stamp for {m}; "
+              f"silent longer than this = dead, marked missing at once (s).", (0.01, 10.0)),
+    ]
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("model_path", "", "Model file: rmmss checkpoint (.pt) or exported ONNX (.onnx). Required; its "
+          "stored preprocessing spec drives the encoders."),
+    Param("backend", "torch", "Inference backend.", choices=BACKENDS),
+    Param("device", "cpu", "Inference device: cpu, cuda or cuda:N."),
+    Param("precision", "fp32", "Inference precision.", choices=PRECISIONS),
+    Param("reference", "rgb", "Reference of each frame set: a sensor's stamps, or 'rate' for fixed ticks.",
+          choices=(*MODALITIES, "rate")),
+    Param("rate_hz", 10.0, "Output rate when reference is 'rate', and fallback rate while the reference "
+          "sensor is dead (if fallback_on_dead_reference).", (0.1, 200.0)),
+    Param("fallback_on_dead_reference", True, "Keep publishing at rate_hz from the other sensors while "
+          "the reference sensor is dead."),
+    Param("sync.queue_size", 10, "Messages buffered per sensor (drop-oldest).", (1, 1000)),
+    Param("sync.poll_period_s", 0.01, "How often deadlines are checked (s).", (0.001, 0.5)),
+    *[p for m in MODALITIES for p in _sensor_params(m)],
+    Param("event.format", "image", "Event input: 'image' (encoded event frame) or 'cloud' (raw events "
+          "x, y, t relative to header.stamp, polarity) accumulated over the model's event window.",
+          choices=("image", "cloud")),
+    Param("camera_info.topic", "camera/camera_info", "sensor_msgs/CameraInfo of the camera; needed to project "
+          "LiDAR and to size event images."),
+    Param("camera_info.rectified", False, "The camera image is rectified: project with P instead of K + D."),
+    Param("lidar.extrinsic", list(DEFAULT_T_CAM_LIDAR), "T_cam_lidar, 16 numbers row-major: maps LiDAR-frame "
+          "points into the camera optical frame (x right, y down, z forward)."),
+    Param("qos.reliability", "best_effort", "Subscriber reliability; best_effort also receives from "
+          "reliable publishers, reliable never receives from best_effort ones.",
+          choices=("best_effort", "reliable")),
+    Param("qos.depth", 5, "Subscriber history depth (KEEP_LAST).", (1, 100)),
+    Param("output.mask_topic", "~/mask", "Class-id mask, mono8 (pixel = class id), input stamp and frame_id."),
+    Param("output.color_topic", "~/mask_color", "Colour mask, rgb8 (palette of the model's classes)."),
+    Param("output.used_topic", "~/used_modalities", "std_msgs/String JSON per mask: stamp and modalities used."),
+    Param("output.color", True, "Publish the colour mask.", runtime=True),
+    Param("output.overlay", False, "Blend the colour mask over the camera image when the camera is present.",
+          runtime=True),
+    Param("output.overlay_alpha", 0.5, "Weight of the colour mask in the overlay.", (0.0, 1.0), runtime=True),
+    Param("diagnostics.period_s", 1.0, "Period of /diagnostics (s).", (0.1, 60.0)),
+)
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+def defaults() -> dict[str, Any]:
+    return {p.name: p.default for p in PARAMS}
+
+
+def nested(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat dotted names -> nested dicts (the ``ros__parameters`` layout of a params YAML)."""
+    out: dict[str, Any] = {}
+    for name, v in values.items():
+        d = out
+        *parents, leaf = name.split(".")
+        for p in parents:
+            d = d.setdefault(p, {})
+        d[leaf] = v
+    return out
+
+
+def check_value(p: Param, value: Any) -> str | None:
+    """The reason ``value`` is invalid for ``p``, or None."""
+    if p.choices is not None and value not in p.choices:
+        return f"{p.name} must be one of {list(p.choices)}, got {value!r}"
+    if p.range is not None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{p.name} must be a number in [{p.range[0]}, {p.range[1]}], got {value!r}"
+        if not p.range[0] <= value <= p.range[1]:
+            return f"{p.name} must be in [{p.range[0]}, {p.range[1]}], got {value}"
+    if p.name == "lidar.extrinsic":
+        return _check_extrinsic(value)
+    return None
+
+
+def _check_extrinsic(v: Any) -> str | None:
+    try:
+        m = [float(x) for x in v]
+    except (TypeError, ValueError):
+        return f"lidar.extrinsic must be 16 numbers, got {v!r}"
+    if len(m) != 16 or not all(math.isfinite(x) for x in m):
+        return f"lidar.extrinsic must be 16 finite numbers (4 x 4 row-major), got {len(m)}: {m}"
+    if m[12:] != [0.0, 0.0, 0.0, 1.0]:
+        return f"lidar.extrinsic last row must be 0 0 0 1, got {m[12:]}"
+    R = [m[0:3], m[4:7], m[8:11]]
+    for i in range(3):
+        for j in range(3):
+            dot = sum(R[i][k] * R[j][k] for k in range(3))
+            if abs(dot - (1.0 if i == j else 0.0)) > 1e-3:
+                return "lidar.extrinsic rotation (upper-left 3 x 3) is not orthonormal"
+    return None
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """All reasons the full parameter set is invalid (empty list = valid)."""
+    reasons = [r for name, v in values.items() if name in BY_NAME
+               for r in [check_value(BY_NAME[name], v)] if r]
+    enabled = [m for m in MODALITIES if values.get(f"{m}.enabled", True)]
+    if not enabled:
+        reasons.append("no sensor enabled: set at least one of rgb/depth/event/lidar.enabled to true")
+    ref = values.get("reference", "rgb")
+    if ref != "rate" and ref not in enabled:
+        reasons.append(f"reference {ref!r} is not an enabled sensor (enabled: {enabled}); enable it or use 'rate'")
+    if not str(values.get("model_path", "")).strip():
+        reasons.append("model_path is empty: give the .pt checkpoint or .onnx file to serve")
+    return reasons
