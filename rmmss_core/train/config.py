@@ -78,7 +78,9 @@ class LossConfig:
     kd_temperature: float = 1.0
     pseudo: float = 1.0  # M3L
     ema_decay: float = 0.99
+    m3l_mask: str = "anymodal"  # "one": one modality or none (the paper's 2-sensor rule); "anymodal"
     impute: float = 1.0  # U2MKD
+    uni_kd: float = 1.0  # U2MKD's LiDAR-teacher logit KD
     feature_kd: float = 1.0
     fsm_kd: float = 1.0  # RMMSS-FSM: KD of the selected logits to the full-modality teacher
 

@@ -1,0 +1,78 @@
+"""Helpers shared by the recipes: building / loading models, masks, the supervised loss."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rmmss_core.losses import ohem_cross_entropy
+from rmmss_core.modalities import random_anymodal_mask
+from rmmss_core.spec import PreprocessSpec
+from rmmss_core.train.config import TrainConfig
+from rmmss_core.utils.io import CheckpointError
+
+
+def build_student(cfg: TrainConfig, spec: PreprocessSpec, **overrides: Any) -> nn.Module:
+    """``create_model(cfg.model.name, **cfg.model.options, num_classes=spec.num_classes, **overrides)``,
+    then optional ``cfg.init`` weights (e.g. a student initialised from its teacher)."""
+    from rmmss_core.models import create_model
+    options = {**cfg.model.options, **overrides}
+    options.setdefault("num_classes", spec.num_classes)
+    if options["num_classes"] != spec.num_classes:
+        raise ValueError(f"model has {options['num_classes']} classes but the data has {spec.num_classes}")
+    model = create_model(cfg.model.name, **options)
+    if cfg.init:
+        from rmmss_core.models.checkpoint import load_state_strict
+        from rmmss_core.utils.io import load_checkpoint
+        load_state_strict(model, load_checkpoint(cfg.init)["state_dict"], f"init checkpoint {cfg.init}")
+    return model
+
+
+def load_frozen(path: str, role: str, spec: PreprocessSpec) -> nn.Module:
+    """A frozen model from a checkpoint (``teacher=...`` / ``robust=...``), checked against ``spec``."""
+    from rmmss_core.models import load_model
+    from rmmss_core.train.recipes.base import freeze
+    if not path:
+        raise ValueError(f"this recipe needs a {role} checkpoint: pass {role}=PATH (or --{role} PATH)")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{role} checkpoint {path} does not exist")
+    model, their_spec = load_model(path)
+    if their_spec.class_names != spec.class_names:
+        raise CheckpointError(f"{role} {path} predicts {their_spec.num_classes} classes "
+                              f"({their_spec.class_set}), the data has {spec.num_classes} ({spec.class_set})")
+    return freeze(model)
+
+
+def anymodal_mask(available: torch.Tensor) -> torch.Tensor:
+    """Any-modal dropout (AnySeg): a random non-empty subset per sample, within what the sample has.
+
+    available: bool ``B x 4`` -> bool ``B x 4``. Uses the global RNG, which the trainer seeds
+    per step, so masks replay exactly on resume."""
+    mask = random_anymodal_mask(available.shape[0]).to(available.device) & available
+    empty = ~mask.any(dim=1)
+    return torch.where(empty[:, None], available, mask)
+
+
+def one_or_none_mask(available: torch.Tensor) -> torch.Tensor:
+    """M3L's masked modality learning: per sample, mask one available modality or none (uniform)."""
+    b, m = available.shape
+    choice = torch.randint(0, m + 1, (b,)).to(available.device)  # m = mask none
+    mask = available.clone()
+    rows = torch.arange(b, device=available.device)
+    drop = (choice < m) & (available.sum(dim=1) > 1)
+    idx = choice.clamp(max=m - 1)
+    mask[rows[drop], idx[drop]] = False
+    return mask
+
+
+def supervised(cfg: TrainConfig, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """OHEM cross-entropy with the config's threshold and minimum kept fraction."""
+    return ohem_cross_entropy(logits.float(), label, cfg.loss.ohem_thresh, cfg.loss.ohem_min_kept_frac,
+                              ignore_index=255)
+
+
+def model_info(model: nn.Module) -> dict[str, Any]:
+    from rmmss_core.models import model_spec
+    return model_spec(model)
