@@ -173,3 +173,10 @@ def test_encode_rgb_shapes():
     assert encode_rgb(np.full((4, 5, 4), 255, np.uint8)).max() == 1.0
     with pytest.raises(ValueError, match="uint8"):
         encode_rgb(np.zeros((4, 5, 3), np.float32))
+
+
+def test_nearest_per_pixel_ties_go_to_the_lowest_index():
+    from rmmss_core.encodings import nearest_per_pixel
+    pix = np.array([5, 3, 5, 5, 3, 0])
+    z = np.array([2.0, 1.0, 1.0, 1.0, 0.5, 9.0])
+    assert sorted(nearest_per_pixel(pix, z, 8).tolist()) == [2, 4, 5]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rmmss_core.encodings.camera import CameraModel
+from rmmss_core.encodings.camera import MIN_DEPTH_M, CameraModel
 from rmmss_core.encodings.common import finish
 from rmmss_core.spec import LidarEncoding
 
@@ -19,19 +19,20 @@ def transform_points(xyz: np.ndarray, T: np.ndarray) -> np.ndarray:
     return np.asarray(xyz, dtype=np.float64) @ T[:3, :3].T + T[:3, 3]
 
 
-def nearest_per_pixel(pixel: np.ndarray, depth: np.ndarray) -> np.ndarray:
+def nearest_per_pixel(pixel: np.ndarray, depth: np.ndarray, num_pixels: int) -> np.ndarray:
     """Indices (into ``pixel``) of the nearest point for every pixel hit, ties -> lowest index.
 
-    ``pixel`` int64 N flat pixel indices, ``depth`` float N. Vectorised: one lexsort.
+    ``pixel`` int64 N flat pixel indices in ``[0, num_pixels)``, ``depth`` float N. Vectorised:
+    a z-buffer with ``np.minimum.at``, then a second ``minimum.at`` over indices to break ties.
     """
     if pixel.size == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((depth, pixel))
-    ps = pixel[order]
-    first = np.empty(ps.size, dtype=bool)
-    first[0] = True
-    np.not_equal(ps[1:], ps[:-1], out=first[1:])
-    return order[first]
+    zbuf = np.full(num_pixels, np.inf)
+    np.minimum.at(zbuf, pixel, depth)
+    win = np.flatnonzero(zbuf[pixel] == depth)
+    first = np.full(num_pixels, np.iinfo(np.int64).max)
+    np.minimum.at(first, pixel[win], win)
+    return win[first[pixel[win]] == win]
 
 
 def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
@@ -53,14 +54,20 @@ def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
         raise ValueError(f"lidar points must be N x 4 (x, y, z, intensity), got shape {pts.shape}")
     H, W = camera.height, camera.width
     out = np.zeros((H * W, 3), dtype=np.float32)
-    xyz = pts[:, :3].astype(np.float64, copy=False)
+    T = np.asarray(T_cam_lidar, dtype=np.float64)
+    if T.shape != (4, 4):
+        raise ValueError(f"T_cam_lidar must be 4 x 4, got shape {T.shape}")
+    xyz_all = np.asarray(pts[:, :3], dtype=np.float64)
+    # cull points behind the camera first (most of a 360-degree scan); NaN z fails the test too
+    front = np.flatnonzero(xyz_all @ T[2, :3] + T[2, 3] > MIN_DEPTH_M)
+    xyz = xyz_all[front]
     finite = np.isfinite(xyz).all(axis=1)
     if not finite.all():
-        pts, xyz = pts[finite], xyz[finite]
-    cam = transform_points(xyz, T_cam_lidar)
+        front, xyz = front[finite], xyz[finite]
+    pts = pts[front]
+    cam = transform_points(xyz, T)
     pix, valid = camera.pixel_indices(cam)
-    z = cam[valid, 2]
-    keep = nearest_per_pixel(pix, z)
+    keep = nearest_per_pixel(pix, cam[valid, 2], H * W)
     src = np.flatnonzero(valid)[keep]
     target = pix[keep]
     for c, name in enumerate(enc.channels):
