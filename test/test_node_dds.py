@@ -1,0 +1,227 @@
+"""The perception node as a separate process over real DDS, with a real tiny checkpoint and the
+torch backend: masks with the right stamps/shapes/classes; a sensor killed mid-run is reported
+STALE and not used while masks keep coming; resumed, it is used again; malformed messages are
+survived and reported; BEST_EFFORT publishers are received; a bad model file fails at start."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from rmmss_ros.conversions import fill_cloud, fill_image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+H, W = 48, 64
+pytestmark = pytest.mark.ros
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", ROS_DOMAIN_ID=str(os.environ["ROS_DOMAIN_ID"]),
+               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _domain():
+    old = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 200)  # isolate from other runs on this host
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    yield
+    if old is None:
+        os.environ.pop("ROS_DOMAIN_ID", None)
+    else:
+        os.environ["ROS_DOMAIN_ID"] = old
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from rmmss_core.models import create_model, save_model_checkpoint
+    from rmmss_core.spec import PreprocessSpec
+
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model_checkpoint(path, create_model("anymodal", size="tiny", num_classes=25),
+                          PreprocessSpec(input_size=(32, 48)))
+    return path
+
+
+def start_node(model: Path, *params: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "rmmss_ros.perception_node", "--ros-args", "-p", f"model_path:={model}",
+            "-p", "rgb.timeout_s:=0.3", "-p", "depth.timeout_s:=0.3", "-p", "event.timeout_s:=0.3",
+            "-p", "lidar.timeout_s:=0.3", "-p", "diagnostics.period_s:=0.25"]
+    for p in params:
+        args += ["-p", p]
+    return subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def stop_node(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.stdout.read() if proc.stdout else ""
+
+
+class Rig:
+    """Test-side node: BEST_EFFORT sensor publishers and subscribers to the node's outputs."""
+
+    def __init__(self):
+        rclpy.init()
+        self.node = rclpy.create_node("rmmss_test_rig")
+        be = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.pubs = {"rgb": self.node.create_publisher(Image, "camera/image_raw", be),
+                     "depth": self.node.create_publisher(Image, "depth/image_raw", be),
+                     "event": self.node.create_publisher(Image, "events", be),
+                     "lidar": self.node.create_publisher(PointCloud2, "lidar/points", be),
+                     "info": self.node.create_publisher(CameraInfo, "camera/camera_info", be)}
+        self.masks: list[Image] = []
+        self.colors: list[Image] = []
+        self.used: list[dict] = []
+        self.diags: list[DiagnosticArray] = []
+        self.node.create_subscription(Image, "/perception_node/mask", self.masks.append, 10)
+        self.node.create_subscription(Image, "/perception_node/mask_color", self.colors.append, 10)
+        self.node.create_subscription(String, "/perception_node/used_modalities",
+                                      lambda m: self.used.append(json.loads(m.data)), 10)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.stamps: list[tuple[int, int]] = []
+        rng = np.random.default_rng(0)
+        self.rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        self.depth = rng.uniform(1, 30, (H, W)).astype(np.float32)
+        self.event = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        pts = np.zeros(300, [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
+        pts["x"], pts["y"], pts["z"] = rng.uniform(2, 20, 300), rng.uniform(-5, 5, 300), rng.uniform(-1, 2, 300)
+        pts["intensity"] = rng.uniform(0, 1, 300)
+        self.points = pts
+        self.info = CameraInfo(width=W, height=H, distortion_model="plumb_bob")
+        self.info.k = [40.0, 0.0, W / 2, 0.0, 40.0, H / 2, 0.0, 0.0, 1.0]
+        self.info.d = [0.0] * 5
+        self.info.p = [40.0, 0.0, W / 2, 0.0, 0.0, 40.0, H / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+        self.info.header.frame_id = "camera"
+
+    def publish_frame(self, sensors=("rgb", "depth", "event", "lidar"), malformed: str | None = None) -> None:
+        stamp = self.node.get_clock().now().to_msg()
+        msgs = {"rgb": fill_image(Image(), self.rgb, "rgb8"), "depth": fill_image(Image(), self.depth, "32FC1"),
+                "event": fill_image(Image(), self.event, "rgb8"),
+                "lidar": fill_cloud(PointCloud2(), self.points, PointField)}
+        if malformed == "depth":
+            msgs["depth"].data = bytes(100)  # wrong size
+        elif malformed == "event":
+            msgs["event"].encoding = "yuv_weird"  # unknown encoding
+        elif malformed == "lidar":
+            msgs["lidar"].row_step = 7  # inconsistent cloud
+        for m in sensors:
+            msgs[m].header.stamp = stamp
+            msgs[m].header.frame_id = "camera" if m != "lidar" else "lidar"
+            self.pubs[m].publish(msgs[m])
+        self.info.header.stamp = stamp
+        self.pubs["info"].publish(self.info)
+        self.stamps.append((stamp.sec, stamp.nanosec))
+
+    def run(self, seconds: float, rate_hz: float = 10.0, **kw) -> int:
+        """Publish frames at rate_hz for ``seconds`` while spinning; returns frames published."""
+        n, t_end, next_pub = 0, time.monotonic() + seconds, time.monotonic()
+        while time.monotonic() < t_end:
+            if time.monotonic() >= next_pub:
+                self.publish_frame(**kw)
+                n += 1
+                next_pub += 1.0 / rate_hz
+            rclpy.spin_once(self.node, timeout_sec=0.005)
+        return n
+
+    def wait_for(self, cond, timeout: float, **kw) -> bool:
+        t_end = time.monotonic() + timeout
+        while time.monotonic() < t_end:
+            self.run(0.2, **kw)
+            if cond():
+                return True
+        return False
+
+    def sensor_levels(self, since: int = 0) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for arr in self.diags[since:]:
+            for s in arr.status:
+                if s.name.startswith("perception_node: "):
+                    out.setdefault(s.name.split(": ", 1)[1], []).append(s.level[0] if isinstance(s.level, bytes)
+                                                                      else int(s.level))
+        return out
+
+    def close(self):
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def test_node_over_dds_keeps_publishing_when_a_sensor_dies(tiny_model):
+    proc = start_node(tiny_model)
+    rig = Rig()
+    try:
+        assert rig.wait_for(lambda: len(rig.masks) >= 3, timeout=60.0), "no mask from the node:\n" + stop_node(proc)
+        # phase 1: all sensors -> masks with camera stamps, camera shape, valid classes, all used
+        n0 = len(rig.used)
+        rig.run(1.5)
+        m = rig.masks[-1]
+        assert (m.height, m.width, m.encoding, m.header.frame_id) == (H, W, "mono8", "camera")
+        assert np.frombuffer(m.data, np.uint8).max() < 25
+        assert (m.header.stamp.sec, m.header.stamp.nanosec) in rig.stamps
+        c = rig.colors[-1]
+        assert (c.height, c.width, c.encoding) == (H, W, "rgb8")
+        assert all(set(u["used"]) == {"rgb", "depth", "event", "lidar"} for u in rig.used[n0 + 2:])
+
+        # phase 2: kill the LiDAR stream; masks keep coming at the reference rate without it
+        rig.run(0.6, sensors=("rgb", "depth", "event"))
+        n1, d1 = len(rig.used), len(rig.diags)
+        sent = rig.run(2.0, sensors=("rgb", "depth", "event"))
+        got = rig.used[n1:]
+        assert len(got) >= 0.6 * sent, f"{len(got)} masks for {sent} camera frames with the LiDAR dead"
+        assert all("lidar" not in u["used"] and "lidar" in u["missing"] for u in got)
+        assert 3 in rig.sensor_levels(d1)["lidar"]  # STALE
+        assert set(rig.sensor_levels(d1)["rgb"]) == {0}
+
+        # phase 3: resume it -> used again
+        rig.run(0.8)
+        n2 = len(rig.used)
+        rig.run(1.0)
+        assert rig.used[n2:] and all("lidar" in u["used"] for u in rig.used[n2:])
+
+        # phase 4: malformed messages never crash the node; they are reported and not used
+        for bad in ("depth", "event", "lidar"):
+            n3, d3 = len(rig.used), len(rig.diags)
+            rig.run(0.8, malformed=bad)
+            assert proc.poll() is None, "node died on malformed " + bad
+            got = rig.used[n3:]
+            assert got and all(bad not in u["used"] and bad in u["errors"] for u in got[1:])
+            assert 2 in rig.sensor_levels(d3)[bad]  # ERROR
+        rig.run(0.5)
+        n4 = len(rig.used)
+        rig.run(0.8)
+        assert all(set(u["used"]) == {"rgb", "depth", "event", "lidar"} for u in rig.used[n4 + 1:])
+    finally:
+        log = stop_node(proc)
+        rig.close()
+    assert proc.returncode == 0, log
+
+
+@pytest.mark.parametrize("content,match", [(None, "does not exist"), (b"not a checkpoint", "cannot load")])
+def test_bad_model_file_fails_at_start_with_a_clear_error(tmp_path, content, match):
+    path = tmp_path / "model.pt"
+    if content is not None:
+        path.write_bytes(content)
+    proc = start_node(path)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "start-up failed" in out and str(path) in out and match in out, out
