@@ -8,7 +8,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from rmmss_core.eval import Evaluator, build_conditions, evaluate
-from rmmss_core.eval.corruptions import gaussian_noise, random_missing, salt_and_pepper
 from rmmss_core.eval.plots import colorize, plot_overlays, plot_subset_bars
 from rmmss_core.eval.report import build_report, markdown_report, write_report
 from rmmss_core.modalities import MODALITIES, SUBSET_NAMES, parse_subset
@@ -144,25 +143,30 @@ def test_max_samples_callable_model_and_resize():
         evaluate(lambda i, a: torch.zeros(2, 3), _loader(samples), SPEC, ["emm"], progress=False)
 
 
-def test_corruptions():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 3, 64, 64)
-    y = random_missing(x, 0.5, g)
-    zero_px = (y == 0).all(dim=1)
-    assert 0.4 < zero_px.float().mean() < 0.6
-    assert torch.equal(y[~zero_px[:, None].expand_as(y)], x[~zero_px[:, None].expand_as(x)])
-    assert torch.equal(random_missing(x, 0.0, g), x)
+def test_protocol_corruptions_use_the_shared_functions_in_the_right_space():
+    """RMM zeroes whole pixels of the normalised input; NM noise lives in the encoded [0, 1] space."""
     norm = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    enc = torch.full((1, 3, 100, 100), 0.5)
-    noisy = salt_and_pepper((enc - 0.5) / 0.25, 0.2, norm, g) * 0.25 + 0.5
-    frac_salt, frac_pepper = (noisy == 1).float().mean(), (noisy == 0).float().mean()
-    assert 0.08 < frac_salt < 0.12 and 0.08 < frac_pepper < 0.12
-    gn = gaussian_noise((enc - 0.5) / 0.25, 0.1, norm, g) * 0.25 + 0.5
+    spec = PreprocessSpec(input_size=(64, 64), normalization={m: norm for m in MODALITIES})
+    conds = {c.key: c for c in build_conditions(["rmm", "nm"])}
+    ev = Evaluator(spec, list(conds.values()))
+    x = {m: torch.randn(2, 3, 64, 64) for m in MODALITIES}
+    rmm = next(c for c in conds.values() if c.corruption == "rmm" and c.level == 0.5)
+    y = ev._corrupt(rmm, x, torch.Generator().manual_seed(0))
+    for m in MODALITIES:
+        zero_px = (y[m] == 0).all(dim=1)
+        assert 0.4 < zero_px.float().mean() < 0.6
+        keep = ~zero_px[:, None].expand_as(y[m])
+        assert torch.equal(y[m][keep], x[m][keep])
+    enc = {m: torch.zeros(1, 3, 100, 100) for m in MODALITIES}  # normalised 0 == encoded 0.5
+    sp = next(c for c in conds.values() if c.corruption == "salt_pepper" and c.level == 0.2)
+    noisy = ev._corrupt(sp, enc, torch.Generator().manual_seed(1))["rgb"] * 0.25 + 0.5
+    assert 0.08 < (noisy == 1).float().mean() < 0.12 and 0.08 < (noisy == 0).float().mean() < 0.12
+    gs = [c for c in conds.values() if c.corruption == "gaussian" and c.level == 0.1]
+    assert gs and all(MODALITIES.index("event") not in c.corrupted for c in gs)
+    gn = ev._corrupt(gs[0], enc, torch.Generator().manual_seed(2))["rgb"] * 0.25 + 0.5
     assert gn.min() >= 0 and gn.max() <= 1 and 0.08 < (gn - 0.5).std() < 0.12
-    a = gaussian_noise(x, 0.2, norm, torch.Generator().manual_seed(5))
-    assert torch.equal(a, gaussian_noise(x, 0.2, norm, torch.Generator().manual_seed(5)))
-    with pytest.raises(ValueError, match="x must be"):
-        random_missing(torch.zeros(3, 4, 4), 0.5)
+    again = ev._corrupt(gs[0], enc, torch.Generator().manual_seed(2))["rgb"] * 0.25 + 0.5
+    assert torch.equal(gn, again)
 
 
 def test_report_and_plots(tmp_path):

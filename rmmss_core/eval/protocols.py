@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from rmmss_core.eval.corruptions import gaussian_noise, random_missing, salt_and_pepper
+from rmmss_core.data.corruptions import element_dropout, gaussian_noise, in_encoded_space, salt_and_pepper
 from rmmss_core.eval.metrics import ConfusionMatrix, expected_miou
 from rmmss_core.modalities import MODALITIES, NUM_MODALITIES, SUBSET_NAMES, SUBSETS, subset_mask
 from rmmss_core.spec import PreprocessSpec
@@ -151,16 +151,22 @@ class Evaluator:
         self.overlay_subsets = tuple(overlay_subsets)
 
     def _corrupt(self, cond: Condition, inputs: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """The shared corruptions of ``rmmss_core.data.corruptions`` (the ones training uses).
+
+        RMM zeroes whole pixels (all channels) of the normalised input, as the ``zero`` missing
+        representation does; NM noise is added in the encoded [0, 1] space and normalised again.
+        """
         out = dict(inputs)
         for i in cond.corrupted:
-            m = MODALITIES[i]
-            norm = self.spec.normalization[m]
+            m, level = MODALITIES[i], cond.level
             if cond.corruption == "rmm":
-                out[m] = random_missing(out[m], cond.level, gen)
+                out[m] = element_dropout(out[m], level, per_pixel=True, generator=gen)
             elif cond.corruption == "salt_pepper":
-                out[m] = salt_and_pepper(out[m], cond.level, norm, gen)
+                out[m] = in_encoded_space(out[m], m, self.spec,
+                                          lambda x, lv=level: salt_and_pepper(x, lv, generator=gen))
             elif cond.corruption == "gaussian":
-                out[m] = gaussian_noise(out[m], cond.level, norm, gen)
+                out[m] = in_encoded_space(out[m], m, self.spec,
+                                          lambda x, lv=level: gaussian_noise(x, lv, generator=gen))
             else:
                 raise ValueError(f"unknown corruption {cond.corruption!r} in condition {cond.key}")
         return out
