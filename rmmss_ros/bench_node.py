@@ -1,0 +1,135 @@
+"""``make bench`` section "node": the perception node's own costs, measured in-process.
+
+- per-frame overhead without inference (decode, encode/projection, preprocess) at 640 x 480 with a
+  64k-point cloud, as a ratio to simply deserialising the same CDR messages (rclpy);
+- synchronizer cost per message;
+- output rate with one of four sensors dead, as a share of the reference rate (message_filters'
+  approximate policy emits nothing then: it needs every input);
+- latency stamp -> mask with the tiny CPU model (sync + pipeline + inference, no DDS hop).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from rmmss_core.bench.report import BenchReport, machine_info, time_callable
+from rmmss_ros.sync import NS, SensorConfig, Synchronizer
+
+H, W, N_POINTS = 480, 640, 65536
+
+
+def _messages(rng):
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+
+    from rmmss_ros.conversions import fill_cloud, fill_image
+
+    pts = np.zeros(N_POINTS, [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
+    pts["x"], pts["y"] = rng.uniform(1, 60, N_POINTS), rng.uniform(-30, 30, N_POINTS)
+    pts["z"], pts["intensity"] = rng.uniform(-2, 5, N_POINTS), rng.uniform(0, 1, N_POINTS)
+    msgs = {"rgb": fill_image(Image(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "bgr8"),
+            "depth": fill_image(Image(), rng.integers(0, 30000, (H, W), dtype=np.uint16), "16UC1"),
+            "event": fill_image(Image(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "rgb8"),
+            "lidar": fill_cloud(PointCloud2(), pts, PointField)}
+    info = CameraInfo(width=W, height=H, distortion_model="plumb_bob")
+    info.k = [500.0, 0, W / 2, 0, 500.0, H / 2, 0, 0, 1]
+    info.d = [0.0] * 5
+    return msgs, info
+
+
+def _tiny_backend(tmp: Path, size: tuple[int, int]):
+    from rmmss_core.deploy import create_backend
+    from rmmss_core.models import create_model, save_model_checkpoint
+    from rmmss_core.spec import PreprocessSpec
+
+    path = tmp / "tiny.pt"
+    save_model_checkpoint(path, create_model("anymodal", size="tiny", num_classes=25), PreprocessSpec(input_size=size))
+    return create_backend("torch", path)
+
+
+def _dead_sensor_share(seconds: float) -> float:
+    """Simulated 10 Hz camera + depth + events, LiDAR dead: sets emitted / camera frames."""
+    clock = SimpleNamespace(t=100 * NS)
+    sync = Synchronizer([SensorConfig(m, 0.02, 0.0, 0.2) for m in ("rgb", "depth", "event", "lidar")],
+                        lambda: clock.t, reference="rgb")
+    frames = sets = 0
+    for k in range(int(seconds * 100)):  # 10 ms steps
+        if k % 10 == 0:
+            frames += 1
+            for m in ("depth", "event", "rgb"):
+                sets += len(sync.add(m, clock.t, m))
+        sets += len(sync.poll())
+        clock.t += 10_000_000
+    return sets / frames
+
+
+def run(quick: bool) -> BenchReport:
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from rmmss_ros.pipeline import Pipeline
+
+    rng = np.random.default_rng(0)
+    msgs, info = _messages(rng)
+    iters = 5 if quick else 30
+    with tempfile.TemporaryDirectory() as tmp:
+        pipe = Pipeline(_tiny_backend(Path(tmp), (H, W)))
+        fs = SimpleNamespace(stamp_ns=10 * NS, messages=msgs, missing=())
+        raw = {m: (serialize_message(msg), type(msg)) for m, msg in msgs.items()}
+        deser = time_callable(lambda: [deserialize_message(b, t) for b, t in raw.values()], iters=iters)
+        prep = time_callable(lambda: pipe.prepare(fs, info), iters=iters)
+        full = time_callable(lambda: pipe.process(fs, info), iters=iters)
+
+        n = 4000 if quick else 40000
+        clock = SimpleNamespace(t=100 * NS)
+        sync = Synchronizer([SensorConfig(m, 0.02, 0.0, 0.2) for m in ("rgb", "depth", "event", "lidar")],
+                            lambda: clock.t, reference="rgb")
+        t0 = time.perf_counter()
+        for k in range(n // 4):
+            clock.t += 25_000_000
+            for m in ("depth", "event", "lidar", "rgb"):
+                sync.add(m, clock.t, k)
+        sync_us = (time.perf_counter() - t0) / n * 1e6
+        share = _dead_sensor_share(5.0 if quick else 60.0)
+
+        # latency stamp -> mask in process: sync emission + pipeline with the tiny model at 640 x 480
+        lat = []
+        for _ in range(iters):
+            start = time.perf_counter()
+            clock.t += 100_000_000
+            s = sync.add("depth", clock.t, msgs["depth"]) + sync.add("event", clock.t, msgs["event"])
+            s += sync.add("lidar", clock.t, msgs["lidar"]) + sync.add("rgb", clock.t, msgs["rgb"])
+            pipe.process(s[-1], info)
+            lat.append((time.perf_counter() - start) * 1e3)
+    lat.sort()
+    ratio = prep["p50_ms"] / deser["p50_ms"]
+    mi = machine_info()
+    records = [
+        {"metric": "deserialise_4_msgs_ms_p50", "value": deser["p50_ms"]},
+        {"metric": "node_overhead_no_inference_ms_p50", "value": prep["p50_ms"]},
+        {"metric": "overhead_ratio_vs_deserialise", "value": ratio},
+        {"metric": "pipeline_with_tiny_model_ms_p50", "value": full["p50_ms"]},
+        {"metric": "sync_us_per_message", "value": sync_us},
+        {"metric": "output_share_one_of_four_dead", "value": share, "message_filters": 0.0},
+        {"metric": "latency_stamp_to_mask_tiny_cpu_ms_p50", "value": lat[len(lat) // 2]},
+    ]
+    md = "\n".join([
+        f"Machine: {mi['cpu']}, {mi['cores']} cores, torch threads {mi['torch_threads']}, GPU {mi['gpu']}. "
+        f"Inputs 640 x 480 (bgr8 camera, 16UC1 depth, rgb8 event frame) and a {N_POINTS}-point cloud; "
+        f"{'quick' if quick else 'full'} run, {iters} timed iterations.",
+        "",
+        "| measure | value |", "| --- | --- |",
+        f"| deserialise the 4 CDR messages (rclpy), p50 | {deser['p50_ms']:.2f} ms |",
+        f"| node overhead without inference (decode, encode, LiDAR projection, preprocess), p50 | "
+        f"{prep['p50_ms']:.2f} ms |",
+        f"| overhead / deserialise | {ratio:.1f}x |",
+        f"| synchronizer, per message | {sync_us:.1f} us |",
+        f"| output rate, LiDAR dead, share of the reference rate | {share:.1%} (message_filters: 0%) |",
+        f"| latency stamp -> mask, tiny model, CPU, in process (no DDS hop), p50 | {lat[len(lat) // 2]:.1f} ms |",
+        "",
+        "B0 at 1024 x 1024 on a GPU: not measured here (no GPU and no rclpy on the GPU machine).",
+    ])
+    return BenchReport("node", "ROS node overhead, synchronizer and latency", md, records,
+                       command="make bench (rmmss_ros.bench_node.run)")
