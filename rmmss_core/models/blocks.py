@@ -20,13 +20,13 @@ class BranchLayerNorm(nn.Module):
 
     def __init__(self, dim: int, branches: int, eps: float = 1e-6):
         super().__init__()
-        self.branches, self.eps = branches, eps
+        self.dim, self.branches, self.eps = dim, branches, eps
         self.weight = nn.Parameter(torch.ones(branches, dim))
         self.bias = nn.Parameter(torch.zeros(branches, dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.layer_norm(x, x.shape[-1:], eps=self.eps)
-        y = y.unflatten(0, (-1, self.branches))                     # B x M x L x C
+        y = F.layer_norm(x, (self.dim,), eps=self.eps)
+        y = y.reshape(-1, self.branches, y.shape[-2], self.dim)       # B x M x L x C
         y = y * self.weight[:, None, :] + self.bias[:, None, :]
         return y.flatten(0, 1)
 

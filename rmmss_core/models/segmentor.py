@@ -75,7 +75,7 @@ class AnyModalSegmentor(nn.Module):
         mask = self.missing.fusion_mask(avail)                                   # who is fused
         per_mod = self.encoder(x.flatten(0, 1), lambda t: self.missing.stage1_tokens(t, avail),
                                self.fusion.mixer(mask))
-        per_mod = [f.unflatten(0, x.shape[:2]) for f in per_mod]                 # B x M x C_s x H_s x W_s
+        per_mod = [_split(f, x.shape[1]) for f in per_mod]                       # B x M x C_s x H_s x W_s
         fusion: FusionOutput = self.fusion(per_mod, mask)
         out: DecoderOutput = self.decoder(fusion.fused, per_mod, mask)
         logits = _resize(out.logits, x.shape[-2:])
@@ -88,8 +88,8 @@ class AnyModalSegmentor(nn.Module):
                   size: torch.Size) -> SegFeatures:
         zero = torch.zeros((), dtype=per_mod[0].dtype, device=per_mod[0].device)
         shown = [torch.where(avail[:, :, None, None, None], f, zero) for f in per_mod]
-        branch = None if out.branch_logits is None else _resize(out.branch_logits.flatten(0, 1), size).unflatten(
-            0, out.branch_logits.shape[:2])
+        branch = None if out.branch_logits is None else _split(
+            _resize(out.branch_logits.flatten(0, 1), size), out.branch_logits.shape[1])
         return SegFeatures(shown, fusion.fused, out.embedding, fusion.imputed, fusion.imputed_mask,
                            fusion.impute_valid, branch)
 
@@ -100,10 +100,16 @@ class LogitsOnly(nn.Module):
     def __init__(self, model: AnyModalSegmentor):
         super().__init__()
         self.model = model
+        self.train(model.training)   # a fresh wrapper would be in training mode, and export restores it
 
     def forward(self, rgb: Tensor, depth: Tensor, event: Tensor, lidar: Tensor, available: Tensor) -> Tensor:
         inputs = {"rgb": rgb, "depth": depth, "event": event, "lidar": lidar}
         return self.model(inputs, available).logits
+
+
+def _split(x: Tensor, m: int) -> Tensor:
+    """``(B * M) x C x h x w`` -> ``B x M x C x h x w`` (reshape: exports with dynamic sizes)."""
+    return x.reshape(-1, m, x.shape[1], x.shape[2], x.shape[3])
 
 
 def _resize(x: Tensor, size) -> Tensor:

@@ -36,6 +36,6 @@ class HubFusion(nn.Module):
         """``[B x M x C_s x H_s x W_s] * 4`` + mask ``B x M`` -> 4 x ``B x C_s x H_s x W_s``."""
         fused = []
         for gate, f in zip(self.gates, features, strict=True):
-            gated = gate(f.flatten(0, 1)).unflatten(0, f.shape[:2])
+            gated = gate(f.flatten(0, 1)).reshape(f.shape)
             fused.append(masked_max(gated, mask))
         return FusionOutput(fused)

@@ -25,7 +25,7 @@ class LinearFusion(nn.Module):
     def mixer(self, mask: Tensor):
         """Token mixing for the encoder: ``(B * M) x L x C`` -> same."""
         def mix(tokens: Tensor) -> Tensor:
-            x = tokens.unflatten(0, (-1, self.num_modalities))           # B x M x L x C
+            x = tokens.reshape(-1, self.num_modalities, tokens.shape[-2], tokens.shape[-1])  # B x M x L x C
             mean = masked_mean(x, mask).unsqueeze(1)
             return (self.ratio * x + (1.0 - self.ratio) * mean).flatten(0, 1)
         return mix
@@ -48,7 +48,7 @@ class EnsembleDecoder(nn.Module):
     def forward(self, fused: list[Tensor], per_modality: list[Tensor], mask: Tensor) -> DecoderOutput:
         """Per-branch pyramids ``[B x M x C_s x H_s x W_s] * 4`` -> ensemble logits ``B x K x H/4 x W/4``,
         embedding (same weights over the branch embeddings) and ``branch_logits B x M x K x H/4 x W/4``."""
-        embeds = torch.stack([head.embed([f[:, i] for f in per_modality])
+        embeds = torch.stack([head.embed([f.select(1, i) for f in per_modality])
                               for i, head in enumerate(self.heads)], dim=1)
         logits = torch.stack([head.classify(embeds[:, i]) for i, head in enumerate(self.heads)], dim=1)
         w = masked_softmax(self.ensemble.to(logits.dtype).expand(mask.shape), mask)   # B x M
