@@ -96,3 +96,4 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 def _ensure_builtin() -> None:
     """Import the modules that register the built-in models (kept lazy against import cycles)."""
     import rmmss_core.models.segmentor  # noqa: F401
+    import rmmss_core.train.fsm  # noqa: F401  (registers the RMMSS-FSM student "rmmss_fsm")
