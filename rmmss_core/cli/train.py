@@ -1,0 +1,58 @@
+"""``rmmss train RECIPE``: train one recipe on a dataset.
+
+    rmmss train teacher --data data/synth --out runs/teacher
+    rmmss train rmmss-hpdm --data data/synth --out runs/hpdm --teacher runs/teacher/best.pt
+    rmmss train rmmss-fsm --data data/synth --out runs/fsm --teacher runs/teacher/best.pt \\
+        --robust runs/hpdm/best.pt iters=2000 optim.lr=1e-4
+    torchrun --nproc_per_node 4 -m rmmss_core.cli train teacher --data DIR --out runs/t
+
+The config is ``config/train/<recipe>.yaml`` unless ``--config`` names another; ``key=value``
+flags overlay it; the resolved config is written to ``OUT/config.yaml``. ``--resume`` continues
+from ``OUT/last.pt`` exactly where an interrupted run stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "train"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rmmss_core.train.recipes import RECIPES
+    p.add_argument("recipe", choices=list(RECIPES), help="what to train")
+    p.add_argument("--config", default=None, help="YAML config (default: config/train/<recipe>.yaml)")
+    p.add_argument("--data", default=None, help="dataset root (data.root)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, config.yaml, TensorBoard")
+    p.add_argument("--teacher", default=None, help="checkpoint of the frozen teacher")
+    p.add_argument("--robust", default=None, help="checkpoint of the frozen robust model (rmmss-fsm)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.add_argument("overrides", nargs="*", default=[], help="config overrides key.sub=value")
+    # overrides may come after the options (``rmmss train teacher --out R iters=10``)
+    p.parse_args = p.parse_intermixed_args  # type: ignore[method-assign]
+
+
+def resolve_config(args: argparse.Namespace):
+    from rmmss_core.train.config import TrainConfig
+    from rmmss_core.utils.config import load_config
+    path = args.config
+    if path is None:
+        default = CONFIG_DIR / f"{args.recipe.replace('-', '_')}.yaml"
+        path = default if default.is_file() else None
+    overrides = list(args.overrides) + [f"recipe={args.recipe}"]
+    for key, value in (("data.root", args.data), ("teacher", args.teacher), ("robust", args.robust)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return load_config(TrainConfig, path, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rmmss_core.train.run import train_recipe
+    cfg = resolve_config(args)
+    result = train_recipe(cfg, args.out, resume=args.resume)
+    print(json.dumps({"recipe": cfg.recipe, "out": str(result.out), "step": result.step,
+                      "interrupted": result.interrupted, "last": str(result.last),
+                      "best": str(result.best) if result.best else None, "metrics": result.metrics,
+                      "seconds": round(result.seconds, 1)}))
+    return 130 if result.interrupted else 0
