@@ -62,3 +62,121 @@ def test_corruptions_damage_data_but_keep_the_sensor():
     assert Schedule.parse("lidar@0-9s").apply("lidar", 1.0, cloud) is None
     # a corrupted message still serialises (the player re-encodes it)
     assert M.deserialize(M.serialize(sparse), M.POINTCLOUD2).width == sparse.width
+
+
+# ----------------------------------------------------------------- replay through the node's pipeline
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synth_bag(tmp_path_factory):
+    """A real `rmmss synth` sequence (8 frames, 80 x 64), its bag, and a tiny model at that size."""
+    import torch
+
+    from rmmss_core.models.checkpoint import save_model_checkpoint
+    from rmmss_core.models.registry import create_model
+    from rmmss_core.spec import PreprocessSpec
+    from rmmss_ros.bag.sequence import open_sequence
+    from rmmss_ros.bag.writer import BagWriteOptions, write_bag
+
+    tmp = tmp_path_factory.mktemp("synth")
+    data = tmp / "data"
+    subprocess.run([sys.executable, "-m", "rmmss_core.cli", "synth", "--out", str(data), "--frames", "8",
+                    "--size", "80x64", "--sequences", "1", "--conditions", "sun", "--splits", "val=1.0",
+                    "--no-progress"], cwd=ROOT, check=True, capture_output=True, env={"OMP_NUM_THREADS": "1"})
+    bag = tmp / "seq"
+    write_bag(open_sequence(data), bag, BagWriteOptions(seed=1))
+    torch.manual_seed(0)
+    spec = PreprocessSpec(input_size=(64, 80))
+    ckpt = tmp / "tiny.pt"
+    save_model_checkpoint(ckpt, create_model("anymodal", size="tiny", num_classes=spec.num_classes), spec)
+    return data, bag, ckpt
+
+
+def _replayer(ckpt, values=None):
+    from rmmss_core.deploy import create_backend
+    from rmmss_ros.pipeline import Pipeline, PipelineParams
+    from rmmss_ros.replay.replay import Replayer
+
+    return Replayer(Pipeline(create_backend("torch", ckpt), PipelineParams.from_values(values)), values)
+
+
+def test_replay_equals_eval_on_the_same_frames(synth_bag, tmp_path):
+    """The pipeline adds no skew: replay mIoU == `rmmss eval` (EMM, all sensors) on the same frames."""
+    from rmmss_core.cli import main
+    from rmmss_ros.bag.reader import open_bag
+    from rmmss_ros.replay.cli import node_values
+
+    data, bag, ckpt = synth_bag
+    b = open_bag(bag)
+    values = node_values(None, [], b.custom)
+    assert values["event.format"] == "cloud" and values["lidar.extrinsic"] != node_values(None, [], {})["lidar.extrinsic"]
+    result = _replayer(ckpt, values).run(b)
+    s = result.stats.summary()
+    assert s["frames"] == {"expected": 8, "emitted": 8, "unlabeled": 0, "no_sensor": 0, "ratio": 1.0}
+    assert list(s["per_pattern"]) == ["RDEL"]
+    assert main(["eval", "--checkpoint", str(ckpt), "--data", str(data), "--dataset", "synthetic",
+                 "--split", "val", "--protocols", "emm", "--out", str(tmp_path / "eval"), "--device", "cpu",
+                 "--no-progress"]) == 0
+    ev = json.loads((tmp_path / "eval" / "eval.json").read_text())["checkpoints"]["tiny"]["emm"]["subsets"]["RDEL"]
+    assert ev["pixels"] == result.stats.total.matrix.sum()
+    assert s["miou"] == pytest.approx(ev["miou"], abs=1e-12)
+    assert s["pixel_acc"] == pytest.approx(ev["pixel_acc"], abs=1e-12)
+
+
+def test_replay_with_schedule_reports_patterns_and_is_deterministic(synth_bag, tmp_path):
+    from rmmss_ros.bag.reader import open_bag
+    from rmmss_ros.replay.cli import node_values
+
+    _, bag, ckpt = synth_bag
+    b = open_bag(bag)
+    values = node_values(None, [], b.custom)
+    sched = "lidar@0.15-0.45s,depth@0.45-s:noise=0.2"
+    r1 = _replayer(ckpt, values).run(b, Schedule.parse(sched))
+    r2 = _replayer(ckpt, values).run(open_bag(bag), Schedule.parse(sched))
+    s = r1.stats.summary()
+    # 3 frames inside the window; the sync may mark a just-recovered (dead) sensor missing once more
+    assert 3 <= s["per_pattern"]["RDE"]["frames"] <= 4
+    assert s["per_pattern"]["RDE"]["frames"] + s["per_pattern"]["RDEL"]["frames"] == s["frames"]["emitted"] == 8
+    assert all((r1.masks[k] == r2.masks[k]).all() for k in r1.masks) and r1.used == r2.used
+    paths = r1.stats.write(tmp_path / "rep", "replay", {"bag": str(bag)})
+    md = paths["md"].read_text()
+    assert "| RDE | " in md and "![overlays](replay_overlays.png)" in md
+    for key in ("timeline", "patterns", "overlays"):
+        assert paths[key].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_replay_cli_bad_inputs_and_mask_bag(synth_bag, tmp_path):
+    from rmmss_core.cli import main
+    from rmmss_ros.bag.reader import open_bag
+
+    _, bag, ckpt = synth_bag
+    out_bag = tmp_path / "masks"
+    assert main(["replay", str(bag), "--model", str(ckpt), "--out", str(tmp_path / "r"),
+                 "--out-bag", str(out_bag), "--drop", "rgb@0.25-0.75s"]) == 0
+    rep = json.loads((tmp_path / "r" / "replay.json").read_text())
+    # the camera (reference) dies: after its timeout the node ticks at the fallback rate without it
+    assert rep["per_pattern"]["DEL"]["frames"] >= 2 and rep["per_pattern"]["DEL"]["miou"] is not None
+    assert rep["frames"]["emitted"] < 8 and rep["frames"]["unlabeled"] == 0
+    masks = open_bag(out_bag)
+    assert masks.counts == {"/rmmss/mask": rep["frames"]["emitted"], "/rmmss/mask_color": rep["frames"]["emitted"]}
+    # a truncated bag: what was readable is still evaluated, and the report says what was lost
+    cut = tmp_path / "cut.mcap"
+    data = (bag / "seq.mcap").read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    assert main(["replay", str(cut), "--model", str(ckpt), "--out", str(tmp_path / "c")]) == 0
+    rep = json.loads((tmp_path / "c" / "replay.json").read_text())
+    assert 0 < rep["frames"]["emitted"] < 8 and any("truncated" in n for n in rep["notes"])
+    # missing topics / wrong types / bad schedule: one clear line, exit 1
+    assert main(["replay", str(bag), "--model", str(ckpt), "--param", "rgb.topic=/nope", "--param",
+                 "depth.topic=/nope", "--param", "event.topic=/nope", "--param", "lidar.topic=/nope",
+                 "--param", "reference=rate", "--out", str(tmp_path / "x")]) == 1
+    assert main(["replay", str(bag), "--model", str(ckpt), "--param", "lidar.topic=/camera/image_raw",
+                 "--out", str(tmp_path / "x")]) == 1
+    assert main(["replay", str(bag), "--model", str(ckpt), "--drop", "radar@1-2s", "--out", str(tmp_path / "x")]) == 1
+    assert main(["replay", str(bag), "--model", str(ckpt), "--param", "nope=1", "--out", str(tmp_path / "x")]) == 1

@@ -39,6 +39,7 @@ class ReplayStats:
     latencies_s: list[float] = field(default_factory=list)
     frame_acc: list[float] = field(default_factory=list)
     unlabeled: int = 0
+    no_mask: list[float] = field(default_factory=list)  # bag times of frame sets without a usable sensor
     overlays: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -75,8 +76,8 @@ class ReplayStats:
                 counts = {p: sum(o["pattern"] == p for o in self.overlays) for p in {o["pattern"] for o in self.overlays}}
                 drop = next(i for i in range(len(self.overlays) - 1, -1, -1) if counts[self.overlays[i]["pattern"]] > 1)
                 self.overlays.pop(drop)
-            self.overlays.append({"index": self.emitted - 1, "name": f"t={t_s:.1f}s", "pattern": name,
-                                  "rgb": rgb, "preds": {name: mask}, "label": label})
+            self.overlays.append({"index": self.emitted - 1, "name": f"t={t_s:.1f}s sensors {name}",
+                                  "pattern": name, "rgb": rgb, "preds": {"mask": mask}, "label": label})
 
     def running_miou(self) -> float:
         return float(self.total.summary()["miou"]) if self.total.matrix.sum() > 0 else float("nan")
@@ -94,6 +95,7 @@ class ReplayStats:
         tot = self.total.summary() if self.total.matrix.sum() > 0 else {"miou": None, "pixel_acc": None, "iou": []}
         return {
             "frames": {"expected": self.expected, "emitted": self.emitted, "unlabeled": self.unlabeled,
+                       "no_sensor": len(self.no_mask),
                        "ratio": self.emitted / self.expected if self.expected else None},
             "miou": tot["miou"], "pixel_acc": tot["pixel_acc"], "iou_per_class": tot["iou"],
             "per_pattern": per,
@@ -155,7 +157,7 @@ class ReplayStats:
         if self.overlays:
             recs = sorted(self.overlays, key=lambda o: o["index"])
             paths["overlays"] = plot_overlays(recs, self.palette, out / f"{stem}_overlays.png",
-                                              title="RGB | prediction (pattern) | ground truth")
+                                              title="camera | predicted mask (with the sensors present) | ground truth")
         return paths
 
 
