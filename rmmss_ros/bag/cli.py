@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     w.add_argument("--topic", action="append", default=[], metavar="KEY=TOPIC",
                    help=f"topic names, keys {', '.join(DEFAULT_TOPICS)}")
     w.add_argument("--seed", type=int, default=0, help="seed of the timing jitter")
+    w.add_argument("--compress", action="store_true", help="zstd-compressed mcap chunks")
+    w.add_argument("--lidar-crop", action="store_true",
+                   help="keep only LiDAR points inside the camera view (the model input is unchanged)")
     w.add_argument("--overwrite", action="store_true", help="replace an existing bag")
     i = sub.add_parser("info", help="topics, types, counts and duration (like `ros2 bag info`)")
     i.add_argument("bag", help="bag folder or .mcap/.db3 file")
@@ -58,7 +61,8 @@ def options_from_args(args: argparse.Namespace) -> BagWriteOptions:
             raise ValueError(f"unknown topic key {key!r}; use one of {sorted(topics)}")
         topics[key] = topic
     opts = BagWriteOptions(storage=args.storage, depth_encoding=args.depth, events=args.events,
-                           topics=topics, seed=args.seed, max_frames=args.frames)
+                           topics=topics, seed=args.seed, max_frames=args.frames,
+                           compress=args.compress, lidar_crop=args.lidar_crop)
     for flag, field_name, items in (("--rate", "rate_hz", args.rate), ("--jitter", "jitter_s", args.jitter)):
         for sensor, value in _pairs(items, flag).items():
             if sensor not in SENSORS:

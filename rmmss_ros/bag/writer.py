@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
 from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.sequence import RawSequence
@@ -76,6 +76,8 @@ class BagWriteOptions:
     seed: int = 0
     max_frames: int | None = None
     epoch_ns: int = BAG_EPOCH_NS
+    compress: bool = False  # mcap chunks compressed with zstd (what rosbag2's zstd presets do)
+    lidar_crop: bool = False  # keep only LiDAR points that land in the camera image (a front LiDAR)
 
     def __post_init__(self):
         if self.storage not in ("mcap", "sqlite3"):
@@ -84,6 +86,8 @@ class BagWriteOptions:
             raise ValueError(f"depth encoding must be 32FC1 or 16UC1, got {self.depth_encoding!r}")
         if self.events not in ("points", "frame"):
             raise ValueError(f"events must be 'points' or 'frame', got {self.events!r}")
+        if self.compress and self.storage != "mcap":
+            raise ValueError("compression is available for mcap bags only")
 
 
 @dataclass
@@ -145,6 +149,21 @@ def plan_messages(seq: RawSequence, opts: BagWriteOptions) -> list[tuple[int, in
     return plan
 
 
+def _in_camera(points: np.ndarray, seq: RawSequence) -> np.ndarray:
+    """Mask of the LiDAR points that project into the camera image: cropping to these leaves the
+    projected LiDAR image (and so the model input) unchanged."""
+    from rmmss_core.encodings import CameraModel
+    from rmmss_core.encodings.lidar import transform_points
+
+    camera = CameraModel.from_dict({k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                                    for k, v in seq.camera.items()})
+    xyz = points[:, :3].astype(np.float64)
+    ok = np.isfinite(xyz).all(axis=1)
+    valid = np.zeros(len(points), dtype=bool)
+    valid[ok] = camera.project(transform_points(xyz[ok], seq.T_cam_lidar))[1]
+    return valid
+
+
 def _depth_image(depth_m: np.ndarray, encoding: str) -> np.ndarray:
     if encoding == "32FC1":
         return depth_m.astype(np.float32)
@@ -167,6 +186,8 @@ def build_messages(seq: RawSequence, opts: BagWriteOptions, sensor: str, i: int,
         return [("label", M.image_msg(seq.label(frame), "mono8", stamp_ns, fid))]
     if sensor == "lidar":
         p = seq.points(frame)
+        if opts.lidar_crop:
+            p = p[_in_camera(p, seq)]
         cols = {"x": p[:, 0], "y": p[:, 1], "z": p[:, 2], "intensity": p[:, 3]}
         return [("lidar", M.pointcloud2_msg(cols, stamp_ns, fid))]
     if opts.events == "frame":
@@ -203,7 +224,10 @@ def write_bag(seq: RawSequence, out: str | Path, opts: BagWriteOptions | None = 
     ts = M.typestore()
     counts: dict[str, int] = {}
     try:
-        with Writer(tmp, version=9, storage_plugin=plugin) as writer:
+        writer = Writer(tmp, version=9, storage_plugin=plugin)
+        if opts.compress:
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        with writer:
             keys = ["rgb", "camera_info", "depth", "event_points" if opts.events == "points" else "event",
                     "lidar", "label"]
             for key, value in custom_data(seq, opts).items():
