@@ -1,0 +1,69 @@
+"""``rmmss info``: parameters and MACs of a model (by size/fusion) or of a checkpoint.
+
+    rmmss info --model b0 --fusion mean --modalities 4 --size 512x512
+    rmmss info --checkpoint runs/teacher/best.pt --size 1024x1024
+
+MACs follow SegFormer's published convention (mmcv get_flops + attention), per image; see
+rmmss_core/models/complexity.py. With ``--classes 150`` and one modality, B0/B1/B2 reproduce the
+published 8.4/15.9/62.4 GMACs at 512x512.
+"""
+from __future__ import annotations
+
+import argparse
+
+from rmmss_core.modalities import MODALITIES, parse_subset
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="a rmmss checkpoint (overrides the model options)")
+    p.add_argument("--model", default="b0", help="MiT size: tiny, b0, b1, b2")
+    p.add_argument("--fusion", default="mean", help="mean, linear, hub, impute")
+    p.add_argument("--missing", default="drop", help="drop, zero, token")
+    p.add_argument("--modalities", default="4", help="number of sensors (first k of R,D,E,L) or letters, e.g. RD")
+    p.add_argument("--classes", type=int, default=25, help="number of classes (150 = ADE20K, as published)")
+    p.add_argument("--size", default="512x512", help="input HxW, e.g. 512x512")
+
+
+def _modalities(text: str) -> tuple[str, ...]:
+    if text.isdigit():
+        k = int(text)
+        if not 1 <= k <= len(MODALITIES):
+            raise ValueError(f"--modalities must be 1..{len(MODALITIES)} or letters, got {text}")
+        return MODALITIES[:k]
+    return tuple(MODALITIES[i] for i in parse_subset(text))
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like 512x512, got {text!r}") from None
+    return h, w
+
+
+def run(args: argparse.Namespace) -> int:
+    from rmmss_core.models import create_model, load_model
+    from rmmss_core.models.complexity import PUBLISHED, model_complexity, published_check
+    from rmmss_core.models.registry import model_spec
+
+    h, w = _size(args.size)
+    if args.checkpoint:
+        model, _ = load_model(args.checkpoint)
+    else:
+        model = create_model("anymodal", size=args.model, fusion=args.fusion, missing=args.missing,
+                             modalities=_modalities(args.modalities), num_classes=args.classes)
+    c = model_complexity(model, h, w)
+    spec = model_spec(model)
+    cfg = spec["config"]
+    print(f"model      {spec['name']} {cfg.get('size', '')} fusion={cfg.get('fusion', '')} "
+          f"missing={cfg.get('missing', '')} modalities={','.join(cfg.get('modalities', []))} "
+          f"classes={cfg.get('num_classes', '')}")
+    print(f"params     {c.params / 1e6:.3f} M")
+    print(f"GMACs      {c.macs / 1e9:.3f} at {h}x{w} (SegFormer/mmcv convention, per image)")
+    print(f"GMACs      {c.macs_torch / 1e9:.3f} (torch FlopCounterMode / 2: matmuls and convs only)")
+    size = cfg.get("size")
+    if size in PUBLISHED and (h, w) == (512, 512) and c.num_modalities == 1 and cfg.get("num_classes") == 150:
+        err, ok = published_check(size, c.macs)
+        print(f"published  {PUBLISHED[size][1]} GMACs (SegFormer-{size.upper()}): {err:+.2%} "
+              f"{'OK' if ok else 'OFF by more than 3%'}")
+    return 0
