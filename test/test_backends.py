@@ -134,8 +134,9 @@ def test_bench_matrix_and_cli(files, tmp_path):
     records = run_matrix(files / "m.pt", ["torch", "onnxruntime"], [SIZE], [1, 4], iters=3, warmup=1,
                          cache_dir=tmp_path)
     assert [(r["backend"], r["modalities"]) for r in records] == [
-        ("torch", 1), ("torch", 4), ("onnxruntime", 1), ("onnxruntime", 4)]
+        ("torch", 1), ("onnxruntime", 1), ("torch", 4), ("onnxruntime", 4)]  # interleaved side by side
     for r in records:
+        assert r["peak_host_mb"] is not None and r["peak_cuda_mb"] is None and r["load_s"] >= 0
         assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] and r["throughput_fps"] > 0 and r["runs"] == 3
     assert "p50 / torch" in to_markdown(records)
     from rmmss_core.cli import main

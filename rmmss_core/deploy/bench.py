@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from rmmss_core.bench.report import time_callable
 from rmmss_core.deploy.backends import Backend, create_backend
 from rmmss_core.deploy.export import cached_export, random_inputs
 from rmmss_core.modalities import NUM_MODALITIES
@@ -38,7 +37,8 @@ def rss_mb() -> float | None:
 
 class PeakMemory:
     """Peak host RSS (sampled every ``interval_s``) and peak CUDA memory while the block runs,
-    both in MiB above the level at entry."""
+    both in MiB above the level at entry (run_matrix: loading the backend and its first run,
+    i.e. weights, arenas and workspaces this backend adds to the process)."""
 
     def __init__(self, cuda: bool, interval_s: float = 0.005):
         self.cuda, self.interval_s = cuda, interval_s
@@ -87,35 +87,59 @@ def first_k_mask(k: int, batch: int) -> np.ndarray:
     return mask
 
 
-def bench_backend(backend: Backend, size: tuple[int, int], modalities: Sequence[int], batch: int = 1,
-                  warmup: int = 3, iters: int = 20, min_time_s: float = 0.0) -> list[dict[str, Any]]:
-    """One record per number of modalities: p50/p90/p99 ms, frames/s, peak memory (MiB)."""
+def bench_backends(backends: Sequence[Backend], size: tuple[int, int], modalities: Sequence[int],
+                   batch: int = 1, warmup: int = 3, iters: int = 20,
+                   memory: dict[str, PeakMemory] | None = None) -> list[dict[str, Any]]:
+    """One record per backend and number of modalities: p50/p90/p99 ms, frames/s, peak memory.
+
+    ``memory``: per backend name, a measurement that already covers loading and the first runs
+    (run_matrix); otherwise the peak during the warm-up runs of each k is reported.
+
+    The timed runs of the backends are interleaved (A, B, A, B, ...), so a machine whose load
+    changes during the run slows every backend alike and the ratios stay meaningful.
+    """
     inputs = random_inputs(batch, size)
     records = []
     for k in modalities:
         available = first_k_mask(k, batch)
-        with PeakMemory(cuda=backend.device.startswith("cuda")) as mem:
-            for _ in range(max(1, warmup)):  # memory peaks on the first runs (arenas, workspaces)
-                backend.infer(inputs, available)
-        stats = time_callable(lambda a=available: backend.infer(inputs, a), warmup=0,
-                              iters=iters, min_time_s=min_time_s)
-        records.append({
-            "backend": backend.name, "device": backend.device, "precision": backend.precision,
-            "height": size[0], "width": size[1], "modalities": k, "batch": batch,
-            **{key: round(v, 3) if isinstance(v, float) else v for key, v in stats.items()},
-            "throughput_fps": round(batch * 1e3 / stats["mean_ms"], 2),
-            "peak_host_mb": None if mem.host_mb is None else round(mem.host_mb, 1),
-            "peak_cuda_mb": None if mem.cuda_mb is None else round(mem.cuda_mb, 1),
-        })
-        log.info("%s %dx%d k=%d: p50 %.2f ms", backend.name, size[0], size[1], k, stats["p50_ms"])
+        measured = {}
+        for b in backends:
+            with PeakMemory(cuda=b.device.startswith("cuda")) as mem:
+                for _ in range(max(1, warmup)):
+                    b.infer(inputs, available)
+            measured[b.name] = (memory or {}).get(b.name, mem)
+        times: dict[str, list[float]] = {b.name: [] for b in backends}
+        for _ in range(iters):
+            for b in backends:
+                t0 = time.perf_counter()
+                b.infer(inputs, available)  # returns the host mask: synchronous by contract
+                times[b.name].append((time.perf_counter() - t0) * 1e3)
+        for b in backends:
+            stats = _percentiles(times[b.name])
+            mem = measured[b.name]
+            records.append({
+                "backend": b.name, "device": b.device, "precision": b.precision,
+                "height": size[0], "width": size[1], "modalities": k, "batch": batch, **stats,
+                "throughput_fps": round(batch * 1e3 / stats["mean_ms"], 2),
+                "peak_host_mb": None if mem.host_mb is None else round(mem.host_mb, 1),
+                "peak_cuda_mb": None if mem.cuda_mb is None else round(mem.cuda_mb, 1),
+            })
+            log.info("%s %dx%d k=%d: p50 %.2f ms", b.name, size[0], size[1], k, stats["p50_ms"])
     return records
+
+
+def _percentiles(times: list[float]) -> dict[str, Any]:
+    t = np.sort(np.asarray(times))
+    pct = {f"p{p}_ms": round(float(t[min(len(t) - 1, int(round(p / 100 * (len(t) - 1))))]), 3)
+           for p in (50, 90, 99)}
+    return {**pct, "mean_ms": round(float(t.mean()), 3), "min_ms": round(float(t[0]), 3), "runs": len(t)}
 
 
 def run_matrix(model: str | Path, backends: Sequence[str], sizes: Sequence[tuple[int, int]],
                modalities: Sequence[int], device: str = "cpu", precision: str = "fp32", batch: int = 1,
                warmup: int = 3, iters: int = 20, cache_dir: str | Path | None = None,
                options: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Every backend x size x number of modalities, backends side by side per size.
+    """Every backend x size x number of modalities; per size the backends run side by side.
 
     ``model``: a ``.pt`` checkpoint (every backend; ONNX exported per size into ``cache_dir``) or an
     ``.onnx`` file (onnxruntime/tensorrt at its exported size only).
@@ -123,23 +147,29 @@ def run_matrix(model: str | Path, backends: Sequence[str], sizes: Sequence[tuple
     model = Path(model)
     records: list[dict[str, Any]] = []
     for size in sizes:
-        for kind in backends:
-            opts = dict((options or {}).get(kind, {}))
-            path = model
-            if kind != "torch" and model.suffix == ".pt":
-                path = cached_export(model, cache_dir, input_size=tuple(size), batch=batch,
-                                     fp16=precision == "fp16")
-            elif kind == "torch" and model.suffix != ".pt":
-                raise ValueError(f"the torch backend needs a .pt checkpoint, got {model}")
-            t0 = time.perf_counter()
-            backend = create_backend(kind, path, device=device, precision=precision, **opts)
-            load_s = time.perf_counter() - t0
-            try:
-                for rec in bench_backend(backend, tuple(size), modalities, batch, warmup, iters):
-                    rec["load_s"] = round(load_s, 2)
-                    records.append(rec)
-            finally:
-                backend.close()
+        loaded: list[Backend] = []
+        load_s: dict[str, float] = {}
+        memory: dict[str, PeakMemory] = {}
+        inputs, available = random_inputs(batch, tuple(size)), first_k_mask(max(modalities), batch)
+        try:
+            for kind in backends:
+                path = model
+                if kind != "torch" and model.suffix == ".pt":
+                    path = cached_export(model, cache_dir, input_size=tuple(size), batch=batch,
+                                         fp16=precision == "fp16")
+                elif kind == "torch" and model.suffix != ".pt":
+                    raise ValueError(f"the torch backend needs a .pt checkpoint, got {model}")
+                with PeakMemory(cuda=device.startswith("cuda")) as memory[kind]:  # load + first run
+                    t0 = time.perf_counter()
+                    loaded.append(create_backend(kind, path, device=device, precision=precision,
+                                                 **(options or {}).get(kind, {})))
+                    load_s[kind] = round(time.perf_counter() - t0, 2)
+                    loaded[-1].infer(inputs, available)
+            for rec in bench_backends(loaded, tuple(size), modalities, batch, warmup, iters, memory):
+                records.append({**rec, "load_s": load_s[rec["backend"]]})
+        finally:
+            for b in loaded:
+                b.close()
     return records
 
 

@@ -244,7 +244,7 @@ def _frozen_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
 @contextlib.contextmanager
 def _quiet_exporter():
     """The dynamo exporter logs each stage at WARNING/INFO; keep the CLI output readable."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)

@@ -6,7 +6,8 @@ provider as fallback for unsupported nodes. Only the ``mask`` output is fetched 
 argmax runs on the device and the logits never leave it.
 
 Options: ``threads`` (intra-op threads, default: torch's thread count, so comparisons with the
-torch backend are like for like), ``trt_provider`` (bool), ``cache_dir`` (for ``.pt`` inputs),
+torch backend are like for like), ``spin`` (let idle pool threads busy-wait: a little lower
+latency, but they burn the cores other nodes need; default False), ``trt_provider`` (bool), ``cache_dir`` (for ``.pt`` inputs),
 ``dynamic_batch`` / ``input_size`` (export options for ``.pt`` inputs),
 ``optimized_model_path`` (dump ORT's optimised graph, for inspection).
 """
@@ -35,7 +36,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, model_path: str | Path, device: str = "cpu", precision: str = "fp32", *,
-                 threads: int | None = None, trt_provider: bool = False,
+                 threads: int | None = None, spin: bool = False, trt_provider: bool = False,
                  cache_dir: str | Path | None = None, dynamic_batch: bool = False,
                  input_size: tuple[int, int] | None = None, optimized_model_path: str | None = None):
         import onnxruntime as ort
@@ -57,6 +58,8 @@ class OnnxRuntimeBackend(Backend):
         so.intra_op_num_threads = threads or torch.get_num_threads()
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        if not spin:  # idle pool threads sleep instead of busy-waiting on cores the robot shares
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if optimized_model_path:
             so.optimized_model_filepath = str(optimized_model_path)
         providers = _providers(device, trt_provider, ort.get_available_providers())
