@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         first = plan_sequences(cfg)[0]
         frame = f"{cfg.frames_per_sequence // 2:06d}"
         write_montage(Path(args.out), [FrameKey(c, first.split, first.name, frame)
-                                       for c in cfg.conditions], args.preview)
+                                       for c in cfg.conditions], args.preview,
+                      scale=min(1.0, 320 / cfg.width), colors=192)
     print(json.dumps({"out": str(args.out), "frames": info["total_frames"],
                       "frames_per_split": info["frames_per_split"],
                       "wall_s": info["provenance"]["wall_s"]}))

@@ -48,14 +48,18 @@ def frame_tiles(root: Path, key: FrameKey) -> list[np.ndarray]:
     return [rgb, np.repeat(gray[..., None], 3, 2), np.clip(ev_vis, 0, 255).astype(np.uint8), lid_vis, label]
 
 
-def write_montage(root: str | Path, keys: list[FrameKey], out: str | Path, scale: float = 1.0) -> None:
-    """One row per key (e.g. the same frame under each condition), written atomically as PNG."""
+def write_montage(root: str | Path, keys: list[FrameKey], out: str | Path, scale: float = 1.0,
+                  colors: int | None = None) -> None:
+    """One row per key (e.g. the same frame under each condition), written atomically as PNG;
+    ``scale`` resizes, ``colors`` quantises to a palette (small files for the docs)."""
     root = Path(root)
     rows = [np.concatenate([np.pad(t, ((1, 1), (1, 1), (0, 0)), constant_values=255)
                             for t in frame_tiles(root, k)], 1) for k in keys]
     im = Image.fromarray(np.concatenate(rows, 0))
     if scale != 1.0:
         im = im.resize((int(im.width * scale), int(im.height * scale)), Image.BILINEAR)
+    if colors is not None:
+        im = im.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
     atomic_write_bytes(out, buf.getvalue())
