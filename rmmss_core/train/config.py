@@ -15,7 +15,7 @@ from typing import Any, Literal
 class ModelConfig:
     """A model from the models registry: ``create_model(name, **options)``."""
 
-    name: str = "anyseg"
+    name: str = "anymodal"
     options: dict[str, Any] = field(default_factory=dict)
 
 

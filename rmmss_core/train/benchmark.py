@@ -1,0 +1,192 @@
+"""The robustness benchmark: synthetic data -> every recipe with the same budget -> EMM/RMM/NM
+evaluation side by side -> ``docs/bench/robustness.md`` (+ JSON, plots).
+
+    rmmss benchmark --preset cpu     # about an hour on 2 CPU cores (tiny MiT, 64 x 80 inputs)
+    rmmss benchmark --preset gpu     # MiT-B0 at 256 x 320 on one H100, under 25 minutes
+    rmmss benchmark --preset smoke   # minutes; checks the harness (report under the run folder)
+
+Re-running resumes: finished runs (same resolved config) are reused, interrupted ones resume
+from their ``last.pt``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rmmss_core.train.config import TrainConfig
+from rmmss_core.utils.config import config_from_dict, config_to_dict, dump_config, load_config
+from rmmss_core.utils.io import atomic_write_json
+
+log = logging.getLogger("rmmss.benchmark")
+ROOT = Path(__file__).resolve().parents[2]
+PRESETS = ("cpu", "gpu", "smoke")
+
+# The stages, in order: run name, recipe, recipe config (config/train), frozen inputs {role: run}.
+RUNS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
+    ("teacher", "teacher", "teacher.yaml", {}),
+    ("teacher_lidar", "teacher", "teacher_lidar.yaml", {}),
+    ("dropout", "dropout", "dropout.yaml", {}),
+    ("anyseg", "anyseg", "anyseg.yaml", {"teacher": "teacher"}),
+    ("rmmss-hpdm", "rmmss-hpdm", "rmmss_hpdm.yaml", {"teacher": "teacher"}),
+    ("rmmss-fsm", "rmmss-fsm", "rmmss_fsm.yaml", {"teacher": "teacher", "robust": "rmmss-hpdm"}),
+    ("m3l", "m3l", "m3l.yaml", {}),
+    ("u2mkd", "u2mkd", "u2mkd.yaml", {"teacher": "teacher_lidar"}),
+    ("compress", "compress", "compress.yaml", {"teacher": "rmmss-fsm"}),
+)
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    frames: int = 400
+    size: tuple[int, int] = (160, 128)  # width, height of the written images
+    sequences: int = 8
+    splits: str = "train=0.7,val=0.1,test=0.2"
+    seed: int = 0
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    split: str = "test"
+    protocols: tuple[str, ...] = ("emm", "rmm", "nm")
+    max_samples: int = 0  # 0 = the whole split
+    batch_size: int = 8
+    latency_iters: int = 20
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One preset of the benchmark (config/benchmark/<preset>.yaml)."""
+
+    preset: str = "cpu"
+    out: str = "runs/benchmark/cpu"
+    report_dir: str = "docs/bench"  # "" = <out>/report (the smoke preset never touches docs/)
+    device: str = "auto"
+    seed: int = 0
+    synth: SynthSettings = field(default_factory=SynthSettings)
+    train: dict[str, Any] = field(default_factory=dict)  # merged into every recipe's YAML
+    per_run: dict[str, Any] = field(default_factory=dict)  # run name -> extra YAML merged last
+    runs: tuple[str, ...] = tuple(r[0] for r in RUNS)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    notes: str = ""  # Markdown file (relative to the repo) appended to the report as the analysis
+
+    def __post_init__(self):
+        known = [r[0] for r in RUNS]
+        bad = [r for r in self.runs if r not in known]
+        if bad:
+            raise ValueError(f"unknown benchmark runs {bad}; known: {known}")
+        for name in self.runs:
+            needs = next(r[3] for r in RUNS if r[0] == name)
+            missing = [src for src in needs.values() if src not in self.runs]
+            if missing:
+                raise ValueError(f"run {name!r} needs {missing}, which the preset leaves out")
+
+
+def load_preset(preset: str | None, path: str | None = None, overrides: list[str] | tuple = ()) -> BenchmarkConfig:
+    if path is None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {PRESETS}")
+        path = str(ROOT / "config" / "benchmark" / f"{preset}.yaml")
+    return load_config(BenchmarkConfig, path, list(overrides))
+
+
+def _merge(base: dict, extra: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def run_config(cfg: BenchmarkConfig, name: str, data: Path, runs_dir: Path) -> TrainConfig:
+    """The resolved TrainConfig of one run: recipe YAML <- preset ``train`` <- ``per_run[name]``."""
+    _, recipe, yaml_name, needs = next(r for r in RUNS if r[0] == name)
+    raw = yaml.safe_load((ROOT / "config" / "train" / yaml_name).read_text()) or {}
+    raw = _merge(_merge(raw, cfg.train), cfg.per_run.get(name, {}))
+    raw.update(recipe=recipe, seed=cfg.seed, device=cfg.device)
+    raw.setdefault("data", {})["root"] = str(data)
+    for role, src in needs.items():
+        raw[role] = str(runs_dir / src / "best.pt")
+    return config_from_dict(TrainConfig, raw, where=f"benchmark run {name}")
+
+
+def make_data(cfg: BenchmarkConfig, out: Path) -> Path:
+    """Generate (or reuse) the seeded synthetic dataset."""
+    from rmmss_core.cli.synth import parse_splits
+    from rmmss_core.data.synth.config import SynthConfig
+    from rmmss_core.data.synth.generate import generate
+    data = out / "data"
+    s = cfg.synth
+    synth_cfg = SynthConfig(frames=s.frames, width=s.size[0], height=s.size[1], sequences=s.sequences,
+                            splits=parse_splits(s.splits), seed=s.seed)
+    stamp = out / "data.yaml"
+    if data.is_dir() and stamp.is_file() and yaml.safe_load(stamp.read_text()) == config_to_dict(s):
+        log.info("reusing the synthetic dataset in %s", data)
+        return data
+    generate(synth_cfg, data, workers=s.workers, overwrite=True, progress=False)
+    dump_config(s, stamp)
+    return data
+
+
+def train_all(cfg: BenchmarkConfig, data: Path, runs_dir: Path) -> dict[str, dict[str, Any]]:
+    """Train every run in order; reuse finished ones whose resolved config did not change."""
+    from rmmss_core.train.run import train_recipe
+    done: dict[str, dict[str, Any]] = {}
+    for name in cfg.runs:
+        tcfg = run_config(cfg, name, data, runs_dir)
+        out = runs_dir / name
+        result = out / "result.json"
+        if result.is_file() and (out / "config.yaml").is_file() and \
+                load_config(TrainConfig, out / "config.yaml") == tcfg and (out / "best.pt").is_file():
+            log.info("run %s: already trained, reusing %s", name, out)
+        else:
+            log.info("run %s: training %s for %d steps", name, tcfg.recipe, tcfg.iters)
+            res = train_recipe(tcfg, out, resume=True)
+            if res.interrupted:
+                raise KeyboardInterrupt(f"run {name} interrupted at step {res.step}; re-run to resume")
+        done[name] = json.loads(result.read_text())
+    return done
+
+
+def main(cfg: BenchmarkConfig) -> Path:
+    """The whole benchmark; returns the Markdown report's path."""
+    from rmmss_core.train.benchmark_report import evaluate_all, write_robustness_report
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, out / "benchmark.yaml")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = make_data(cfg, out)
+    timings["synth_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    trained = train_all(cfg, data, out / "runs")
+    timings["train_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    results = evaluate_all(cfg, data, out / "runs")
+    timings["eval_s"] = time.perf_counter() - t2
+    timings["total_s"] = time.perf_counter() - t0
+    atomic_write_json(out / "results.json", {"results": results, "trained": trained, "timings": timings})
+    report_dir = Path(cfg.report_dir) if cfg.report_dir else out / "report"
+    return write_robustness_report(cfg, results, trained, timings, report_dir)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m rmmss_core.train.benchmark")
+    p.add_argument("--preset", default="cpu", choices=PRESETS)
+    p.add_argument("--config", default=None)
+    p.add_argument("overrides", nargs="*", default=[])
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    a = parse_args()
+    print(main(load_preset(a.preset, a.config, a.overrides)))
