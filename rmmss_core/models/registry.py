@@ -13,6 +13,7 @@ students) register their own builders with the same decorator.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +23,12 @@ from rmmss_core.utils.config import ConfigError, config_from_dict, config_to_dic
 
 Builder = Callable[[Any], nn.Module]
 _REGISTRY: dict[str, tuple[type, Builder]] = {}
+
+# models registered outside this package: name -> module that registers it, imported on first use so
+# that loading e.g. an FSM checkpoint (deploy, eval) works without importing training code up front
+LAZY: dict[str, str] = {
+    "rmmss_fsm": "rmmss_core.train.fsm",
+}
 
 
 def register_model(name: str, config_cls: type) -> Callable[[Builder], Builder]:
@@ -38,14 +45,17 @@ def register_model(name: str, config_cls: type) -> Callable[[Builder], Builder]:
 
 
 def list_models() -> list[str]:
+    """Registered names, plus the lazily registered ones (LAZY)."""
     _ensure_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(LAZY))
 
 
 def model_config_cls(name: str) -> type:
     _ensure_builtin()
+    if name not in _REGISTRY and name in LAZY:
+        importlib.import_module(LAZY[name])
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered: {sorted(_REGISTRY)}")
+        raise KeyError(f"unknown model {name!r}; registered: {list_models()}")
     return _REGISTRY[name][0]
 
 
