@@ -20,8 +20,17 @@ SIZE = (64, 80)
 
 
 def make_checkpoint(path, fusion="mean", missing="drop", size="tiny"):
+    """A tiny any-modal segmentor, or with ``fusion="fsm"`` the composite RMMSS-FSM student
+    (teacher + robust model + selection module, softmax selection)."""
     torch.manual_seed(0)
-    model = create_model("anymodal", size=size, fusion=fusion, missing=missing).eval()
+    if fusion == "fsm":
+        from rmmss_core.models import model_spec
+
+        teacher, robust = (model_spec(create_model("anymodal", size=size, fusion=f, missing=missing))
+                           for f in ("linear", "mean"))
+        model = create_model("rmmss_fsm", teacher=teacher, robust=robust, select="softmax").eval()
+    else:
+        model = create_model("anymodal", size=size, fusion=fusion, missing=missing).eval()
     spec = PreprocessSpec.for_class_set("deliver", input_size=SIZE)
     save_model_checkpoint(path, model, spec)
     return model, spec
@@ -53,7 +62,7 @@ def compare_all_subsets(model, path, batch=1, fp16=False):
 
 
 @pytest.mark.parametrize("fusion,opset", [("mean", 18), ("mean", 17), ("linear", 17), ("hub", 17),
-                                          ("impute", 17)])
+                                          ("impute", 17), ("fsm", 17)])
 def test_graph_matches_torch_on_all_15_subsets(tmp_path, fusion, opset):
     model, _ = make_checkpoint(tmp_path / "m.pt", fusion)
     out = export_checkpoint(tmp_path / "m.pt", tmp_path / "m.onnx", opset=opset)
@@ -146,3 +155,17 @@ def test_cli_export_with_verify(tmp_path, capsys):
     assert rc == 0 and (tmp_path / "x.onnx").is_file()
     assert "RDEL" in text and "checker passed" in text
     assert main(["export", "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+
+
+@pytest.mark.slow
+def test_b0_export_matches_torch_on_all_15_subsets(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("anymodal", size="b0", fusion="mean", missing="drop").eval()
+    save_model_checkpoint(tmp_path / "b0.pt", model, PreprocessSpec(input_size=(128, 160)))
+    out = export_checkpoint(tmp_path / "b0.pt", tmp_path / "b0.onnx")
+    from rmmss_core.deploy.verify import compare_with_torch
+
+    rows = compare_with_torch(model, out)
+    assert len(rows) == 15
+    assert max(r["max_abs_diff"] for r in rows) < 1e-3
+    assert min(r["argmax_agreement"] for r in rows) >= 0.999
