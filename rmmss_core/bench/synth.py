@@ -2,6 +2,7 @@
 worker against two workers in the same process (``make bench``)."""
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 
@@ -91,6 +92,7 @@ def _end_to_end(width: int, height: int, frames: int, sequences: int) -> list[di
 
 def run(quick: bool) -> BenchReport:
     sizes = [(320, 240)] if quick else [(320, 240), (640, 480)]
+    load0 = os.getloadavg()[0]
     stages = [r for w, h in sizes for r in _stages(w, h, 3 if quick else 10)]
     e2e = _end_to_end(160, 120, 20, 2) if quick else _end_to_end(320, 240, 200, 4)
     md = ["Stages on one thread (Open3D `nthreads=1`), milliseconds per call (p50) and calls per "
@@ -109,7 +111,9 @@ def run(quick: bool) -> BenchReport:
            f"{r['frames_per_s']:.2f} | {r['frames_per_s'] / base:.2f}x |" for r in e2e]
     best = max(r["frames_per_s"] for r in e2e)
     md += ["", f"At the best rate measured here, 1,000 frames at {e2e[0]['size']} take about "
-           f"{1000 / best / 60:.1f} min on this machine."]
+           f"{1000 / best / 60:.1f} min on this machine. Load average (1 min) at start / end: "
+           f"{load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: on a shared machine "
+           "the ratios mean more than the absolute times."]
     records = [{"kind": "stage", **r} for r in stages] + [{"kind": "end_to_end", **r} for r in e2e]
     return BenchReport(name="synth", title="Synthetic world generation speed", markdown="\n".join(md),
                        records=records, command="make bench (python -m rmmss_core.bench --only synth)")
