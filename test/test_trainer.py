@@ -175,3 +175,11 @@ def test_nonfinite_loss_is_a_clear_error(tmp_path):
     cfg = tiny_config(iters=2)
     with pytest.raises(RuntimeError, match="step 0: loss is nan"):
         fit(cfg, Bad(cfg), RandomFrames(), tmp_path / "nan", spec=SPEC)
+
+
+def test_resume_refuses_another_config(tmp_path):
+    _fit(tmp_path / "run", tiny_config(iters=4), should_stop=lambda step: step == 2)
+    with pytest.raises(ValueError, match="optim.lr"):
+        _fit(tmp_path / "run", tiny_config(iters=4, optim=OptimConfig(lr=5e-3, warmup_iters=3)), resume=True)
+    done = _fit(tmp_path / "run", tiny_config(iters=6), resume=True)  # a longer schedule is allowed
+    assert done.step == 6

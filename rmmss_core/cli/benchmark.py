@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rmmss_core.train.benchmark import load_preset, main
-    report = main(load_preset(args.preset, args.config, args.overrides))
+    command = " ".join(["rmmss benchmark", f"--preset {args.preset}",
+                        *([f"--config {args.config}"] if args.config else []), *args.overrides])
+    report = main(load_preset(args.preset, args.config, args.overrides), command)
     print(report)
     return 0

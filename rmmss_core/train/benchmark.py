@@ -148,6 +148,7 @@ def train_all(cfg: BenchmarkConfig, data: Path, runs_dir: Path) -> dict[str, dic
                 load_config(TrainConfig, out / "config.yaml") == tcfg and (out / "best.pt").is_file():
             log.info("run %s: already trained, reusing %s", name, out)
         else:
+            _drop_stale(out, tcfg)
             log.info("run %s: training %s for %d steps", name, tcfg.recipe, tcfg.iters)
             res = train_recipe(tcfg, out, resume=True)
             if res.interrupted:
@@ -156,8 +157,23 @@ def train_all(cfg: BenchmarkConfig, data: Path, runs_dir: Path) -> dict[str, dic
     return done
 
 
-def main(cfg: BenchmarkConfig) -> Path:
-    """The whole benchmark; returns the Markdown report's path."""
+def _drop_stale(out: Path, tcfg: TrainConfig) -> None:
+    """A run folder left by another config (changed preset or overrides) is cleared, not resumed."""
+    from rmmss_core.train.checkpoint import load_training_checkpoint
+    from rmmss_core.train.trainer import check_resumable
+    last = out / "last.pt"
+    if not last.is_file():
+        return
+    try:
+        check_resumable(load_training_checkpoint(last).get("train_config", {}), tcfg, last)
+    except (ValueError, RuntimeError) as e:
+        log.warning("run %s: %s; starting it afresh", out.name, e)
+        for f in ("last.pt", "best.pt", "result.json"):
+            (out / f).unlink(missing_ok=True)
+
+
+def main(cfg: BenchmarkConfig, command: str = "") -> Path:
+    """The whole benchmark; returns the Markdown report's path. ``command`` is quoted in the report."""
     from rmmss_core.train.benchmark_report import evaluate_all, write_robustness_report
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +191,8 @@ def main(cfg: BenchmarkConfig) -> Path:
     timings["total_s"] = time.perf_counter() - t0
     atomic_write_json(out / "results.json", {"results": results, "trained": trained, "timings": timings})
     report_dir = Path(cfg.report_dir) if cfg.report_dir else out / "report"
-    return write_robustness_report(cfg, results, trained, timings, report_dir)
+    return write_robustness_report(cfg, results, trained, timings, report_dir,
+                                   command or f"rmmss benchmark --preset {cfg.preset}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,4 +206,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     a = parse_args()
-    print(main(load_preset(a.preset, a.config, a.overrides)))
+    print(main(load_preset(a.preset, a.config, a.overrides), " ".join(["rmmss benchmark", "--preset", a.preset, *a.overrides])))

@@ -132,7 +132,7 @@ def _plots(results: Mapping[str, Any], h: Mapping[str, Mapping[str, float]], rep
 
 
 def write_robustness_report(cfg: Any, results: Mapping[str, Any], trained: Mapping[str, Any],
-                            timings: Mapping[str, float], report_dir: Path) -> Path:
+                            timings: Mapping[str, float], report_dir: Path, command: str) -> Path:
     """``robustness.md`` / ``robustness.json`` / PNGs in ``report_dir``; refreshes the
     ``docs/BENCHMARKS.md`` index when writing into ``docs/bench``."""
     from rmmss_core.bench import machine_info
@@ -148,7 +148,7 @@ def write_robustness_report(cfg: Any, results: Mapping[str, Any], trained: Mappi
     tcfg = json.loads(json.dumps(cfg.train))
     rel = "bench/" if report_dir.resolve().parent.name == "docs" else ""
     lines = [f"## Robustness benchmark: every recipe, same budget, missing sensors ({cfg.preset} preset)", "",
-             f"Command: `rmmss benchmark --preset {cfg.preset}` (`make bench-robustness` runs the cpu preset). "
+             f"Command: `{command}` (`make bench-robustness` runs `rmmss benchmark --preset cpu`). "
              f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
              f"{'GPU ' + m['gpu'] if m['gpu'] else 'no GPU'}. Wall clock {timings['total_s'] / 60:.1f} min "
              f"(synthetic data {timings['synth_s']:.0f} s, training {timings['train_s'] / 60:.1f} min, "

@@ -60,14 +60,18 @@ def build_validate(cfg: TrainConfig, spec: PreprocessSpec) -> Callable[[torch.nn
     device = resolve_device(cfg.device)
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
+        from rmmss_core.eval.metrics import expected_miou
         loader = DataLoader(val, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers)
         evaluator = Evaluator(spec, conditions, device=device, seed=cfg.seed)
-        emm = evaluator.run(model, loader, progress=False).summary()["emm"]
-        out = {"miou_avg": emm["miou_avg"], "miou_avg_nanmean": emm["miou_avg_nanmean"]}
-        if "RDEL" in emm["subsets"]:
-            out["miou_full"] = emm["subsets"]["RDEL"]["miou"]
-        if len(conditions) == 15:
-            out.update({f"miou_e{p}": v for p, v in emm["miou_e"].items()})
+        run = evaluator.run(model, loader, progress=False)
+        per = {c.name: run.confusion[c.key].summary() for c in conditions}
+        out = {"miou_avg": sum(s["miou"] for s in per.values()) / len(per),
+               "miou_avg_nanmean": sum(s["miou_nanmean"] for s in per.values()) / len(per)}
+        if "RDEL" in per:
+            out["miou_full"] = per["RDEL"]["miou"]
+        if len(per) == 15:
+            out.update({f"miou_e{p:g}": expected_miou({k: s["miou"] for k, s in per.items()}, p)
+                        for p in (0.2, 0.1, 0.05)})
         return out
 
     return validate

@@ -106,6 +106,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.is_file():
         ckpt = load_training_checkpoint(last_path, map_location=device)
+        check_resumable(ckpt.get("train_config", {}), cfg, last_path)
         recipe.output_model().load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -222,6 +223,28 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
                                                 "metrics": metrics, "best_metric": cfg.best_metric,
                                                 "best_value": best})
     return result
+
+
+# settings that may change between an interrupted run and its resumption
+RESUME_MAY_CHANGE = ("iters", "log_every", "val_every", "ckpt_every", "progress", "images_every",
+                     "data.num_workers", "device")
+
+
+def check_resumable(saved: Mapping[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume a checkpoint trained under another config (other than RESUME_MAY_CHANGE)."""
+    from rmmss_core.utils.config import config_to_dict
+
+    def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
+        return out
+    a, b = flat(saved), flat(config_to_dict(cfg))
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUME_MAY_CHANGE)
+    if diff:
+        raise ValueError(f"cannot resume {path}: it was trained with another config "
+                         f"({', '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in diff[:5])}); "
+                         "use a new --out or the same settings")
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
