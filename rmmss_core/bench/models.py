@@ -20,7 +20,7 @@ from rmmss_core.models.complexity import PUBLISHED, model_complexity, published_
 
 log = logging.getLogger("rmmss.bench.models")
 CLASSES = 150
-CPU_BUDGET_S = 420.0   # CPU latency measurements stop after this (full run < ~10 min)
+CPU_BUDGET_S = 360.0   # CPU latency measurements stop after this (full run < ~10 min)
 
 
 def _build(size: str, k: int, fusion: str = "mean", missing: str = "drop") -> torch.nn.Module:
