@@ -76,3 +76,25 @@ def test_teacher_hpdm_fsm_eval(world, capsys):
     for res in report["checkpoints"].values():
         assert len(res["emm"]["subsets"]) == 15 and 0.0 <= res["emm"]["miou_avg"] <= 1.0
     assert torch.isfinite(torch.tensor(report["checkpoints"][next(iter(report["checkpoints"]))]["emm"]["miou_avg"]))
+
+
+@pytest.mark.slow
+def test_benchmark_harness_smoke(tmp_path):
+    """The whole benchmark (every recipe, evaluation, report, plots) at toy size (make test-all)."""
+    from rmmss_core.train.benchmark import load_preset, main
+    cfg = load_preset("smoke", overrides=[
+        f"out={tmp_path / 'bench'}", "synth.frames=24", "synth.sequences=3", "train.iters=2",
+        "train.data.input_size=[32,40]", "train.data.val_frames=2", "eval.max_samples=2",
+        "eval.protocols=[emm]", "eval.latency_iters=1"])
+    md = main(cfg, "rmmss benchmark --preset smoke (test)")
+    text = md.read_text()
+    assert md.parent == tmp_path / "bench" / "report"
+    for label in ("Teacher (all sensors)", "Dropout baseline", "AnySeg", "RMMSS-FSM", "M3L", "U2MKD",
+                  "Compressed RMMSS-FSM"):
+        assert f"| {label} |" in text
+    assert "RMMSS-FSM best on mean missing-modality mIoU" in text
+    assert (md.parent / "robustness_subsets.png").stat().st_size > 1000
+    # a second run reuses every trained model
+    t = json.loads((tmp_path / "bench" / "runs" / "teacher" / "result.json").read_text())
+    main(cfg)
+    assert json.loads((tmp_path / "bench" / "runs" / "teacher" / "result.json").read_text()) == t

@@ -183,3 +183,5 @@ def test_resume_refuses_another_config(tmp_path):
         _fit(tmp_path / "run", tiny_config(iters=4, optim=OptimConfig(lr=5e-3, warmup_iters=3)), resume=True)
     done = _fit(tmp_path / "run", tiny_config(iters=6), resume=True)  # a longer schedule is allowed
     assert done.step == 6
+    again = _fit(tmp_path / "run", tiny_config(iters=6), resume=True, validate=lambda m: {"miou_avg": 0.5})
+    assert again.step == 6 and again.metrics == {"miou_avg": 0.5}  # a finished run resumes to nothing

@@ -159,7 +159,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
                 log.info("step %d: new best %s = %.4f", step, cfg.best_metric, best)
         metrics = D.broadcast_object(metrics, info)
 
-    t0, interrupted = time.perf_counter(), False
+    t0, interrupted, batch = time.perf_counter(), False, None
     recipe.train()
     with _StopFlag() as stop:
         while step < cfg.iters and not interrupted:
@@ -210,7 +210,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
                     break
     if not interrupted:
         run_validation()
-        if validate is not None:
+        if validate is not None and batch is not None:
             logger.images(recipe.output_model(), batch, step, max(cfg.images_every, 1))
         save(last_path, metrics)
     D.barrier(info)
