@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "train"
@@ -48,11 +49,16 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from rmmss_core.train.distributed import cleanup_distributed
     from rmmss_core.train.run import train_recipe
     cfg = resolve_config(args)
-    result = train_recipe(cfg, args.out, resume=args.resume)
-    print(json.dumps({"recipe": cfg.recipe, "out": str(result.out), "step": result.step,
-                      "interrupted": result.interrupted, "last": str(result.last),
-                      "best": str(result.best) if result.best else None, "metrics": result.metrics,
-                      "seconds": round(result.seconds, 1)}))
+    try:
+        result = train_recipe(cfg, args.out, resume=args.resume)
+    finally:
+        cleanup_distributed()
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(json.dumps({"recipe": cfg.recipe, "out": str(result.out), "step": result.step,
+                          "interrupted": result.interrupted, "last": str(result.last),
+                          "best": str(result.best) if result.best else None, "metrics": result.metrics,
+                          "seconds": round(result.seconds, 1)}))
     return 130 if result.interrupted else 0
