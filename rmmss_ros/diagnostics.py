@@ -2,7 +2,9 @@
 
 Sensor level from the latest processed frame set: OK when used, STALE when missing (no message in
 slop before the deadline, or dead), ERROR when its message was malformed; plus counters.
-Output status: rate, latency (stamp to publish), drops, and the modalities the last mask used.
+Output status: rate, latency (stamp to publish), drops, and the modalities the last mask used;
+ERROR while frame sets fail as a whole (an exception in preprocessing, inference or publishing,
+within the last ``FAILURE_WINDOW_S``) or while the inference worker's watchdog reports a problem.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 from rmmss_core.modalities import MODALITIES
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+FAILURE_WINDOW_S = 5.0
 
 
 @dataclass
@@ -42,6 +45,8 @@ class NodeDiagnostics:
         self._last_used: tuple[str, ...] = ()
         self._masks = 0
         self._last_error: dict[str, str] = {}
+        self._failures = 0
+        self._last_failure: tuple[float, str] | None = None  # (now_s, what)
 
     def record(self, missing: Iterable[str], used: Iterable[str], errors: dict[str, str],
                latency_ms: float | None, now_s: float) -> None:
@@ -66,9 +71,16 @@ class NodeDiagnostics:
                 self._masks += 1
                 self._last_used = tuple(m for m in MODALITIES if m in used)
 
+    def record_failure(self, error: str, now_s: float) -> None:
+        """A frame set that failed as a whole (exception outside the per-sensor conversions)."""
+        with self._lock:
+            self._failures += 1
+            self._last_failure = (now_s, error)
+
     def statuses(self, now_s: float, sync_stats: dict[str, Any], dead: dict[str, bool],
-                 extra: dict[str, Any]) -> list[Status]:
-        """Statuses: one per sensor (all four; disabled ones OK 'disabled') and one for the output."""
+                 extra: dict[str, Any], worker_problem: str | None = None) -> list[Status]:
+        """Statuses: one per sensor (all four; disabled ones OK 'disabled') and one for the output.
+        ``worker_problem``: what the inference worker's watchdog reports (None = healthy)."""
         out = []
         with self._lock:
             for m in MODALITIES:
@@ -94,6 +106,12 @@ class NodeDiagnostics:
                       "latency_max_ms": f"{lat[-1]:.1f}" if lat else "",
                       "used_modalities": ",".join(self._last_used)}
             values.update({k: str(v) for k, v in extra.items()})
+            values.update(failures=str(self._failures),
+                          last_failure=self._last_failure[1] if self._last_failure else "")
             level, msg = (OK, "publishing") if recent else (WARN, "no mask published in the last 5 s")
+            if self._last_failure is not None and now_s - self._last_failure[0] <= FAILURE_WINDOW_S:
+                level, msg = ERROR, f"frame processing failed ({self._failures} in total): {self._last_failure[1]}"
+            if worker_problem:
+                level, msg = ERROR, worker_problem
             out.append(Status(f"{self.node_name}: output", level, msg, "", values))
         return out

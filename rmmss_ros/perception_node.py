@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+import traceback
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -28,8 +29,8 @@ from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
 from rmmss_ros.diagnostics import NodeDiagnostics
 from rmmss_ros.params import BY_NAME, PARAMS, Param, check_value, validate
-from rmmss_ros.pipeline import LatestQueue, Pipeline, PipelineParams
-from rmmss_ros.sync import SensorConfig, Synchronizer
+from rmmss_ros.pipeline import LatestQueue, Pipeline, PipelineParams, Worker
+from rmmss_ros.sync import make_synchronizer
 
 
 class StartupError(RuntimeError):
@@ -59,12 +60,7 @@ class PerceptionNode(Node):
         self.enabled = tuple(m for m in MODALITIES if v[f"{m}.enabled"])
         self.pipeline = Pipeline(self._load_backend(v), PipelineParams.from_values(v))
         ref = v["reference"]
-        self.sync = Synchronizer(
-            [SensorConfig(m, v[f"{m}.slop_s"], v[f"{m}.offset_s"], v[f"{m}.timeout_s"]) for m in self.enabled],
-            clock=lambda: self.get_clock().now().nanoseconds,
-            reference=None if ref == "rate" else ref, rate_hz=v["rate_hz"],
-            fallback_rate_hz=v["rate_hz"] if v["fallback_on_dead_reference"] else None,
-            queue_size=v["sync.queue_size"])
+        self.sync = make_synchronizer(v, lambda: self.get_clock().now().nanoseconds)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=v["qos.depth"],
                          reliability=ReliabilityPolicy.BEST_EFFORT if v["qos.reliability"] == "best_effort"
                          else ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
@@ -82,9 +78,8 @@ class PerceptionNode(Node):
         self.diag = NodeDiagnostics(self.enabled, topics, self.get_name())
         self.queue = LatestQueue()
         self._sync_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="rmmss-inference", daemon=True)
-        self._worker.start()
+        self._last_log: dict[str, float] = {}
+        self._worker = Worker(self.queue, self._handle, self._on_frame_error).start()
         self.create_timer(v["sync.poll_period_s"], self._poll)
         self.create_timer(v["diagnostics.period_s"], self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -132,8 +127,15 @@ class PerceptionNode(Node):
 
     # ---------------------------------------------------------------------------- executor side
     def _on_sensor(self, name: str, msg: Any) -> None:
-        with self._sync_lock:
-            sets = self.sync.add(name, stamp_to_ns(msg.header.stamp), msg)
+        try:
+            stamp = stamp_to_ns(msg.header.stamp)
+            with self._sync_lock:
+                sets = self.sync.add(name, stamp, msg)
+        except Exception as e:  # never let one message break the executor's callback
+            self._log_throttled("error", f"sync:{name}",
+                                f"{name}: message dropped by the synchronizer: {type(e).__name__}: {e}")
+            self.diag.record_failure(f"sync {name}: {type(e).__name__}: {e}", time.monotonic())
+            return
         for fs in sets:
             self.queue.put(fs)
 
@@ -141,30 +143,46 @@ class PerceptionNode(Node):
         self.camera_info = msg
 
     def _poll(self) -> None:
-        with self._sync_lock:
-            sets = self.sync.poll()
+        try:
+            with self._sync_lock:
+                sets = self.sync.poll()
+        except Exception as e:  # an exception here would end rclpy.spin: report and go on
+            self._log_throttled("error", "sync:poll", f"synchronizer poll failed: {type(e).__name__}: {e}")
+            self.diag.record_failure(f"sync poll: {type(e).__name__}: {e}", time.monotonic())
+            return
         for fs in sets:
             self.queue.put(fs)
 
     # ------------------------------------------------------------------------------ worker
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            fs = self.queue.get(timeout=0.1)
-            if fs is None:
-                continue
-            try:
-                result = self.pipeline.process(fs, self.camera_info)
-            except Exception as e:  # a backend failure must not kill the worker
-                self.get_logger().error(f"inference failed for frame {fs.stamp_ns}: {type(e).__name__}: {e}",
-                                        throttle_duration_sec=5.0)
-                continue
-            latency = None
-            if result.mask is not None:
-                self._publish(fs, result)
-                latency = (self.get_clock().now().nanoseconds - fs.stamp_ns) / 1e6
-            self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic())
-            for m, err in result.errors.items():
-                self.get_logger().warn(f"{m}: {err}", throttle_duration_sec=2.0)
+    def _handle(self, fs: Any) -> None:
+        """One frame set on the worker thread. Malformed inputs come back in ``result.errors``
+        (ERROR for that sensor); anything raised here is caught by the Worker (_on_frame_error)."""
+        result = self.pipeline.process(fs, self.camera_info)
+        latency = None
+        if result.mask is not None:
+            self._publish(fs, result)
+            latency = (self.get_clock().now().nanoseconds - fs.stamp_ns) / 1e6
+        self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic())
+        for m, err in result.errors.items():
+            self._log_throttled("warn", f"input:{m}", f"{m}: {err}")
+
+    def _on_frame_error(self, fs: Any, e: BaseException) -> None:
+        what = f"{type(e).__name__}: {e}"
+        self.diag.record_failure(what, time.monotonic())
+        self._log_throttled("error", "frame", f"frame set {getattr(fs, 'stamp_ns', '?')} failed ({self._worker.failures} "
+                            f"in total), continuing with the next: {what}\n{traceback.format_exc(limit=4)}")
+
+    def _log_throttled(self, level: str, key: str, text: str, period_s: float = 2.0) -> None:
+        """At most one ``level`` line per ``key`` every ``period_s`` (one key per sensor or failure
+        kind, so one noisy input cannot hide another); a logging error never escapes."""
+        now = time.monotonic()
+        if now - self._last_log.get(key, -1e9) < period_s:
+            return
+        self._last_log[key] = now
+        try:
+            getattr(self.get_logger(), "warning" if level == "warn" else level)(text)
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
 
     def _publish(self, fs: Any, result: Any) -> None:
         stamp = rclpy.time.Time(nanoseconds=fs.stamp_ns).to_msg()
@@ -190,9 +208,14 @@ class PerceptionNode(Node):
             extra = {"queue_drops": self.queue.dropped, "sets_emitted": self.sync.sets_emitted,
                      "sets_complete": self.sync.sets_complete, "time_jumps": self.sync.time_jumps,
                      "pending_overflow": self.sync.pending_overflow}
+        extra.update(frames_processed=self._worker.processed, frames_failed=self._worker.failures,
+                     worker_restarts=self._worker.restarts)
+        problem = self._worker.watchdog()
+        if problem:
+            self._log_throttled("error", "watchdog", problem, period_s=5.0)
         arr = DiagnosticArray()
         arr.header.stamp = now.to_msg()
-        for s in self.diag.statuses(time.monotonic(), self.sync.stats, dead, extra):
+        for s in self.diag.statuses(time.monotonic(), self.sync.stats, dead, extra, problem):
             arr.status.append(DiagnosticStatus(
                 level=bytes([s.level]), name=s.name, message=s.message, hardware_id=s.hardware_id,
                 values=[KeyValue(key=k, value=val) for k, val in s.values.items()]))
@@ -200,9 +223,7 @@ class PerceptionNode(Node):
 
     def close(self) -> None:
         """Stop the worker and release the backend (called on shutdown)."""
-        self._stop.set()
-        self.queue.close()
-        self._worker.join(timeout=5.0)
+        self._worker.stop(timeout=5.0)
         close = getattr(self.pipeline.backend, "close", None)
         if close is not None:
             close()

@@ -15,7 +15,13 @@ Sensors without a match are listed in ``FrameSet.missing``. Messages that arrive
 they belong to was emitted (stamp <= last emitted reference + slop, and no open set within slop) are
 *late*: dropped and counted. Duplicate stamps are dropped and
 counted; out-of-order stamps are sorted; a sensor's stamps (or the clock) jumping backwards by more
-than ``jump_threshold_s`` (bag loops, sim-time restarts) resets the state and is counted. Memory is
+than ``jump_threshold_s`` (bag loops, sim-time restarts) resets the state and is counted; so does a
+reference stamp more than ``jump_threshold_s`` behind the last emitted set (the output's time line
+moved: whatever stamped the earlier sets, the reference always recovers). Rate ticks (and fallback
+ticks while the reference is dead) are placed on the sensors' stamp time line: the clock's time when
+stamps follow the clock (within ``skew_tolerance_s``), else the clock shifted by the last observed
+``stamp - arrival`` (bags played live without sim time, sensors with their own epoch), so ticks can
+match the other sensors and never shadow the reference's later stamps. Memory is
 bounded: ``queue_size`` messages per sensor and ``max_pending`` open frame sets, whatever the input
 rate. All times are integer nanoseconds. Thread-safe (one lock; no callbacks run under it).
 """
@@ -23,9 +29,11 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from rmmss_core.modalities import MODALITIES
 
 NS = 1_000_000_000
 
@@ -143,8 +151,13 @@ class Synchronizer:
             if st.last_stamp_ns is not None and stamp_ns < st.last_stamp_ns - self._jump_ns:
                 self.time_jumps += 1  # this sensor's time line went backwards: bag loop, sim restart
                 self._reset(now)
+            if (name == self.reference and self._last_emitted is not None
+                    and stamp_ns < self._last_emitted - self._jump_ns):
+                self.time_jumps += 1  # the output's time line moved (e.g. ticks on another epoch)
+                self._reset(now)
             st.received += 1
             st.last_arrival_ns, st.last_stamp_ns = now, stamp_ns
+            self._stamp_offset[name] = stamp_ns + int(self.sensors[name].offset_s * NS) - now
             if name == self.reference:
                 self._add_reference(stamp_ns, msg, now)
             else:
@@ -181,6 +194,7 @@ class Synchronizer:
         self._pending: list[_Pending] = []
         self._last_emitted: int | None = None
         self._next_tick: int | None = None
+        self._stamp_offset: dict[str, int] = {}  # per sensor: last (corrected) stamp - arrival on the clock
         for st in self.stats.values():
             st.last_arrival_ns = st.last_stamp_ns = None
 
@@ -232,12 +246,25 @@ class Synchronizer:
             return
         if self._next_tick is None or now - self._next_tick > 4 * self._period_ns:
             self._next_tick = now  # (re)start, skipping ticks missed during a stall
+        shift = self._tick_shift()
         while now >= self._next_tick:
             t = self._next_tick
             self._next_tick += self._period_ns
-            if self._last_emitted is not None and t <= self._last_emitted:
+            if self._last_emitted is not None and t + shift <= self._last_emitted:
                 continue
-            bisect.insort(self._pending, _Pending(t, t, None), key=lambda q: q.ref_ns)
+            bisect.insort(self._pending, _Pending(t + shift, t, None), key=lambda q: q.ref_ns)
+
+    def _tick_shift(self) -> int:
+        """Clock -> stamp time line for ticks: 0 while stamps follow the clock, else the last
+        observed ``stamp - arrival`` (the reference's if known, else the latest sensor's)."""
+        offs = self._stamp_offset
+        if not offs:
+            return 0
+        if self.reference in offs:
+            off = offs[self.reference]
+        else:
+            off = offs[max(offs, key=lambda n: self.stats[n].last_arrival_ns or 0)]
+        return off if abs(off) > self._skew_ns else 0
 
     def _match(self, name: str, p: _Pending) -> int | None:
         """Index of the buffered message of ``name`` nearest to p's reference, within slop."""
@@ -295,3 +322,18 @@ class Synchronizer:
         self.sets_complete += not missing
         reason = reason or ("complete" if not missing else "deadline")
         return FrameSet(p.ref_ns, messages, stamps, tuple(missing), reason, p.ref_name)
+
+
+def make_synchronizer(values: Mapping[str, Any], clock: Callable[[], int]) -> Synchronizer:
+    """The node's synchronizer from its flat parameter values (names as in rmmss_ros.params:
+    ``<sensor>.enabled/slop_s/offset_s/timeout_s``, ``reference``, ``rate_hz``,
+    ``fallback_on_dead_reference``, ``sync.queue_size``) and a clock ``() -> ns``. Used by the node
+    and by offline replay, so both synchronise identically. ValueError for an inconsistent set."""
+    sensors = [SensorConfig(m, float(values[f"{m}.slop_s"]), float(values[f"{m}.offset_s"]),
+                            float(values[f"{m}.timeout_s"]))
+               for m in MODALITIES if values[f"{m}.enabled"]]
+    ref = values["reference"]
+    rate = float(values["rate_hz"])
+    return Synchronizer(sensors, clock, reference=None if ref == "rate" else ref, rate_hz=rate,
+                        fallback_rate_hz=rate if values["fallback_on_dead_reference"] else None,
+                        queue_size=int(values["sync.queue_size"]))

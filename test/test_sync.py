@@ -298,3 +298,52 @@ def test_same_sets_as_message_filters_on_complete_streams(seed, rates, slop_ms, 
         assert all(fs.complete for fs in got) and len(got) == 4 * rates["rgb"]
     assert len(mf.out) == n_sets
     assert ours_sets == mf.out
+
+
+BAG_EPOCH = 1_700_000_000 * NS  # what `rmmss bag write` stamps; a live node's clock is years later
+
+
+def _play_off_clock(sync, clock, seconds, names=("rgb", "depth"), skip=(), t_bag=BAG_EPOCH):
+    """Sensors at 10 Hz stamped on the bag's epoch (not the clock's), arriving 8 ms after their
+    stamp's slot; polled every 10 ms like the node. Returns (sets, next bag stamp)."""
+    sets = []
+    for k in range(int(seconds * 100)):
+        if k % 10 == 0:
+            for n in names[::-1]:
+                if n not in skip:
+                    sets += sync.add(n, t_bag, f"{n}@{t_bag}")
+            t_bag += 100 * MS
+        sets += sync.poll()
+        clock.advance(10)
+    return sets, t_bag
+
+
+def test_reference_on_another_epoch_recovers_after_fallback_ticks():
+    """Regression (rmmss demo on a bag, live): the node starts, the camera is silent for longer than
+    its timeout, fallback ticks are emitted on the clock's time line; then the bag's camera frames
+    arrive stamped years earlier. They used to be dropped as 'late' forever: no mask ever again."""
+    clock = FakeClock(1_795_000_000 * NS)
+    sync = make(clock, names=("rgb", "depth"), timeout=0.25, slop=0.05, fallback_rate_hz=10.0)
+    idle, _ = _play_off_clock(sync, clock, 1.0, skip=("rgb", "depth"))
+    assert idle and all(not fs.messages for fs in idle)  # ticks while nothing is connected
+    sets, _ = _play_off_clock(sync, clock, 2.0)
+    with_cam = [fs for fs in sets if "rgb" in fs.messages]
+    # the reset on the first camera frame drops what was buffered before it, then all are complete
+    assert len(with_cam) == 20 and all(fs.complete for fs in with_cam[1:])
+    assert sync.stats["rgb"].late == 0 and sync.time_jumps == 1
+    assert all(abs(fs.stamp_ns - BAG_EPOCH) < 10 * NS for fs in sets)  # output on the bag's time line
+
+
+def test_fallback_ticks_follow_off_clock_stamps_and_reference_comes_back():
+    """While an off-clock reference is dead, fallback ticks sit on the sensors' stamp time line, so
+    the live sensors are used (not all 'late'); when the reference resumes it is used again."""
+    clock = FakeClock(1_795_000_000 * NS)
+    sync = make(clock, names=("rgb", "depth"), timeout=0.25, slop=0.05, fallback_rate_hz=10.0)
+    before, t_bag = _play_off_clock(sync, clock, 1.0)
+    outage, t_bag = _play_off_clock(sync, clock, 1.0, skip=("rgb",), t_bag=t_bag)
+    after, _ = _play_off_clock(sync, clock, 1.0, t_bag=t_bag)
+    assert len(before) == 10 and all(fs.complete for fs in before)
+    ticks = [fs for fs in outage if fs.reference is None]
+    assert len(ticks) >= 6 and all("depth" in fs.messages for fs in ticks)
+    assert sum("rgb" in fs.messages for fs in after) >= 9
+    assert sync.stats["depth"].late <= 1 and sync.time_jumps == 0

@@ -24,7 +24,7 @@ from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.reader import BagError, BagReader, open_bag
 from rmmss_ros.replay.report import ReplayStats
 from rmmss_ros.replay.schedule import Schedule
-from rmmss_ros.sync import SensorConfig, Synchronizer
+from rmmss_ros.sync import make_synchronizer
 
 log = logging.getLogger(__name__)
 EXPECTED_TYPES: dict[str, tuple[str, ...]] = {"rgb": (M.IMAGE,), "depth": (M.IMAGE,),
@@ -35,18 +35,6 @@ LABEL_TOPIC = "/labels/semantic"
 def topic_name(name: str) -> str:
     """A node-relative topic (``camera/image_raw``) as the bag records it (``/camera/image_raw``)."""
     return name if name.startswith("/") else "/" + name
-
-
-def make_synchronizer(values: Mapping[str, Any], clock: Callable[[], int]) -> Synchronizer:
-    """The synchronizer the node builds from its parameters (names as in rmmss_ros.params)."""
-    enabled = [m for m in MODALITIES if values[f"{m}.enabled"]]
-    sensors = [SensorConfig(m, values[f"{m}.slop_s"], values[f"{m}.offset_s"], values[f"{m}.timeout_s"])
-               for m in enabled]
-    ref = values["reference"]
-    return Synchronizer(sensors, clock, reference=None if ref == "rate" else ref,
-                        rate_hz=values["rate_hz"],
-                        fallback_rate_hz=values["rate_hz"] if values["fallback_on_dead_reference"] else None,
-                        queue_size=int(values["sync.queue_size"]))
 
 
 @dataclass
