@@ -60,6 +60,7 @@ def test_resume_with_worker_processes_is_exact(tmp_path):
 
 _KILL_SCRIPT = textwrap.dedent("""
     import sys, time, torch
+    torch.set_num_threads({threads})  # bit-exact comparison needs the parent's reduction order
     sys.path.insert(0, {test_dir!r})
     from _trainer_helpers import SPEC, RandomFrames, TinyRecipe, tiny_config
     from rmmss_core.train.trainer import fit
@@ -72,8 +73,9 @@ _KILL_SCRIPT = textwrap.dedent("""
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     out = tmp_path / "killed"
-    script = _KILL_SCRIPT.format(test_dir=str(Path(__file__).parent), out=str(out))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    threads = torch.get_num_threads()
+    script = _KILL_SCRIPT.format(test_dir=str(Path(__file__).parent), out=str(out), threads=threads)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.Popen([sys.executable, "-c", script], env=env)
     try:
         deadline = time.time() + 120
