@@ -51,6 +51,7 @@ def test_demo_live_over_dds():
     assert rep["frames"]["expected"] == 25 and rep["frames"]["emitted"] >= 18, rep["frames"]
     assert "RDE" in rep["per_pattern"] and "RDEL" in rep["per_pattern"]  # the LiDAR failure is visible
     assert rep["miou"] is not None and rep["latency_ms"]["p50"] > 0
+    assert rep["meta"]["longest_gap_s"] <= 1.5 and rep["meta"]["first_mask_s"] <= 3.0
     assert (out / "demo_overlays.png").read_bytes()[:4] == b"\x89PNG" and (out / "perception_node.log").exists()
     # a missing model: clear error, exit 1, no node left behind
     bad = subprocess.run([sys.executable, "-m", "rmmss_core.cli", "demo", "--bag", str(bag), "--model",
