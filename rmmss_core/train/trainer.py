@@ -102,7 +102,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device.type == "cuda" else None
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
-    step, best, metrics = 0, None, {}
+    step, best, metrics, prior_s = 0, None, {}, 0.0
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.is_file():
         ckpt = load_training_checkpoint(last_path, map_location=device)
@@ -115,6 +115,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
         recipe.load_extra_state(ckpt.get("recipe_state", {}))
         set_rng_state(ckpt["rng"])
         step, best = int(ckpt["step"]), ckpt.get("best_value")
+        prior_s = float(ckpt.get("train_seconds", 0.0))
         metrics = dict(ckpt.get("metrics", {}))
         log.info("resumed %s at step %d of %d", last_path, step, cfg.iters)
     elif resume:
@@ -130,6 +131,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
         raise ValueError(f"{sampler.per_rank} frames per process are fewer than one batch of "
                          f"{cfg.data.batch_size}; lower data.batch_size")
     seeded = SeededDataset(train_set)
+    t0 = time.perf_counter()
     logger = RunLogger(out, spec, enabled=info.is_main, total=cfg.iters, start=step,
                        progress=cfg.progress)
 
@@ -139,7 +141,8 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
                 path, model=recipe.output_model(), model_info=recipe.model_info(), spec=spec,
                 step=step, config=cfg, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                 recipe_state=recipe.extra_state(), metrics=current_metrics,
-                extra={"best_value": best, "best_metric": cfg.best_metric, "recipe": recipe.name})
+                extra={"best_value": best, "best_metric": cfg.best_metric, "recipe": recipe.name,
+                       "train_seconds": prior_s + time.perf_counter() - t0})
 
     def run_validation() -> None:
         nonlocal best, metrics
@@ -159,7 +162,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
                 log.info("step %d: new best %s = %.4f", step, cfg.best_metric, best)
         metrics = D.broadcast_object(metrics, info)
 
-    t0, interrupted, batch = time.perf_counter(), False, None
+    interrupted, batch = False, None
     recipe.train()
     with _StopFlag() as stop:
         while step < cfg.iters and not interrupted:
@@ -215,7 +218,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
         save(last_path, metrics)
     D.barrier(info)
     logger.close()
-    seconds = time.perf_counter() - t0
+    seconds = prior_s + time.perf_counter() - t0  # over every session of this run
     result = TrainResult(out=out, step=step, last=last_path, best=best_path if best_path.is_file() else None,
                          metrics=dict(metrics), interrupted=interrupted, seconds=seconds)
     if info.is_main and not interrupted:
