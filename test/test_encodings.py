@@ -180,3 +180,22 @@ def test_nearest_per_pixel_ties_go_to_the_lowest_index():
     pix = np.array([5, 3, 5, 5, 3, 0])
     z = np.array([2.0, 1.0, 1.0, 1.0, 0.5, 9.0])
     assert sorted(nearest_per_pixel(pix, z, 8).tolist()) == [2, 4, 5]
+
+
+def test_normalize_matches_the_broadcast_formula_for_any_memory_layout():
+    import torch
+
+    from rmmss_core.preprocess import normalize, to_chw
+    from rmmss_core.spec import IMAGENET_MEAN, IMAGENET_STD, Normalization
+
+    norm = Normalization(IMAGENET_MEAN, IMAGENET_STD)
+    hwc = np.random.default_rng(0).random((37, 53, 3), dtype=np.float32)
+    chw_view = to_chw(hwc, "rgb")  # channel-last memory viewed as 3 x H x W
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    ref = (chw_view.contiguous() - mean) / std
+    out = normalize(chw_view, norm)
+    assert torch.equal(out, ref) and out.is_contiguous()
+    batch = torch.rand(2, 3, 5, 7)
+    assert torch.equal(normalize(batch, norm), (batch - mean[None]) / std[None])
+    with pytest.raises(ValueError, match="3 x H x W"):
+        normalize(torch.zeros(4, 5, 5), norm)
