@@ -9,7 +9,7 @@ import torch
 
 from rmmss_core.losses import cmd_loss, mad_loss, umd_loss
 from rmmss_core.train.recipes.base import Recipe, split_batch
-from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, model_info, supervised
+from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, supervised
 
 
 class AnySegRecipe(Recipe):
@@ -38,8 +38,3 @@ class AnySegRecipe(Recipe):
         loss = terms["ce"] + w.mad * terms["mad"] + w.umd * terms["umd"] + w.cmd * terms["cmd"]
         return loss, {k: v.detach() for k, v in terms.items()}
 
-    def output_model(self):
-        return self.model
-
-    def model_info(self):
-        return model_info(self.model)

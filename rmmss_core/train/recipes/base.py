@@ -33,8 +33,8 @@ def freeze(module: nn.Module) -> nn.Module:
 
 
 class Recipe(nn.Module):
-    """Subclasses set ``name`` and implement ``forward(batch, step) -> (loss, logs)``,
-    ``output_model()`` and ``model_info()``; EMA-like state goes in ``extra_state``."""
+    """Subclasses set ``name`` and ``self.model`` (the network they produce) and implement
+    ``forward(batch, step) -> (loss, logs)``; EMA-like state goes in ``extra_state``."""
 
     name: ClassVar[str] = ""
 
@@ -46,12 +46,13 @@ class Recipe(nn.Module):
         raise NotImplementedError
 
     def output_model(self) -> nn.Module:
-        """The network this recipe produces (saved, validated, evaluated)."""
-        raise NotImplementedError
+        """The network this recipe produces (saved, validated, evaluated): ``self.model``."""
+        return self.model
 
     def model_info(self) -> dict[str, Any]:
         """``{"name", "config"}`` so that ``create_model(name, **config)`` rebuilds the output model."""
-        raise NotImplementedError
+        from rmmss_core.models import model_spec
+        return model_spec(self.output_model())
 
     def after_step(self, step: int) -> None:
         """Called after every optimizer step (EMA updates)."""

@@ -72,7 +72,3 @@ def supervised(cfg: TrainConfig, logits: torch.Tensor, label: torch.Tensor) -> t
     return ohem_cross_entropy(logits.float(), label, cfg.loss.ohem_thresh, cfg.loss.ohem_min_kept_frac,
                               ignore_index=255)
 
-
-def model_info(model: nn.Module) -> dict[str, Any]:
-    from rmmss_core.models import model_spec
-    return model_spec(model)

@@ -10,7 +10,7 @@ import torch
 
 from rmmss_core.losses import logit_kd_loss
 from rmmss_core.train.recipes.base import Recipe, split_batch
-from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, model_info, supervised
+from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, supervised
 
 
 class CompressRecipe(Recipe):
@@ -32,8 +32,3 @@ class CompressRecipe(Recipe):
         loss = terms["ce"] + self.cfg.loss.logit_kd * terms["kd"]
         return loss, {k: v.detach() for k, v in terms.items()}
 
-    def output_model(self):
-        return self.model
-
-    def model_info(self):
-        return model_info(self.model)

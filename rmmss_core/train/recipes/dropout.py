@@ -5,7 +5,7 @@ Per sample, k ~ U{1..M} modalities are kept (a uniform random subset of size k);
 from __future__ import annotations
 
 from rmmss_core.train.recipes.base import Recipe, split_batch
-from rmmss_core.train.recipes.common import anymodal_mask, build_student, model_info, supervised
+from rmmss_core.train.recipes.common import anymodal_mask, build_student, supervised
 
 
 class DropoutRecipe(Recipe):
@@ -20,8 +20,3 @@ class DropoutRecipe(Recipe):
         loss = supervised(self.cfg, self.model(inputs, anymodal_mask(available)).logits, label)
         return loss, {"ce": loss.detach()}
 
-    def output_model(self):
-        return self.model
-
-    def model_info(self):
-        return model_info(self.model)

@@ -20,7 +20,6 @@ from rmmss_core.train.recipes.base import Recipe, freeze, split_batch
 from rmmss_core.train.recipes.common import (
     anymodal_mask,
     build_student,
-    model_info,
     one_or_none_mask,
     supervised,
 )
@@ -67,8 +66,3 @@ class M3LRecipe(Recipe):
         if "ema" in state:
             self.ema.load_state_dict(state["ema"])
 
-    def output_model(self):
-        return self.model
-
-    def model_info(self):
-        return model_info(self.model)

@@ -37,8 +37,3 @@ class FSMRecipe(Recipe):
         loss = terms["ce"] + self.cfg.loss.fsm_kd * terms["kd"]
         return loss, {k: v.detach() for k, v in terms.items()}
 
-    def output_model(self):
-        return self.model
-
-    def model_info(self):
-        return model_spec(self.model)

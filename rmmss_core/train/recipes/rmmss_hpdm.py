@@ -19,7 +19,7 @@ from rmmss_core.losses import (
     random_modality_pairs,
 )
 from rmmss_core.train.recipes.base import Recipe, split_batch
-from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, model_info, supervised
+from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, supervised
 
 
 class HPDMRecipe(Recipe):
@@ -60,8 +60,3 @@ class HPDMRecipe(Recipe):
         loss = terms["ce"] + w.logit_kd * terms["kd"] + w.proto * terms["proto"] + w.ifv * terms["ifv"]
         return loss, {k_: v.detach() for k_, v in terms.items()}
 
-    def output_model(self):
-        return self.model
-
-    def model_info(self):
-        return model_info(self.model)

@@ -7,7 +7,7 @@ trains U2MKD's LiDAR-only teacher.
 from __future__ import annotations
 
 from rmmss_core.train.recipes.base import Recipe, split_batch
-from rmmss_core.train.recipes.common import build_student, model_info, supervised
+from rmmss_core.train.recipes.common import build_student, supervised
 
 
 class TeacherRecipe(Recipe):
@@ -22,8 +22,3 @@ class TeacherRecipe(Recipe):
         loss = supervised(self.cfg, self.model(inputs, available).logits, label)
         return loss, {"ce": loss.detach()}
 
-    def output_model(self):
-        return self.model
-
-    def model_info(self):
-        return model_info(self.model)

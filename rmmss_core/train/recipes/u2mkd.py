@@ -11,7 +11,7 @@ import torch
 
 from rmmss_core.losses import feature_kd_loss, imputation_loss, logit_kd_loss
 from rmmss_core.train.recipes.base import Recipe, split_batch
-from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, model_info, supervised
+from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, supervised
 
 
 class U2MKDRecipe(Recipe):
@@ -43,8 +43,3 @@ class U2MKDRecipe(Recipe):
         loss = terms["ce"] + w.uni_kd * terms["kd"] + w.feature_kd * terms["feat"] + w.impute * terms["impute"]
         return loss, {k: v.detach() for k, v in terms.items()}
 
-    def output_model(self):
-        return self.model
-
-    def model_info(self):
-        return model_info(self.model)
