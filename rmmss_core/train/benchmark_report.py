@@ -59,6 +59,30 @@ def evaluate_all(cfg: Any, data: Path, runs_dir: Path) -> dict[str, dict[str, An
     return results
 
 
+GATE_SUBSETS = ("RDEL", "RDE", "RD", "DL", "R", "D", "E", "L")
+
+
+@torch.inference_mode()
+def fsm_gate_weights(ckpt: Path, data: Path, split: str, max_samples: int = 32) -> dict[str, list[float]]:
+    """Mean per-pixel weight the FSM's logit selection gives (teacher, robust, decoded) per subset,
+    inputs of missing sensors zeroed as in EMM. A diagnostic of what the selection learned."""
+    from rmmss_core.data import build_dataset
+    from rmmss_core.modalities import MODALITIES, subset_mask
+    from rmmss_core.models import load_model
+    model, spec = load_model(ckpt)
+    test = build_dataset("synthetic", root=str(data), split=split, spec=spec)
+    n = min(max_samples, len(test))
+    batch = [test[i] for i in range(n)]
+    inputs = {m: torch.stack([b[m] for b in batch]) for m in MODALITIES}
+    out: dict[str, list[float]] = {}
+    for name in GATE_SUBSETS:
+        avail = subset_mask(name, n)
+        x = {m: inputs[m] * avail[:, i, None, None, None] for i, m in enumerate(MODALITIES)}
+        w = model(x, avail, return_features=True).features.branch_logits  # B x 3 x 1 x H x W
+        out[name] = [float(v) for v in w.mean(dim=(0, 2, 3, 4))]
+    return out
+
+
 def headline(r: Mapping[str, Any]) -> dict[str, float]:
     """Fractions: all sensors, mean of 15, mean of the 14 missing subsets, mIoU^E(0.1), RMM, NM means."""
     s = r["summary"]
@@ -173,6 +197,19 @@ def write_robustness_report(cfg: Any, results: Mapping[str, Any], trained: Mappi
               "benchmark's device (RMMSS-FSM runs two networks plus the FSM).", "",
               "### Expectations from the papers, checked", "", *expectations(h), "",
               f"![EMM per subset]({rel}{plots[0]})", "", f"![trade-offs]({rel}{plots[1]})", ""]
+    if "rmmss-fsm" in results:
+        cache = Path(results["rmmss-fsm"]["checkpoint"]).parent / "fsm_gate.json"
+        if cache.is_file() and cache.stat().st_mtime > Path(results["rmmss-fsm"]["checkpoint"]).stat().st_mtime:
+            gate = json.loads(cache.read_text())
+        else:
+            gate = fsm_gate_weights(Path(results["rmmss-fsm"]["checkpoint"]), Path(cfg.out) / "data", cfg.eval.split)
+            atomic_write_json(cache, gate)
+        lines += ["### What the FSM selects", "",
+                  "Mean per-pixel weight of the FSM's logit-level selection over its three sources, per "
+                  "available subset (first 32 test frames). Our reading of the FSM, see "
+                  "`rmmss_core/train/fsm.py`: the paper defines no equations.", "",
+                  "| subset | teacher | robust (HPDM) | decoded selected features |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {k} | {v[0]:.2f} | {v[1]:.2f} | {v[2]:.2f} |" for k, v in gate.items()] + [""]
     detail = markdown_report(build_report({LABELS.get(k, k): v["summary"] for k, v in results.items()},
                                           list(spec.class_names)))
     detail = "\n".join(("#### " + ln.lstrip("#").strip()) if ln.startswith("#") else ln for ln in detail.splitlines())
