@@ -202,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
                 raise RuntimeError(f"perception_node did not come up in {args.startup_timeout:.0f} s; see {log_path}")
             time.sleep(0.1)
         play = threading.Thread(target=player.run, args=(stop,), daemon=True)
+        t_play = time.monotonic()
         play.start()
         while play.is_alive() and not player.stats.published:
             if proc.poll() is not None:
@@ -217,10 +218,10 @@ def run(args: argparse.Namespace) -> int:
                 _print_line(mon.tick(), (time.monotonic() - t0) * args.rate, schedule)
             if proc.poll() is not None:
                 raise RuntimeError(f"perception_node died (exit {proc.returncode}); see {log_path}")
+        play_end = time.monotonic()  # gaps are judged up to the last published frame, not the wait below
         time.sleep(1.0)  # the last masks
         with mon.lock:
             mon._drain(force=True)
-        play_end = time.monotonic()
     finally:
         stop.set()
         if proc.poll() is None:
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
                 os.killpg(proc.pid, signal.SIGKILL)
         node_log.close()
         rclpy.try_shutdown()
-    return _finish(args, bag, player, mon, stats, out, t0, play_end, schedule)
+    return _finish(args, bag, player, mon, stats, out, t_play, play_end, schedule)
 
 
 def _spin(rclpy: Any, node: Any, stop: threading.Event) -> None:
