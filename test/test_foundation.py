@@ -156,3 +156,19 @@ def test_cli_lists_commands_and_rejects_unknown():
     out = subprocess.run([sys.executable, "-m", "rmmss_core.cli", "frobnicate"], capture_output=True,
                          text=True, cwd=root, timeout=60)
     assert out.returncode == 2 and "unknown command 'frobnicate'" in out.stderr
+
+
+def test_cli_error_without_message_still_says_what_failed(monkeypatch, capsys):
+    import types
+
+    import rmmss_core.cli as cli
+
+    def run(args):
+        raise RuntimeError()
+
+    fake = types.SimpleNamespace(add_arguments=lambda parser: None, run=run)
+    monkeypatch.setitem(cli.COMMANDS, "boom", ("fake_module", "raises"))
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: fake)
+    assert cli.main(["boom"]) == 1
+    err = capsys.readouterr().err
+    assert "rmmss boom: error: RuntimeError" in err and "--log-level DEBUG" in err

@@ -61,5 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as e:  # user-facing errors: one clear line
         if args.log_level.upper() == "DEBUG":
             raise
-        print(f"rmmss {name}: error: {e}", file=sys.stderr)
+        detail = str(e) or f"{type(e).__name__} (no message; rerun with --log-level DEBUG for the traceback)"
+        print(f"rmmss {name}: error: {detail}", file=sys.stderr)
         return 1
