@@ -47,8 +47,9 @@ demo: install
 bench: install
 	$(PY) -m rmmss_core.bench --out docs/bench
 
+# one thread per process: with 2 threads and the data-loader worker, 2 cores oversubscribe (~20x slower)
 bench-robustness: install
-	$(PY) -m rmmss_core.cli benchmark --preset cpu
+	OMP_NUM_THREADS=1 $(PY) -m rmmss_core.cli benchmark --preset cpu
 
 lint: install
 	$(VENV)/bin/ruff check rmmss_core rmmss_ros test launch setup.py

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from rmmss_core.modalities import SUBSET_NAMES  # noqa: E402
 from rmmss_core.utils.io import atomic_write_bytes  # noqa: E402
 
 
@@ -29,19 +30,22 @@ def plot_subset_bars(report: Mapping[str, Any], path: str | Path) -> Path:
     ckpts = {n: r for n, r in report["checkpoints"].items() if "emm" in r}
     if not ckpts:
         raise ValueError("the report has no EMM results to plot")
-    subsets = list(next(iter(ckpts.values()))["emm"]["subsets"])
+    present = set(next(iter(ckpts.values()))["emm"]["subsets"])
+    subsets = [s for s in SUBSET_NAMES if s in present]  # canonical order, whatever the JSON order
     groups = subsets + ["Avg"]
     x = np.arange(len(groups))
     width = 0.8 / len(ckpts)
     fig, ax = plt.subplots(figsize=(max(8.0, 0.6 * len(groups) * max(1, len(ckpts)) ** 0.5), 4.2))
+    top = 0.0
     for i, (name, r) in enumerate(ckpts.items()):
         vals = [100 * r["emm"]["subsets"][s]["miou"] for s in subsets] + [100 * r["emm"]["miou_avg"]]
         ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=name)
+        top = max(top, *vals)
     ax.set_xticks(x, groups)
     ax.set_ylabel("mIoU (%)")
     ax.set_xlabel("available modalities (R=rgb, D=depth, E=event, L=lidar)")
     ax.set_title("EMM: mIoU per available subset")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, min(100.0, max(10.0, np.ceil(top * 1.25 / 5) * 5)))  # room for the legend
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
