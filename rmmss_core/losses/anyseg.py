@@ -43,6 +43,15 @@ def _selected(available: torch.Tensor, modalities: Sequence[int] | None) -> torc
     return available & keep
 
 
+def _paired_stages(student_features, teacher_features) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Student and teacher features as lists of stages of equal length (ValueError otherwise)."""
+    s_stages = as_stages(student_features, "student_features")
+    t_stages = as_stages(teacher_features, "teacher_features")
+    if len(s_stages) != len(t_stages):
+        raise ValueError(f"{len(s_stages)} student stages but {len(t_stages)} teacher stages")
+    return s_stages, t_stages
+
+
 def umd_loss(student_features: torch.Tensor | Sequence[torch.Tensor],
              teacher_features: torch.Tensor | Sequence[torch.Tensor], available: torch.Tensor,
              modalities: Sequence[int] | None = None, temperature: float = 1.0) -> torch.Tensor:
@@ -59,10 +68,7 @@ def umd_loss(student_features: torch.Tensor | Sequence[torch.Tensor],
         modalities: optional indices of the selected modalities (default: all).
     Returns 0 (attached to the graph) when no pair is available.
     """
-    s_stages = as_stages(student_features, "student_features")
-    t_stages = as_stages(teacher_features, "teacher_features")
-    if len(s_stages) != len(t_stages):
-        raise ValueError(f"{len(s_stages)} student stages but {len(t_stages)} teacher stages")
+    s_stages, t_stages = _paired_stages(student_features, teacher_features)
     losses = []
     for i, (s, t) in enumerate(zip(s_stages, t_stages, strict=True)):
         _check_stage(s, t, available, i)
@@ -99,10 +105,7 @@ def cmd_loss(student_features: torch.Tensor | Sequence[torch.Tensor],
         student_features, teacher_features: per stage ``B x M x C_s x H_s x W_s``.
         available: bool ``B x M``, the student's availability mask.
     """
-    s_stages = as_stages(student_features, "student_features")
-    t_stages = as_stages(teacher_features, "teacher_features")
-    if len(s_stages) != len(t_stages):
-        raise ValueError(f"{len(s_stages)} student stages but {len(t_stages)} teacher stages")
+    s_stages, t_stages = _paired_stages(student_features, teacher_features)
     losses = []
     for i, (s, t) in enumerate(zip(s_stages, t_stages, strict=True)):
         _check_stage(s, t, available, i)
