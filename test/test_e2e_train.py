@@ -26,7 +26,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("world")
-    assert rmmss(["synth", "--out", str(root / "data"), "--frames", "24", "--size", "80x64", "--sequences", "3",
+    assert rmmss(["synth", "--out", str(root / "data"), "--frames", "30", "--size", "80x64", "--sequences", "3",
                   "--splits", "train=0.34,val=0.33,test=0.33", "--no-progress"]) == 0
     return root
 

@@ -58,9 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rmmss {name}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as e:  # user-facing errors: one clear line
+    except (ValueError, KeyError, OSError, RuntimeError) as e:  # user-facing errors: one clear line
         if args.log_level.upper() == "DEBUG":
             raise
-        detail = str(e) or f"{type(e).__name__} (no message; rerun with --log-level DEBUG for the traceback)"
-        print(f"rmmss {name}: error: {detail}", file=sys.stderr)
+        from rmmss_core.cli.checks import one_line
+        print(f"rmmss {name}: error: {one_line(e)}", file=sys.stderr)
         return 1

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from rmmss_core.bench.report import machine_info
-from rmmss_core.cli.export import parse_size
+from rmmss_core.cli.sizes import HELP as SIZE_HELP
+from rmmss_core.cli.sizes import parse_size
 from rmmss_core.deploy.backends import BACKENDS
 from rmmss_core.deploy.bench import run_matrix, to_markdown
 from rmmss_core.utils.io import atomic_write_json, atomic_write_text
@@ -20,7 +21,7 @@ from rmmss_core.utils.io import atomic_write_json, atomic_write_text
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help=".pt checkpoint (every backend) or .onnx")
     p.add_argument("--backends", default="torch,onnxruntime", help=f"comma list of {sorted(BACKENDS)}")
-    p.add_argument("--sizes", default="512x512", help="comma list of HEIGHTxWIDTH")
+    p.add_argument("--sizes", default="512x512", help=f"comma list of sizes, each {SIZE_HELP}")
     p.add_argument("--modalities", default="4", help="comma list of 1..4 (first k of R, D, E, L)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
@@ -34,11 +35,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from rmmss_core.cli.checks import check_out_dir
+    check_out_dir(args.out)  # before the benchmark runs, not after
+    if not args.model.is_file():
+        raise ValueError(f"--model {args.model}: {'is a folder' if args.model.is_dir() else 'does not exist'}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ValueError(f"unknown backend(s) {unknown}; valid: {sorted(BACKENDS)}")
-    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    try:
+        sizes = [parse_size(s) for s in args.sizes.split(",")]
+    except argparse.ArgumentTypeError as e:
+        raise ValueError(f"--sizes: {e}") from None
     modalities = [int(k) for k in args.modalities.split(",")]
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,6 +3,11 @@
 Writes ``<out>/eval.json`` (atomic), ``<out>/eval.md`` (per-subset mIoU rows x checkpoint columns,
 mIoU^Avg, mIoU^E(p), RMM, NM, per-class IoU), ``<out>/emm_subsets.png`` (grouped bars comparing
 the checkpoints) and ``<out>/overlays_<checkpoint>.png`` for ``--overlay-samples``.
+
+Everything is checked before the first checkpoint is loaded (``--out`` writable, the dataset name,
+the checkpoint files) and written only at the end: a failed evaluation leaves no folder behind.
+A dataset folder without one sensor is an error unless ``--modalities`` names the sensors to use on
+purpose; the report then says which were left out (subsets with them are scored without them).
 """
 from __future__ import annotations
 
@@ -20,7 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", nargs="+", required=True, metavar="CKPT",
                         help="one or more rmmss checkpoints (.pt); compared side by side")
     parser.add_argument("--data", required=True, help="dataset root (DELIVER layout)")
-    parser.add_argument("--dataset", default="deliver", help="dataset name in rmmss_core.data (default deliver)")
+    parser.add_argument("--dataset", default="deliver",
+                        help="dataset name in rmmss_core.data: deliver (default), synthetic, muses")
+    parser.add_argument("--modalities", default=None,
+                        help="evaluate on these sensors only, e.g. RDE (default: all four; a missing folder "
+                             "is an error). Subsets with a left-out sensor are scored without it; the report says so")
     parser.add_argument("--split", default="val", help="split to evaluate (default val)")
     parser.add_argument("--protocols", default="emm,rmm,nm", help="comma list of emm, rmm, nm")
     parser.add_argument("--out", required=True, help="output folder for eval.json, eval.md and PNGs")
@@ -68,34 +77,51 @@ def _names(paths: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader, Subset
 
-    from rmmss_core.data import build_dataset
+    from rmmss_core.cli.checks import check_out_dir
+    from rmmss_core.data import DATASETS, build_dataset
     from rmmss_core.eval.plots import plot_overlays, plot_subset_bars
     from rmmss_core.eval.protocols import Evaluator, build_conditions
     from rmmss_core.eval.report import build_report, write_report
-    from rmmss_core.modalities import parse_subset, subset_name
+    from rmmss_core.modalities import MODALITIES, parse_subset, subset_name
     from rmmss_core.models.checkpoint import load_model
+    from rmmss_core.utils.io import CheckpointError
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_samples is not None and args.max_samples < 1:
         raise ValueError(f"--max-samples must be >= 1, got {args.max_samples}")
+    if args.dataset not in DATASETS:
+        raise ValueError(f"--dataset {args.dataset}: unknown dataset; valid: {', '.join(sorted(DATASETS))}")
+    if not Path(args.data).is_dir():
+        raise ValueError(f"--data {args.data}: {'is a file' if Path(args.data).exists() else 'does not exist'}")
+    out = check_out_dir(args.out)
+    for path in args.checkpoint:
+        if Path(path).is_dir() or not Path(path).is_file():
+            from rmmss_core.utils.io import load_checkpoint
+            load_checkpoint(path)  # raises the CheckpointError that says what is wrong
     device = _device(args.device)
     conditions = build_conditions(args.protocols.split(","))
     overlay_samples = _int_list(args.overlay_samples, "--overlay-samples")
     overlay_subsets = [subset_name(parse_subset(s)) for s in args.overlay_subsets.split(",") if s.strip()]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    sensors: dict[str, Any] = {}
+    if args.modalities:
+        keep = [MODALITIES[i] for i in parse_subset(args.modalities)]
+        sensors = {"modalities": tuple(keep)}
 
     results: dict[str, Any] = {}
-    class_names = None
+    overlays: dict[str, Any] = {}
+    class_names, palette = None, None
     for path, name in zip(args.checkpoint, _names(args.checkpoint), strict=True):
-        model, spec = load_model(path, map_location=device)
+        try:
+            model, spec = load_model(path, map_location=device)
+        except CheckpointError as e:
+            raise CheckpointError(f"--checkpoint: {e}") from None
         if class_names is None:
-            class_names = spec.class_names
+            class_names, palette = spec.class_names, spec.palette
         elif tuple(spec.class_names) != tuple(class_names):
             raise ValueError(f"checkpoint {path} predicts classes {spec.class_names[:3]}..., "
                              f"unlike the first checkpoint's {class_names[:3]}...; cannot compare")
-        dataset = build_dataset(args.dataset, root=args.data, split=args.split, spec=spec)
+        dataset = build_dataset(args.dataset, root=args.data, split=args.split, spec=spec, **sensors)
         if args.max_samples is not None and args.max_samples < len(dataset):
             dataset = Subset(dataset, range(args.max_samples))
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers,
@@ -103,22 +129,38 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s: %d samples of %s/%s, %d conditions on %s", name, len(dataset), args.dataset,
                  args.split, len(conditions), device)
         evaluator = Evaluator(spec, conditions, device, args.seed, overlay_samples, overlay_subsets)
-        ev = evaluator.run(model, loader, progress=not args.no_progress, desc=name)
+        # the sample count gives the progress bar its total and ETA
+        ev = evaluator.run(model, loader, max_samples=len(dataset), progress=not args.no_progress, desc=name)
         results[name] = {"checkpoint": str(path), **ev.summary()}
         if ev.overlays:
-            safe = name.replace("/", "_").replace("#", "_")
-            p = plot_overlays(ev.overlays, spec.palette, out / f"overlays_{safe}.png", title=name)
-            log.info("wrote %s", p)
+            overlays[name] = ev.overlays
         if "emm" in results[name]:
             log.info("%s: mIoU^Avg %.2f  RDEL %.2f", name, 100 * results[name]["emm"]["miou_avg"],
                      100 * results[name]["emm"]["subsets"]["RDEL"]["miou"])
         del model
     meta = {"data": str(args.data), "dataset": args.dataset, "split": args.split, "protocols": args.protocols,
             "seed": args.seed, "device": str(device), "max_samples": args.max_samples}
+    if sensors:
+        left_out = [m for m in MODALITIES if m not in sensors["modalities"]]
+        meta["modalities"] = "".join(m[0].upper() for m in sensors["modalities"])
+        meta["left_out"] = (f"{','.join(left_out)} (--modalities {args.modalities}): subsets with them are "
+                            "scored without them") if left_out else "none"
     report = build_report(results, class_names or (), meta)
-    paths = write_report(report, out)
-    if any("emm" in r for r in results.values()):
-        paths["bars"] = plot_subset_bars(report, out / "emm_subsets.png")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths = write_report(report, out)
+        if any("emm" in r for r in results.values()):
+            paths["bars"] = plot_subset_bars(report, out / "emm_subsets.png")
+        for name, records in overlays.items():
+            safe = name.replace("/", "_").replace("#", "_")
+            paths[f"overlays {name}"] = plot_overlays(records, palette, out / f"overlays_{safe}.png", title=name,
+                                                      class_names=class_names)
+    except BaseException:
+        if created:
+            import shutil
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     for p in paths.values():
         log.info("wrote %s", p)
     return 0

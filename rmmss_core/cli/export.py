@@ -10,18 +10,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from rmmss_core.cli.sizes import HELP as SIZE_HELP
+from rmmss_core.cli.sizes import format_size, parse_size
 from rmmss_core.deploy.export import DEFAULT_OPSET, export_model, load_for_export, read_onnx_metadata
 
 log = logging.getLogger("rmmss.export")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"512x1024"`` -> (512, 1024) as (height, width)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be HEIGHTxWIDTH, e.g. 512x512") from None
-    return h, w
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension (default static)")
     p.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
     p.add_argument("--input-size", type=parse_size, default=None,
-                   help="HEIGHTxWIDTH of the graph (default: the checkpoint spec's input size)")
+                   help=f"input size of the graph, {SIZE_HELP} (default: the checkpoint spec's input size)")
     p.add_argument("--fp16", action="store_true",
                    help="fp16 graph (LayerNorm and softmax kept in fp32) for TensorRT fp16 engines")
     p.add_argument("--verify", action="store_true",
@@ -40,14 +33,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rmmss_core.cli.checks import check_out_file
+    from rmmss_core.utils.io import load_checkpoint
     out = args.out or args.checkpoint.with_suffix(".onnx")
+    if args.checkpoint.suffix.lower() == ".onnx" or not args.checkpoint.is_file():
+        load_checkpoint(args.checkpoint)  # the CheckpointError that says what is wrong, before any work
+    check_out_file(out)
     model, spec, info = load_for_export(args.checkpoint)
     export_model(model, spec, out, model_info=info, opset=args.opset, batch=args.batch,
                  input_size=args.input_size, dynamic_batch=args.dynamic_batch, fp16=args.fp16)
     meta = read_onnx_metadata(out)
-    h, w = meta.input_size
     print(f"wrote {out}: {info.get('name', '?')}, {meta.precision}, opset {meta.opset}, "
-          f"batch {meta.batch or 'dynamic'}, {h}x{w}, {spec.num_classes} classes; ONNX checker passed")
+          f"batch {meta.batch or 'dynamic'}, {format_size(meta.input_size)} (WxH), {spec.num_classes} classes; "
+          "ONNX checker passed")
     if args.verify:
         from rmmss_core.deploy.verify import compare_with_torch
 

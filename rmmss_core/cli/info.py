@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from rmmss_core.cli.sizes import HELP as SIZE_HELP
+from rmmss_core.cli.sizes import format_size, parse_size
 from rmmss_core.modalities import MODALITIES, parse_subset
 
 
@@ -21,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--missing", default="drop", help="drop, zero, token")
     p.add_argument("--modalities", default="4", help="number of sensors (first k of R,D,E,L) or letters, e.g. RD")
     p.add_argument("--classes", type=int, default=25, help="number of classes (150 = ADE20K, as published)")
-    p.add_argument("--size", default="512x512", help="input HxW, e.g. 512x512")
+    p.add_argument("--size", default="512x512", type=parse_size, help=f"input size, {SIZE_HELP}")
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -33,33 +35,39 @@ def _modalities(text: str) -> tuple[str, ...]:
     return tuple(MODALITIES[i] for i in parse_subset(text))
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--size must look like 512x512, got {text!r}") from None
-    return h, w
-
-
 def run(args: argparse.Namespace) -> int:
     from rmmss_core.models import create_model, load_model
     from rmmss_core.models.complexity import PUBLISHED, model_complexity, published_check
     from rmmss_core.models.registry import model_spec
 
-    h, w = _size(args.size)
+    h, w = args.size
+    about: dict = {}
     if args.checkpoint:
-        model, _ = load_model(args.checkpoint)
+        from rmmss_core.models.checkpoint import describe_checkpoint
+        from rmmss_core.utils.io import load_checkpoint
+        ckpt = load_checkpoint(args.checkpoint)
+        about = describe_checkpoint(ckpt)
+        model, _ = load_model(ckpt)
     else:
         model = create_model("anymodal", size=args.model, fusion=args.fusion, missing=args.missing,
                              modalities=_modalities(args.modalities), num_classes=args.classes)
     c = model_complexity(model, h, w)
     spec = model_spec(model)
     cfg = spec["config"]
-    print(f"model      {spec['name']} {cfg.get('size', '')} fusion={cfg.get('fusion', '')} "
-          f"missing={cfg.get('missing', '')} modalities={','.join(cfg.get('modalities', []))} "
-          f"classes={cfg.get('num_classes', '')}")
+    if args.checkpoint:
+        print(f"checkpoint {args.checkpoint}: recipe {about.get('recipe') or 'unknown (no recipe recorded)'}, "
+              f"sensors {','.join(about.get('modalities') or [])}, {about.get('num_classes')} classes "
+              f"({about.get('class_set')})"
+              + (f", trained on {','.join(about['data_modalities'])} only" if about.get("data_modalities") else ""))
+    for role, part in [(r, cfg[r]) for r in ("teacher", "robust") if isinstance(cfg.get(r), dict)] or [("model", spec)]:
+        pc = part.get("config", {})
+        print(f"{role:<10} {part.get('name', '')} {pc.get('size', '')} fusion={pc.get('fusion', '')} "
+              f"missing={pc.get('missing', '')} modalities={','.join(pc.get('modalities', []))} "
+              f"classes={pc.get('num_classes', '')}")
+    if spec["name"] == "rmmss_fsm":
+        print(f"selection  FSM select={cfg.get('select', '')} over teacher + robust (train/fsm.py)")
     print(f"params     {c.params / 1e6:.3f} M")
-    print(f"GMACs      {c.macs / 1e9:.3f} at {h}x{w} (SegFormer/mmcv convention, per image)")
+    print(f"GMACs      {c.macs / 1e9:.3f} at {format_size((h, w))} (WxH; SegFormer/mmcv convention, per image)")
     print(f"GMACs      {c.macs_torch / 1e9:.3f} (torch FlopCounterMode / 2: matmuls and convs only)")
     size = cfg.get("size")
     if size in PUBLISHED and (h, w) == (512, 512) and c.num_modalities == 1 and cfg.get("num_classes") == 150:

@@ -8,19 +8,12 @@ import argparse
 import json
 from pathlib import Path
 
+from rmmss_core.cli.sizes import HELP as SIZE_HELP
+from rmmss_core.cli.sizes import parse_size
 from rmmss_core.data.layout import FrameKey
 from rmmss_core.data.synth.config import SynthConfig, plan_sequences
 from rmmss_core.data.synth.generate import generate
 from rmmss_core.data.synth.rig import LidarModel
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"320x240"`` -> (width, height)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must be WIDTHxHEIGHT like 320x240, got {text!r}") from None
-    return w, h
 
 
 def parse_splits(text: str) -> tuple[tuple[str, float], ...]:
@@ -40,8 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = SynthConfig()
     p.add_argument("--out", required=True, help="output folder (must be empty unless --overwrite)")
     p.add_argument("--frames", type=int, default=d.frames,
-                   help="total frames over all sequences and conditions (default %(default)s)")
-    p.add_argument("--size", type=parse_size, default=(d.width, d.height), help="WxH (default 320x240)")
+                   help="total frames over all sequences and conditions, a multiple of sequences x conditions "
+                        "(default %(default)s)")
+    p.add_argument("--size", type=parse_size, default=(d.height, d.width),
+                   help=f"image size, {SIZE_HELP} (default {d.width}x{d.height})")
     p.add_argument("--sequences", type=int, default=d.sequences,
                    help="sequences = scenes; each rendered under every condition (default %(default)s)")
     p.add_argument("--conditions", default=",".join(d.conditions), help="comma-separated subset of "
@@ -67,6 +62,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def check_frames(frames: int, sequences: int, conditions: int) -> None:
+    """Every sequence is rendered under every condition with the same length, so the dataset has
+    a multiple of ``sequences x conditions`` frames; any other ``--frames`` is refused (it would
+    silently write a different number) with the nearest counts that work."""
+    per = sequences * conditions
+    if frames < 1 or sequences < 1 or frames % per == 0:
+        return
+    lo, hi = frames // per * per, (frames // per + 1) * per
+    fits = [f"--frames {n}" for n in (lo, hi) if n > 0]
+    divisors = [s for s in range(min(sequences, frames // conditions), 0, -1) if frames % (s * conditions) == 0]
+    if divisors:
+        fits.append(f"--sequences {divisors[0]}")
+    raise ValueError(f"--frames {frames}: every one of the {sequences} sequences is rendered under each of the "
+                     f"{conditions} conditions, so the frame count is a multiple of {per}; {frames} would write "
+                     f"{hi}. Use {' or '.join(fits)}")
+
+
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
     try:
         lo, hi = (float(v) for v in args.lidar_elevation.split(","))
@@ -75,14 +87,19 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     lidar = LidarModel(beams=args.lidar_beams, azimuth_steps=args.lidar_azimuth_steps,
                        min_elev_deg=lo, max_elev_deg=hi, max_range=args.lidar_range)
     conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
-    return SynthConfig(frames=args.frames, width=args.size[0], height=args.size[1],
+    check_frames(args.frames, args.sequences, len(conditions))
+    return SynthConfig(frames=args.frames, width=args.size[1], height=args.size[0],
                        sequences=args.sequences, conditions=conditions, splits=tuple(args.splits),
                        seed=args.seed, fps=args.fps, hfov_deg=args.hfov, lidar=lidar,
                        event_substeps=args.event_substeps, event_threshold=args.event_threshold)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rmmss_core.cli.checks import check_out_dir, check_out_file
     cfg = config_from_args(args)
+    check_out_dir(args.out)  # before rendering anything
+    if args.preview:
+        check_out_file(args.preview, "--preview")
     info = generate(cfg, args.out, workers=args.workers, overwrite=args.overwrite,
                     progress=not args.no_progress)
     if args.preview:

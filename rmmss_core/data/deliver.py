@@ -76,7 +76,8 @@ class DeliverDataset(Dataset):
 
     conditions: subset of the condition folders (None = all). cases: failure cases
     (motionblur, ...) selecting sequences whose name contains the case (None = all).
-    modalities: which to load; the others (and any whose folder is absent) are unavailable.
+    modalities: which to load; the others are unavailable in every sample. A requested modality
+    whose folder is absent is a DataError naming the folder (never silently blank).
     missing_ok: a missing per-frame file makes that modality unavailable instead of an error.
     resize_to_input: resize to ``spec.input_size`` (else native / transform size).
     """
@@ -100,8 +101,14 @@ class DeliverDataset(Dataset):
         bad = [m for m in modalities if m not in MODALITIES]
         if bad:
             raise ValueError(f"unknown modalities {bad}; expected some of {MODALITIES}")
-        self.modalities = tuple(m for m in MODALITIES if m in modalities
-                                and (self.root / folder_for(m, depth_folder)).is_dir())
+        absent = [m for m in MODALITIES if m in modalities and not (self.root / folder_for(m, depth_folder)).is_dir()]
+        if absent:
+            rest = [m for m in MODALITIES if m in modalities and m not in absent]
+            folders = ", ".join(str(self.root / folder_for(m, depth_folder)) for m in absent)
+            raise DataError(f"{folders}: the {'/'.join(absent)} folder is missing; restore it, or use fewer "
+                            f"sensors on purpose (rmmss train: data.modalities=[{','.join(rest)}]; rmmss eval: "
+                            f"--modalities {''.join(m[0].upper() for m in rest) or 'R'})")
+        self.modalities = tuple(m for m in MODALITIES if m in modalities)
         self.transform, self.missing_ok, self.resize_to_input = transform, missing_ok, resize_to_input
         frames = list_frames(self.root, split, tuple(conditions) if conditions else None)
         if cases:

@@ -124,7 +124,7 @@ def bench_backends(backends: Sequence[Backend], size: tuple[int, int], modalitie
                 "peak_host_mb": None if mem.host_mb is None else round(mem.host_mb, 1),
                 "peak_cuda_mb": None if mem.cuda_mb is None else round(mem.cuda_mb, 1),
             })
-            log.info("%s %dx%d k=%d: p50 %.2f ms", b.name, size[0], size[1], k, stats["p50_ms"])
+            log.info("%s %dx%d (WxH) k=%d: p50 %.2f ms", b.name, size[1], size[0], k, stats["p50_ms"])
     return records
 
 
@@ -176,14 +176,14 @@ def run_matrix(model: str | Path, backends: Sequence[str], sizes: Sequence[tuple
 def to_markdown(records: Sequence[dict[str, Any]], reference: str = "torch") -> str:
     """A table per record plus, when ``reference`` was run, each backend's p50 ratio to it."""
     ref = {(r["height"], r["width"], r["modalities"]): r["p50_ms"] for r in records if r["backend"] == reference}
-    lines = ["| backend | device | precision | size | modalities | p50 ms | p90 ms | p99 ms | frames/s | "
+    lines = ["| backend | device | precision | size (WxH) | modalities | p50 ms | p90 ms | p99 ms | frames/s | "
              f"peak host MiB | peak GPU MiB | p50 / {reference} |",
              "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in records:
         base = ref.get((r["height"], r["width"], r["modalities"]))
         ratio = f"{r['p50_ms'] / base:.2f}" if base else "-"
         lines.append(
-            f"| {r['backend']} | {r['device']} | {r['precision']} | {r['height']}x{r['width']} | "
+            f"| {r['backend']} | {r['device']} | {r['precision']} | {r['width']}x{r['height']} | "
             f"{r['modalities']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{r['throughput_fps']:.1f} | {_fmt(r.get('peak_host_mb'))} | {_fmt(r.get('peak_cuda_mb'))} | {ratio} |")
     return "\n".join(lines) + "\n"

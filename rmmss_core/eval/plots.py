@@ -60,21 +60,36 @@ def colorize(ids: torch.Tensor | np.ndarray, palette: Sequence[Sequence[int]]) -
 
 
 def plot_overlays(records: Sequence[Mapping[str, Any]], palette: Sequence[Sequence[int]], path: str | Path,
-                  title: str = "") -> Path:
-    """One row per sample: RGB | prediction under each recorded subset | ground truth."""
+                  title: str = "", class_names: Sequence[str] | None = None) -> Path:
+    """One row per sample: RGB | prediction under each recorded subset | ground truth; below, a
+    legend of the colours of every class shown (``class_names`` index the palette; black = ignore)."""
     if not records:
         raise ValueError("no overlay samples recorded")
     subsets = list(records[0]["preds"])
     cols = 2 + len(subsets)
     fig, axes = plt.subplots(len(records), cols, figsize=(2.6 * cols, 2.2 * len(records)), squeeze=False)
+    shown: set[int] = set()
     for row, rec in zip(axes, records, strict=True):
         panels = [(np.asarray(rec["rgb"]), f"#{rec['index']} {rec['name']}".strip())]
         panels += [(colorize(rec["preds"][s], palette), f"pred {s}") for s in subsets]
         panels.append((colorize(rec["label"], palette), "ground truth"))
+        for ids in [rec["label"], *rec["preds"].values()]:
+            shown.update(int(i) for i in np.unique(np.asarray(ids.cpu() if torch.is_tensor(ids) else ids))
+                         if 0 <= i < len(palette))
         for ax, (img, name) in zip(row, panels, strict=True):
             ax.imshow(img, interpolation="nearest")
             ax.set_title(name, fontsize=8)
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
+    if class_names is not None and shown:
+        add_class_legend(fig, [(class_names[i], palette[i]) for i in sorted(shown)])
     return _save(fig, path)
+
+
+def add_class_legend(fig: Any, entries: Sequence[tuple[str, Sequence[int]]]) -> None:
+    """A legend of ``(class name, RGB 0..255)`` colour patches under the figure's panels."""
+    from matplotlib.patches import Patch
+    handles = [Patch(facecolor=np.asarray(rgb) / 255.0, edgecolor="0.3", label=name) for name, rgb in entries]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, -0.02 - 0.035 * ((len(handles) + 5) // 6)))

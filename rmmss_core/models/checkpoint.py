@@ -1,5 +1,14 @@
 """Model checkpoints: ``{"format": "rmmss-checkpoint-v1", "model": {"name", "config"}, "state_dict",
-"spec": PreprocessSpec.to_dict(), **extra}``, written atomically, read with ``weights_only=True``."""
+"spec": PreprocessSpec.to_dict(), "about": {...}, **extra}``, written atomically, read with
+``weights_only=True``.
+
+``about`` says what the checkpoint is, so that a recipe can refuse the wrong kind of
+``--teacher``/``--robust`` (``rmmss_core.train.requirements``) and ``rmmss info`` can show it:
+``{"recipe": "teacher" | ... | None, "model": registry name, "size", "modalities": [...],
+"num_classes", "class_set"}``. Files written before ``about`` existed still load;
+``describe_checkpoint`` derives what it can from their other fields (training checkpoints always
+stored ``recipe``) and leaves ``recipe`` None when the kind cannot be known.
+"""
 from __future__ import annotations
 
 import os
@@ -14,7 +23,8 @@ from rmmss_core.spec import PreprocessSpec
 from rmmss_core.utils.io import CheckpointError, atomic_torch_save, load_checkpoint
 
 FORMAT = "rmmss-checkpoint-v1"
-RESERVED = ("format", "model", "state_dict", "spec")
+RESERVED = ("format", "model", "state_dict", "spec", "about")
+ABOUT = "about"
 
 
 def checkpoint_dict(model: nn.Module, spec: PreprocessSpec, extra: Mapping[str, Any] | None = None) -> dict:
@@ -24,7 +34,49 @@ def checkpoint_dict(model: nn.Module, spec: PreprocessSpec, extra: Mapping[str, 
     if clash:
         raise ValueError(f"extra checkpoint keys {clash} clash with reserved keys {list(RESERVED)}")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return {"format": FORMAT, "model": model_spec(model), "state_dict": state, "spec": spec.to_dict(), **extra}
+    info = model_spec(model)
+    return {"format": FORMAT, "model": info, "state_dict": state, "spec": spec.to_dict(),
+            ABOUT: about(info, spec, recipe=None), **extra}
+
+
+def model_modalities(info: Mapping[str, Any]) -> tuple[str, ...]:
+    """The sensors a model encodes, from its ``{"name", "config"}``: ``config.modalities``, or for a
+    composite (the RMMSS-FSM student) the union over its ``teacher``/``robust`` parts, in MODALITIES
+    order."""
+    from rmmss_core.modalities import MODALITIES
+    cfg = info.get("config") or {}
+    if "modalities" in cfg:
+        return tuple(m for m in MODALITIES if m in cfg["modalities"])
+    parts = [cfg[k] for k in ("teacher", "robust") if isinstance(cfg.get(k), Mapping)]
+    if parts:
+        have = {m for p in parts for m in model_modalities(p)}
+        return tuple(m for m in MODALITIES if m in have)
+    return tuple(MODALITIES)
+
+
+def about(info: Mapping[str, Any], spec: PreprocessSpec, recipe: str | None) -> dict[str, Any]:
+    """The ``about`` entry of a checkpoint of model ``info`` (``{"name", "config"}``) made by ``recipe``."""
+    cfg = info.get("config") or {}
+    size = cfg.get("size") or (cfg.get("robust") or {}).get("config", {}).get("size")
+    return {"recipe": recipe, "model": info.get("name"), "size": size,
+            "modalities": list(model_modalities(info)), "num_classes": spec.num_classes,
+            "class_set": spec.class_set}
+
+
+def describe_checkpoint(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """What a loaded checkpoint dict is (see the module docstring); works on files of any age.
+
+    ``recipe`` comes from ``about``, else from the ``recipe`` a training checkpoint stores, else None.
+    """
+    if isinstance(ckpt.get(ABOUT), Mapping):
+        return dict(ckpt[ABOUT])
+    info = ckpt.get("model") if isinstance(ckpt.get("model"), Mapping) else {}
+    try:
+        spec = PreprocessSpec.from_dict(ckpt["spec"])
+    except (KeyError, TypeError, ValueError):
+        spec = PreprocessSpec()
+    recipe = ckpt.get("recipe") if isinstance(ckpt.get("recipe"), str) else None
+    return about(info, spec, recipe)
 
 
 def save_model_checkpoint(path: str | os.PathLike, model: nn.Module, spec: PreprocessSpec,

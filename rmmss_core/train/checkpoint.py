@@ -1,7 +1,8 @@
 """Training checkpoints: one atomic file per save, readable by ``models.checkpoint.load_model``.
 
 The file is the models' checkpoint format (``format``, ``model: {name, config}``, ``state_dict``,
-``spec``) plus the training state: optimizer, scheduler, AMP scaler, step, RNG states, the resolved
+``spec``, ``about``: recipe, modalities, classes, and the ``--teacher``/``--robust`` it was trained
+from) plus the training state: optimizer, scheduler, AMP scaler, step, RNG states, the resolved
 training config, the recipe's own state (e.g. an EMA teacher), metrics and the git revision.
 Writes go through ``atomic_torch_save``: a run killed mid-save leaves the previous file intact.
 """
@@ -79,9 +80,18 @@ def save_training_checkpoint(path: str | Path, *, model: nn.Module, model_info: 
     ``model_info`` is ``{"name": registry name, "config": kwargs}`` so that ``load_model`` can
     rebuild the network with ``create_model(name, **config)``.
     """
+    from rmmss_core.models.checkpoint import about
+    info = {"name": str(model_info["name"]), "config": config_to_dict(dict(model_info["config"]))}
+    recipe = getattr(config, "recipe", None)
+    what = about(info, spec, recipe=str(recipe) if recipe else None)
+    what.update({k: str(getattr(config, k)) for k in ("teacher", "robust") if getattr(config, k, "")})
+    data = getattr(config, "data", None)
+    if getattr(data, "modalities", ()):
+        what["data_modalities"] = list(data.modalities)  # trained on fewer sensors, on purpose
     ckpt: dict[str, Any] = {
         "format": FORMAT,
-        "model": {"name": str(model_info["name"]), "config": config_to_dict(dict(model_info["config"]))},
+        "model": info,
+        "about": what,
         "state_dict": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
         "spec": spec.to_dict(),
         "step": int(step),

@@ -54,8 +54,15 @@ class DataConfig:
     augment: bool = True
     labeled_fraction: float = 1.0  # semi-supervised recipes: the rest is used without labels
     val_frames: int = 0  # 0 = the whole validation split
+    # sensors read from the dataset; () = all four (a missing folder is an error). A subset trains and
+    # validates with the others absent, and result.json / the checkpoints record it.
+    modalities: tuple[str, ...] = ()
 
     def __post_init__(self):
+        from rmmss_core.modalities import MODALITIES
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if bad:
+            raise ValueError(f"data.modalities: unknown {bad}; valid: {list(MODALITIES)}")
         if not 0.0 < self.labeled_fraction <= 1.0:
             raise ValueError(f"data.labeled_fraction must be in (0, 1], got {self.labeled_fraction}")
         if self.batch_size < 1:

@@ -1,4 +1,5 @@
-"""Rank-0 run logging: a tqdm progress bar, log lines, TensorBoard scalars and sample images."""
+"""Rank-0 run logging: a tqdm progress bar, log lines, TensorBoard scalars and sample images, and
+``OUT/train.log``: every ``rmmss`` log line of the run (appended across resumes) as plain text."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,33 @@ from rmmss_core.modalities import MODALITIES
 from rmmss_core.spec import PreprocessSpec
 
 log = logging.getLogger("rmmss.train")
+TEXT_LOG = "train.log"
+_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+
+
+def attach_text_log(out: Path) -> logging.FileHandler:
+    """Append the ``rmmss`` loggers' INFO+ lines to ``out/train.log``; returns the handler."""
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / TEXT_LOG, mode="a", encoding="utf-8")
+    handler.setFormatter(_FORMAT)
+    handler.setLevel(logging.INFO)
+    handler._rmmss_run = str(out.resolve())  # type: ignore[attr-defined]
+    root = logging.getLogger("rmmss")
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return handler
+
+
+def detach_text_log(out: Path | None = None) -> None:
+    """Close and remove the text-log handler(s) of ``out`` (all runs when None)."""
+    root = logging.getLogger("rmmss")
+    key = str(Path(out).resolve()) if out is not None else None
+    for h in list(root.handlers):
+        run = getattr(h, "_rmmss_run", None)
+        if run is not None and (key is None or run == key):
+            root.removeHandler(h)
+            h.close()
 
 
 class RunLogger:
@@ -23,9 +51,13 @@ class RunLogger:
         self.enabled, self.spec = enabled, spec
         self.writer = None
         self.bar = None
+        self.text_log: logging.FileHandler | None = None
         if not enabled:
             return
         from torch.utils.tensorboard import SummaryWriter  # imported lazily: slow import
+        detach_text_log(out)
+        self.text_log = attach_text_log(out)
+        log.info("run %s: %s at step %d of %d", out, "resumed" if start else "started", start, total)
         self.writer = SummaryWriter(str(out / "tb"), purge_step=start if start else None)
         if progress:
             self.bar = tqdm(total=total, initial=start, desc=out.name, dynamic_ncols=True, leave=False)
@@ -40,8 +72,13 @@ class RunLogger:
             return
         for k, v in values.items():
             self.writer.add_scalar(f"{prefix}/{k}", v, step)
-        text = " ".join(f"{k}={v:.4g}" for k, v in values.items())
-        (self.bar.write if self.bar is not None else log.info)(f"[{prefix} {step}] {text}")
+        text = f"[{prefix} {step}] " + " ".join(f"{k}={v:.4g}" for k, v in values.items())
+        if self.bar is None:
+            log.info(text)
+            return
+        self.bar.write(text)  # above the bar on the console; the text log still gets the line
+        if self.text_log is not None:
+            self.text_log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, text, (), None))
 
     @torch.no_grad()
     def images(self, model: torch.nn.Module, batch: Mapping[str, Any], step: int, every: int) -> None:
@@ -69,3 +106,7 @@ class RunLogger:
             self.bar.close()
         if self.writer is not None:
             self.writer.close()
+        if self.text_log is not None:
+            logging.getLogger("rmmss").removeHandler(self.text_log)
+            self.text_log.close()
+            self.text_log = None

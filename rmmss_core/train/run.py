@@ -1,11 +1,18 @@
-"""From a resolved ``TrainConfig`` to a trained run: spec, datasets, validation, recipe, ``fit``.
+"""From a resolved ``TrainConfig`` to a trained run: checks, spec, datasets, validation, recipe, ``fit``.
 
-Used by ``rmmss train`` and by the robustness benchmark.
+Used by ``rmmss train`` and by the robustness benchmark. Before anything expensive,
+``train_recipe`` checks the run folder (an existing run is never replaced unless ``resume`` or
+``overwrite``; a file in the way or a folder without write permission is one clear error), the
+settings and the ``--teacher``/``--robust`` checkpoints (``requirements``). A run that fails before
+its first checkpoint leaves no folder behind.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -38,7 +45,7 @@ def build_train_set(cfg: TrainConfig, spec: PreprocessSpec) -> Dataset:
         raise ValueError("no training data: pass --data DIR (or data.root=DIR)")
     transform = train_transform(tuple(cfg.data.input_size)) if cfg.data.augment else None
     data = build_dataset(cfg.data.dataset, root=cfg.data.root, split=cfg.data.train_split, spec=spec,
-                         transform=transform)
+                         transform=transform, **_sensors(cfg))
     if cfg.data.labeled_fraction < 1.0:
         data = PartiallyLabeled(data, cfg.data.labeled_fraction, cfg.seed)
     return data
@@ -50,7 +57,8 @@ def build_validate(cfg: TrainConfig, spec: PreprocessSpec) -> Callable[[torch.nn
     from rmmss_core.data import build_dataset
     from rmmss_core.eval.protocols import Evaluator, build_conditions
     from rmmss_core.modalities import parse_subset, subset_name
-    val = build_dataset(cfg.data.dataset, root=cfg.data.root, split=cfg.data.val_split, spec=spec)
+    val = build_dataset(cfg.data.dataset, root=cfg.data.root, split=cfg.data.val_split, spec=spec,
+                        **_sensors(cfg))
     if cfg.data.val_frames:
         val = Subset(val, range(min(cfg.data.val_frames, len(val))))
     conditions = build_conditions(["emm"])
@@ -77,15 +85,105 @@ def build_validate(cfg: TrainConfig, spec: PreprocessSpec) -> Callable[[torch.nn
     return validate
 
 
+def _sensors(cfg: TrainConfig) -> dict:
+    return {"modalities": tuple(cfg.data.modalities)} if cfg.data.modalities else {}
+
+
+# what a run folder holds; their presence means "a run is here"
+RUN_FILES = ("last.pt", "best.pt", "result.json", "config.yaml", "spec.json")
+RUN_ENTRIES = (*RUN_FILES, "tb", "train.log")
+
+
+def prepare_run_dir(out: str | Path, resume: bool = False, overwrite: bool = False) -> bool:
+    """Check the run folder before any work; returns whether it must be created.
+
+    Raises ValueError when ``out`` holds a run and neither ``resume`` nor ``overwrite`` is given,
+    when both are, when a file is in the way or the folder cannot be written. ``overwrite`` deletes
+    the previous run's files (only those, on rank 0) so that no stale ``best.pt`` survives.
+    """
+    from rmmss_core.cli.checks import check_out_dir
+    out = Path(out)
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: continue the run or replace it")
+    check_out_dir(out)
+    present = [f for f in RUN_FILES if (out / f).exists()]
+    if present and not (resume or overwrite):
+        at = ""
+        if (out / "last.pt").is_file():
+            with contextlib.suppress(Exception):
+                from rmmss_core.train.checkpoint import load_training_checkpoint
+                at = f" (last.pt at step {load_training_checkpoint(out / 'last.pt')['step']})"
+        raise ValueError(f"--out {out} already holds a run{at}: {', '.join(present)}; pass --resume to "
+                         "continue it, --overwrite to replace it, or choose a new folder")
+    if overwrite and present and os.environ.get("RANK", "0") == "0":
+        log.warning("--overwrite: replacing the run in %s", out)
+        for name in RUN_ENTRIES:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    return not out.exists()
+
+
+def check_run(cfg: TrainConfig) -> dict:
+    """Settings and sources (``requirements``) before any data is read; returns the sources."""
+    from rmmss_core.data import DATASETS
+    from rmmss_core.train.requirements import check_settings, check_sources
+    if cfg.data.dataset not in DATASETS:
+        raise ValueError(f"data.dataset={cfg.data.dataset!r} is not a dataset; valid: {sorted(DATASETS)}")
+    root = Path(cfg.data.root) if cfg.data.root else None
+    if root is not None and not root.is_dir():
+        raise ValueError(f"--data {root}: {'is a file, not a dataset folder' if root.exists() else 'does not exist'}")
+    check_settings(cfg)
+    sources = check_sources(cfg)
+    check_settings(cfg, sources)
+    return sources
+
+
 def train_recipe(cfg: TrainConfig, out: str | Path, resume: bool = False,
-                 should_stop: Callable[[int], bool] | None = None) -> TrainResult:
-    """Build everything ``cfg`` names and train it into ``out``."""
-    spec = dataset_spec(cfg)
-    train_set = build_train_set(cfg, spec)
-    validate = build_validate(cfg, spec)
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every resume
-    recipe = build_recipe(cfg.recipe, cfg, spec)
-    log.info("recipe %s: %d trainable / %d parameters, %d training frames", cfg.recipe,
-             sum(p.numel() for p in recipe.parameters() if p.requires_grad),
-             sum(p.numel() for p in recipe.output_model().parameters()), len(train_set))
-    return fit(cfg, recipe, train_set, out, spec=spec, validate=validate, resume=resume, should_stop=should_stop)
+                 should_stop: Callable[[int], bool] | None = None, overwrite: bool = False) -> TrainResult:
+    """Check, then build everything ``cfg`` names and train it into ``out``.
+
+    ``resume``: continue ``out/last.pt``; ``overwrite``: replace a run already in ``out``. Without
+    either, a folder that holds a run is refused (ValueError) before any work.
+    """
+    out = Path(out)
+    created = prepare_run_dir(out, resume=resume, overwrite=overwrite)
+    check_run(cfg)
+    try:
+        spec = dataset_spec(cfg)
+        train_set = build_train_set(cfg, spec)
+        validate = build_validate(cfg, spec)
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every resume
+        recipe = build_recipe(cfg.recipe, cfg, spec)
+        log.info("recipe %s: %d trainable / %d parameters, %d training frames%s", cfg.recipe,
+                 sum(p.numel() for p in recipe.parameters() if p.requires_grad),
+                 sum(p.numel() for p in recipe.output_model().parameters()), len(train_set),
+                 f", sensors {list(cfg.data.modalities)} only" if cfg.data.modalities else "")
+        result = fit(cfg, recipe, train_set, out, spec=spec, validate=validate, resume=resume,
+                     should_stop=should_stop)
+    except BaseException:
+        # a run that never reached its first checkpoint leaves nothing behind
+        if created and not (out / "last.pt").exists() and os.environ.get("RANK", "0") == "0":
+            from rmmss_core.train.logger import detach_text_log
+            detach_text_log(out)
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    _record_sensors(cfg, result)
+    return result
+
+
+def _record_sensors(cfg: TrainConfig, result: TrainResult) -> None:
+    """result.json says which sensors the run read and which checkpoints it learnt from."""
+    import json
+
+    from rmmss_core.modalities import MODALITIES
+    from rmmss_core.utils.io import atomic_write_json
+    path = result.out / "result.json"
+    if result.interrupted or not path.is_file() or os.environ.get("RANK", "0") != "0":
+        return
+    data = json.loads(path.read_text())
+    data["data_modalities"] = list(cfg.data.modalities or MODALITIES)
+    data["sources"] = {r: getattr(cfg, r) for r in ("teacher", "robust") if getattr(cfg, r)}
+    atomic_write_json(path, data)

@@ -62,9 +62,11 @@ class _StopFlag:
 
     def __init__(self):
         self.raised = False
+        self._pid = os.getpid()
         self._old: dict[int, Any] = {}
 
     def __enter__(self):
+        self._pid = os.getpid()
         with contextlib.suppress(ValueError):  # not in the main thread: no handlers
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -72,6 +74,8 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         del frame
+        if os.getpid() != self._pid:  # a forked data-loader worker inherited the handler: the
+            return  # trainer process gets the same Ctrl-C and speaks for the run, once
         if self.raised:  # a second signal: stop now
             raise KeyboardInterrupt
         log.warning("signal %d: checkpointing and stopping after this step", signum)

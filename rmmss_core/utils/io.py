@@ -75,14 +75,46 @@ class CheckpointError(RuntimeError):
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """``torch.load(path, weights_only=True)`` with errors that name the file and the problem."""
+    """``torch.load(path, weights_only=True)`` with errors that name the file and the problem.
+
+    Raises CheckpointError: missing file, a folder (with the ``best.pt`` it may hold), an empty or
+    truncated file, an ONNX model or another kind of file, objects beyond weights_only's
+    allow-list, or a file that does not hold a dict.
+    """
     path = Path(path)
+    if path.is_dir():
+        hint = [p.name for p in (path / "best.pt", path / "last.pt") if p.is_file()]
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file"
+                              + (f"; did you mean {path / hint[0]}?" if hint else ""))
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling error means a bad file
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch checkpoint: {e}") from e
+        raise CheckpointError(f"checkpoint {path} {_diagnose(path, e)}") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
     return obj
+
+
+def _diagnose(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` failed on ``path``, in words (torch's own messages are often ``: 101``)."""
+    import zipfile
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if size == 0:
+        return "is empty (0 bytes): an interrupted copy or save?"
+    if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and b"onnx" in head.lower()):
+        return ("is an ONNX model, not a PyTorch checkpoint: give the .pt file it was exported from "
+                "(ONNX files are read by rmmss bench and the ROS node)")
+    if head[:4] == b"PK\x03\x04":
+        if not zipfile.is_zipfile(path):
+            return f"is truncated or damaged ({size} bytes, its zip index is missing): an interrupted copy?"
+        if "weights only" in str(error).lower() or "weights_only" in str(error):
+            return ("holds Python objects beyond plain tensors and containers, which rmmss does not load "
+                    "(torch.load(weights_only=True)); re-save it with rmmss")
+        return f"is a zip file but not a readable PyTorch checkpoint ({type(error).__name__})"
+    if head[:1] == b"\x80":
+        return "is a legacy pickle file that is damaged or holds objects rmmss does not load (weights_only=True)"
+    return f"is not a PyTorch checkpoint ({size} bytes starting with {head[:8]!r})"

@@ -97,12 +97,17 @@ def write_mask_bag(path: str | Path, result: Any, palette: Any, frame_id: str = 
 
 
 def run(args: argparse.Namespace) -> int:
+    from rmmss_core.cli.checks import check_out_dir
     from rmmss_core.deploy import create_backend
     from rmmss_ros.bag.reader import open_bag
     from rmmss_ros.pipeline import Pipeline, PipelineParams
     from rmmss_ros.replay.replay import Replayer
     from rmmss_ros.replay.schedule import Schedule
-
+    check_out_dir(args.out)  # before the replay, not after it
+    if args.out_bag:
+        if Path(args.out_bag).exists():
+            raise ValueError(f"--out-bag {args.out_bag} already exists; choose a new name")
+        check_out_dir(Path(args.out_bag).parent, "--out-bag folder")
     bag = open_bag(args.bag)
     schedule = Schedule.parse(args.drop, seed=args.seed)
     values = node_values(args.params_file, args.param, bag.custom)
