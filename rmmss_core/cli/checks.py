@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 
@@ -37,9 +38,15 @@ def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     anchor = _first_existing(path)
     if not anchor.is_dir():
         raise OutputError(f"{flag} {path}: {anchor} is a file, so the folder cannot be created")
+    what = "is not writable" if anchor == path else f"cannot be created: {anchor} is not writable"
     if not os.access(anchor, os.W_OK | os.X_OK):
-        what = "is not writable" if anchor == path else f"cannot be created: {anchor} is not writable"
         raise OutputError(f"{flag} {path} {what} (permission denied)")
+    try:  # root passes os.access everywhere; a read-only mount or sysfs still refuses: probe it
+        fd, probe = tempfile.mkstemp(prefix=".rmmss-write-probe-", dir=anchor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{flag} {path} {what} ({e.strerror or type(e).__name__})") from None
     return path
 
 
