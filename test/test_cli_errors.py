@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rmmss_core.cli import main as rmmss
-from rmmss_core.models.checkpoint import describe_checkpoint, load_model, save_model_checkpoint
+from rmmss_core.models.checkpoint import load_model, save_model_checkpoint
 from rmmss_core.utils.io import atomic_torch_save, load_checkpoint
 
 TINY = ["model.options.size=tiny", "model.options.drop_path_rate=0", "data.input_size=[32,40]",
@@ -41,6 +41,11 @@ def world(tmp_path_factory) -> Path:
                                                       "--robust", str(runs / "hpdm" / "best.pt")])]:
         assert rmmss(["train", recipe, "--data", str(data), "--out", str(runs / name), *extra, *TINY]) == 0
     return root
+
+
+def describe_checkpoint(ckpt):
+    from rmmss_core.models.checkpoint import describe_checkpoint as describe  # new in #15
+    return describe(ckpt)
 
 
 def _err(capsys) -> str:
@@ -68,6 +73,18 @@ def test_train_refuses_to_overwrite_a_run_unless_resume_or_overwrite(world, tmp_
     assert "contradict" in _err(capsys)
     assert _train(world, "dropout", run, "--overwrite", "iters=3") == 0
     assert json.loads((run / "result.json").read_text())["step"] == 3
+    assert load_checkpoint(run / "last.pt")["step"] == 3
+
+
+def test_runs_from_before_these_settings_still_resume(world, tmp_path):
+    """A last.pt written before data.modalities existed resumes (the new key is at its default)."""
+    run = tmp_path / "run"
+    shutil.copytree(world / "runs" / "dropout", run)
+    ckpt = load_checkpoint(run / "last.pt")
+    del ckpt["train_config"]["data"]["modalities"]
+    del ckpt["about"]
+    atomic_torch_save(ckpt, run / "last.pt")
+    assert _train(world, "dropout", run, "--resume", "iters=3") == 0
     assert load_checkpoint(run / "last.pt")["step"] == 3
 
 
@@ -301,7 +318,7 @@ def test_override_typo_is_reported_against_the_flag(world, tmp_path, capsys):
 @pytest.mark.parametrize("content, expected", [
     (None, "is a folder, not a checkpoint file; did you mean"),
     (b"", "is empty (0 bytes)"),
-    (b"hello world\n", "is not a PyTorch checkpoint (12 bytes starting with b'hello wo')"),
+    (b"hello world\n", "is corrupt or not a PyTorch checkpoint at all (12 bytes starting with b'hello wo')"),
     ("truncated", "is truncated or damaged"),
 ])
 def test_bad_checkpoint_messages_say_what_is_wrong(world, tmp_path, capsys, content, expected):

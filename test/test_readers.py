@@ -88,7 +88,9 @@ def test_deliver_filters_conditions_and_failure_cases(tmp_path):
 
 def test_event_resized_nearest_and_absent_modality_is_zero(tmp_path):
     write_deliver(tmp_path, KEYS[:1], event_size=(H // 2, W // 2), skip=("lidar",))
-    s = DeliverDataset(tmp_path, "train", spec=SPEC, resize_to_input=False)[0]
+    with pytest.raises(DataError, match="lidar: the lidar folder is missing"):  # never silently blank (#15)
+        DeliverDataset(tmp_path, "train", spec=SPEC)
+    s = DeliverDataset(tmp_path, "train", spec=SPEC, resize_to_input=False, modalities=("rgb", "depth", "event"))[0]
     assert s["event"].shape == (3, H, W)
     assert torch.equal(s["event"][:, 0::2, 0::2], s["event"][:, 1::2, 1::2])  # nearest x2 = blocks
     assert s["available"].tolist() == [True, True, True, False]

@@ -247,7 +247,11 @@ def check_resumable(saved: Mapping[str, Any], cfg: TrainConfig, path: Path) -> N
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
         return out
     a, b = flat(saved), flat(config_to_dict(cfg))
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUME_MAY_CHANGE)
+    # a setting added to TrainConfig after the checkpoint was written is absent from it: at its
+    # default it changes nothing (e.g. data.modalities)
+    defaults = flat(config_to_dict(TrainConfig()))
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUME_MAY_CHANGE
+                  and not (k not in a and k in defaults and b.get(k) == defaults[k]))
     if diff:
         raise ValueError(f"cannot resume {path}: it was trained with another config "
                          f"({', '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in diff[:5])}); "

@@ -117,4 +117,4 @@ def _diagnose(path: Path, error: Exception) -> str:
         return f"is a zip file but not a readable PyTorch checkpoint ({type(error).__name__})"
     if head[:1] == b"\x80":
         return "is a legacy pickle file that is damaged or holds objects rmmss does not load (weights_only=True)"
-    return f"is not a PyTorch checkpoint ({size} bytes starting with {head[:8]!r})"
+    return f"is corrupt or not a PyTorch checkpoint at all ({size} bytes starting with {head[:8]!r})"
