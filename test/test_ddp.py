@@ -54,7 +54,7 @@ def test_two_gloo_processes_stay_in_sync(tmp_path):
     assert not set(r0["seen"][:12]) & set(r1["seen"][:12])
     # rank 0 alone wrote: one TensorBoard file, one checkpoint, equal to the ranks' weights
     assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "last.pt", "result.json", "spec.json", "tb"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "last.pt", "result.json", "spec.json", "tb", "train.log"]
     saved = torch.load(out / "last.pt", weights_only=True)["state_dict"]
     for k, v in saved.items():
         assert torch.equal(v, r0["state"][k])
