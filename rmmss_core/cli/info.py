@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--missing", default="drop", help="drop, zero, token")
     p.add_argument("--modalities", default="4", help="number of sensors (first k of R,D,E,L) or letters, e.g. RD")
     p.add_argument("--classes", type=int, default=25, help="number of classes (150 = ADE20K, as published)")
-    p.add_argument("--size", default="512x512", type=parse_size, help=f"input size, {SIZE_HELP}")
+    p.add_argument("--size", default="512x512", help=f"input size, {SIZE_HELP}")
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -40,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from rmmss_core.models.complexity import PUBLISHED, model_complexity, published_check
     from rmmss_core.models.registry import model_spec
 
-    h, w = args.size
+    try:
+        h, w = parse_size(args.size)
+    except argparse.ArgumentTypeError as e:
+        raise ValueError(f"--size: {e}") from None
     about: dict = {}
     if args.checkpoint:
         from rmmss_core.models.checkpoint import describe_checkpoint
