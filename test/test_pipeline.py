@@ -65,7 +65,8 @@ def test_pipeline_inputs_match_the_shared_encoders_and_masks_have_camera_size(ba
     want, avail = preprocess({"rgb": encode_rgb(bgr[:, :, ::-1].copy()),
                               "depth": encode_depth(depth, spec.depth, True),
                               "event": np.frombuffer(fs.messages["event"].data, np.uint8).reshape(H, W, 3) / np.float32(255),
-                              "lidar": project_lidar(pts, pipe.T_cam_lidar, cam, spec.lidar, True)}, spec)
+                              "lidar": project_lidar(pts, pipe.T_cam_lidar, cam, spec.lidar, True,
+                                                     intensity_units="byte")}, spec)
     for m in want:  # bit-identical to encoding the raw data directly
         assert torch.equal(p.inputs[m][0], want[m]), m
     r = pipe.process(fs, info())
