@@ -16,6 +16,7 @@ from rmmss_core.encodings.events import (
     accumulate_events,
     event_pixel_map,
     map_event_pixels,
+    map_event_points,
     scaled_pixel_map,
 )
 from rmmss_core.encodings.lidar import (
@@ -28,7 +29,7 @@ from rmmss_core.encodings.lidar import (
 )
 
 __all__ = [
-    "CameraModel", "accumulate_events", "event_pixel_map", "map_event_pixels", "scaled_pixel_map", "depth_to_hha", "depth_to_metres", "encode_depth",
+    "CameraModel", "accumulate_events", "event_pixel_map", "map_event_pixels", "map_event_points", "scaled_pixel_map", "depth_to_hha", "depth_to_metres", "encode_depth",
     "encode_rgb", "encode_to_png_uint8", "from_uint8", "intensity_units_for", "nearest_per_pixel",
     "normalize_intensity", "project_lidar",
     "quantize", "to_uint8", "transform_points", "valid_points",

@@ -56,38 +56,45 @@ def _time_surface(idx: np.ndarray, t: np.ndarray, t_end: float, npix: int, tau: 
     return ts
 
 
-def event_pixel_map(event_camera: CameraModel, target: CameraModel, R_target_event: np.ndarray) -> np.ndarray:
-    """Lookup table: event-camera pixel -> flat pixel index ``row * W + col`` of ``target``, -1 if
-    it falls outside (int64, ``event H * event W``, indexed by ``y * event_width + x``).
+def map_event_points(x: np.ndarray, y: np.ndarray, event_camera: CameraModel, target: CameraModel,
+                     R_target_event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Event pixels (N, any coordinates) -> (flat target pixel index int64 N, valid bool N).
 
     Each event pixel is undistorted with the event camera's own calibration (``K``, ``D``, its
     distortion model; ``cv2.undistortPoints`` / ``cv2.fisheye.undistortPoints``), its ray rotated
     by ``R_target_event`` (3 x 3: event-camera frame -> target camera frame, the rotation of the
     4 x 4 ``T_target_event`` / MUSES' ``extrinsics.event2rgb``) and projected by ``target`` (with
-    its distortion). The translation between the cameras is ignored: points are taken at
-    infinity, the rotation-only homography ``K_t R K_e^-1`` the MUSES SDK's zero-disparity stereo
-    rectification reduces to (timbroed/MUSES@fe892ca:processing/event_camera_processing.py:
-    stereo_rectify, undistord_events); parallax of a baseline ``b`` at depth ``Z`` is
-    ``f b / Z`` pixels (5 cm at 10 m with f = 1000 px: 5 px).
+    its distortion), pixel = ``floor(u + 0.5)``. The translation between the cameras is ignored:
+    points are taken at infinity, the rotation-only homography ``K_t R K_e^-1`` the MUSES SDK's
+    zero-disparity stereo rectification reduces to (timbroed/MUSES@fe892ca:
+    processing/event_camera_processing.py: stereo_rectify, undistord_events); parallax of a
+    baseline ``b`` at depth ``Z`` is ``f b / Z`` pixels (5 cm at 10 m with f = 1000 px: 5 px).
     """
     import cv2  # local: only calibrated event mapping needs OpenCV here
 
-    w, h = event_camera.width, event_camera.height
-    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    pix = np.stack([u.ravel(), v.ravel()], axis=1).reshape(-1, 1, 2)
+    pix = np.stack([np.asarray(x, np.float64), np.asarray(y, np.float64)], axis=1).reshape(-1, 1, 2)
+    if pix.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
     if event_camera.use_p and event_camera.P is not None:  # rectified events: invert P's intrinsics
-        Kp = event_camera.P[:, :3]
-        norm = cv2.undistortPoints(pix, Kp, None).reshape(-1, 2)
+        norm = cv2.undistortPoints(pix, event_camera.P[:, :3], None)
     elif event_camera.model == "equidistant" and np.any(event_camera.D):
-        norm = cv2.fisheye.undistortPoints(pix, event_camera.K, event_camera.D.reshape(4, 1)).reshape(-1, 2)
+        norm = cv2.fisheye.undistortPoints(pix, event_camera.K, event_camera.D.reshape(4, 1))
     else:
         norm = cv2.undistortPoints(pix, event_camera.K, event_camera.D if np.any(event_camera.D) else None)
-        norm = norm.reshape(-1, 2)
+    norm = norm.reshape(-1, 2)
     rays = np.c_[norm, np.ones(len(norm))] @ np.asarray(R_target_event, dtype=np.float64)[:3, :3].T
-    idx, valid = target.pixel_indices(rays)
-    out = np.full(w * h, -1, dtype=np.int64)
-    out[valid] = idx
-    return out
+    idx = np.full(len(norm), -1, dtype=np.int64)
+    flat, valid = target.pixel_indices(rays)
+    idx[valid] = flat
+    return idx, valid
+
+
+def event_pixel_map(event_camera: CameraModel, target: CameraModel, R_target_event: np.ndarray) -> np.ndarray:
+    """Lookup table of :func:`map_event_points` over every event-camera pixel: flat target index
+    ``row * W + col`` or -1 (int64, ``event H * event W``, indexed by ``y * event_width + x``)."""
+    w, h = event_camera.width, event_camera.height
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    return map_event_points(u.ravel(), v.ravel(), event_camera, target, R_target_event)[0]
 
 
 def scaled_pixel_map(src_width: int, src_height: int, width: int, height: int) -> np.ndarray:

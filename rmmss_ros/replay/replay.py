@@ -115,7 +115,10 @@ class Replayer:
         now = [bag.start_ns]
         sync = make_synchronizer(self.values, lambda: now[0])
         camera_info, labels, frames = None, {}, []
-        wanted = [*sensor_of, info_topic] + ([self.label_topic] if has_labels else [])
+        ev_info = self.values.get("event.camera_info_topic") or ""
+        ev_info_topic = topic_name(ev_info) if ev_info else None
+        wanted = [*sensor_of, info_topic] + ([self.label_topic] if has_labels else []) \
+            + ([ev_info_topic] if ev_info_topic in bag.topics else [])
         total = sum(bag.counts.get(t, 0) for t in set(wanted))
         for n, msg in enumerate(bag.messages(wanted)):
             now[0] = msg.log_ns
@@ -129,6 +132,8 @@ class Replayer:
                 continue
             if msg.topic == info_topic:
                 camera_info = decoded
+            elif msg.topic == ev_info_topic:
+                self.pipeline.set_event_camera_info(decoded)
             elif msg.topic == self.label_topic:
                 labels[M.stamp_to_ns(decoded.header)] = decoded
             else:
