@@ -69,7 +69,9 @@ class InputGeometry:
 
     def camera(self, camera: CameraModel) -> CameraModel:
         """The camera as the network input sees it (``dst_w`` x ``dst_h``): project points with it
-        to place them directly on input pixels (LiDAR projection at the network resolution)."""
+        to place them directly on input pixels (LiDAR projection at the network resolution).
+        Letterbox: points outside the source image's view can land on the border; only pixels
+        inside ``box`` belong to the image."""
         if (camera.height, camera.width) != (self.src_h, self.src_w):
             raise ValueError(f"camera is {camera.width} x {camera.height}, geometry source is "
                              f"{self.src_w} x {self.src_h}")

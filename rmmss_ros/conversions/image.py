@@ -86,7 +86,7 @@ def _planar_to_rgb(msg: Any, enc: str, what: str) -> np.ndarray:
     if sub == 2 and (h % 2 or w % 2):
         raise ConversionError(f"{what}: {enc} (4:2:0) needs even width and height, got {w} x {h}")
     uv_row = w if sub == 2 else 2 * w  # bytes of interleaved chroma per chroma row
-    if step < w or (sub == 1 and step < uv_row):
+    if step < w:
         raise ConversionError(f"{what}: step {step} too small for {enc} width {w}")
     buf = as_bytes_view(msg.data, what)
     uv_rows = h // sub
@@ -102,11 +102,14 @@ def _planar_to_rgb(msg: Any, enc: str, what: str) -> np.ndarray:
     if sub == 2:
         code = cv2.COLOR_YUV2RGB_NV12 if enc == "nv12" else cv2.COLOR_YUV2RGB_NV21
         return cv2.cvtColor(np.ascontiguousarray(np.concatenate([y, uv], axis=0)), code)
-    # nv24: Y U V per pixel (4:4:4, U first as in NV12's order)
-    yuv = np.empty((h, w, 3), np.uint8)
-    yuv[:, :, 0] = y
-    yuv[:, :, 1:] = uv.reshape(h, w, 2)
-    return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
+    # nv24: Y U V per pixel (4:4:4, U first as in nv12). OpenCV has no NV24 code and its 3-channel
+    # YUV code uses analog-YUV weights, so the limited-range BT.601 matrix of its NV12/NV21 path
+    # is applied here directly (float32, rounded).
+    yf = (y.astype(np.float32) - 16.0) * np.float32(1.164)
+    uvf = uv.reshape(h, w, 2).astype(np.float32) - 128.0
+    u, v = uvf[:, :, 0], uvf[:, :, 1]
+    rgb = np.stack([yf + 1.596 * v, yf - 0.391 * u - 0.813 * v, yf + 2.018 * u], axis=2)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def to_rgb8(msg: Any, what: str = "camera") -> np.ndarray:
@@ -137,7 +140,10 @@ def to_rgb8(msg: Any, what: str = "camera") -> np.ndarray:
     if enc in _YUV422_TO_RGB:
         return cv2.cvtColor(np.ascontiguousarray(a), _YUV422_TO_RGB[enc])
     if enc.startswith("bayer_"):
-        rgb = cv2.cvtColor(np.ascontiguousarray(a), _BAYER_TO_RGB[enc[6:10]])
+        # OpenCV's bilinear demosaic leaves a 1-pixel frame (all of a 2-row image) black: mirror
+        # 2 pixels around it first (BORDER_REFLECT_101 keeps the 2 x 2 pattern's parity), crop after
+        m = cv2.copyMakeBorder(np.ascontiguousarray(a), 2, 2, 2, 2, cv2.BORDER_REFLECT_101)
+        rgb = cv2.cvtColor(m, _BAYER_TO_RGB[enc[6:10]])[2:-2, 2:-2]
         return rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8)
     raise ConversionError(f"{what}: encoding {enc!r} is not a camera image; supported: {list(CAMERA_ENCODINGS)}")
 
