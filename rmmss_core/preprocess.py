@@ -83,21 +83,28 @@ def reduce_nearest_return(x: torch.Tensor, size: tuple[int, int], key: int | Non
     batched = x.dim() == 4
     xb = x if batched else x[None]
     B, C = xb.shape[:2]
-    rows = ((2 * torch.arange(H) + 1) * h) // (2 * H)
-    cols = ((2 * torch.arange(W) + 1) * w) // (2 * W)
-    cell = (rows[:, None] * w + cols[None, :]).reshape(1, -1).expand(B, -1)
+    dev = xb.device
+    rows = ((2 * torch.arange(H, device=dev) + 1) * h) // (2 * H)
+    cols = ((2 * torch.arange(W, device=dev) + 1) * w) // (2 * W)
     flat = xb.reshape(B, C, H * W)
-    hit = (flat != 0).any(dim=1)
-    inf = torch.tensor(float("inf"), dtype=flat.dtype)
-    k = torch.where(hit, flat[:, key] if key is not None else torch.zeros_like(flat[:, 0]), inf)
-    best = torch.full((B, h * w), float("inf"), dtype=flat.dtype).scatter_reduce(1, cell, k, "amin")
-    cand = hit & (k == best.gather(1, cell))
-    n = H * W
-    idx = torch.where(cand, torch.arange(n).expand(B, -1), torch.tensor(n))
-    first = torch.full((B, h * w), n, dtype=torch.long).scatter_reduce(1, cell, idx, "amin")
-    sel = first < n
-    out = flat.gather(2, first.clamp(max=n - 1)[:, None].expand(B, C, -1))
-    out = torch.where(sel[:, None], out, torch.zeros((), dtype=flat.dtype)).reshape(B, C, h, w)
+    # sparse: only pixels with a return take part (a few % of a camera-resolution LiDAR image)
+    b, src = (flat != 0).any(dim=1).nonzero(as_tuple=True)  # row-major order within each image
+    out = torch.zeros(B, C, h * w, dtype=flat.dtype, device=dev)
+    if src.numel():
+        cell = rows[src // W] * w + cols[src % W]
+        group = b * (h * w) + cell
+        if key is None:  # row-major order already groups nothing: sort by cell, stable
+            order = torch.argsort(group, stable=True)
+        else:  # one stable sort on (cell, key): 2 * cell + key with key in [0, 1] (float64: exact
+            # ordering for any image size); equal keys keep row-major order
+            kv = flat[b, key, src].to(torch.float64).clamp(0.0, 1.0)
+            order = torch.argsort(group.to(torch.float64) * 2.0 + kv, stable=True)
+        g = group[order]
+        first = torch.ones_like(g, dtype=torch.bool)
+        first[1:] = g[1:] != g[:-1]
+        win = order[first]
+        out[b[win], :, cell[win]] = flat[b[win], :, src[win]]
+    out = out.reshape(B, C, h, w)
     return out if batched else out[0]
 
 
