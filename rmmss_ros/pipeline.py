@@ -279,7 +279,7 @@ class Pipeline:
         rgb = None
         if "rgb" in msgs:
             rgb = self._try(errors, "rgb", lambda: to_rgb8(msgs["rgb"]))
-            enc_rgb = None if rgb is None else self._try(errors, "rgb", lambda: encode_rgb(np.ascontiguousarray(rgb)))
+            enc_rgb = None if rgb is None else self._try(errors, "rgb", lambda: encode_rgb(rgb))
             if enc_rgb is not None:
                 encoded["rgb"] = enc_rgb
         size = (rgb.shape[:2] if rgb is not None else (camera.height, camera.width) if camera is not None

@@ -104,18 +104,23 @@ def _planar_to_rgb(msg: Any, enc: str, what: str) -> np.ndarray:
         return cv2.cvtColor(np.ascontiguousarray(np.concatenate([y, uv], axis=0)), code)
     # nv24: Y U V per pixel (4:4:4, U first as in nv12). OpenCV has no NV24 code and its 3-channel
     # YUV code uses analog-YUV weights, so the limited-range BT.601 matrix of its NV12/NV21 path
-    # is applied here directly (float32, rounded).
-    yf = (y.astype(np.float32) - 16.0) * np.float32(1.164)
-    uvf = uv.reshape(h, w, 2).astype(np.float32) - 128.0
-    u, v = uvf[:, :, 0], uvf[:, :, 1]
-    rgb = np.stack([yf + 1.596 * v, yf - 0.391 * u - 0.813 * v, yf + 2.018 * u], axis=2)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    # is applied with cv2.transform (per-pixel affine map, rounded and saturated to uint8).
+    yuv = np.empty((h, w, 3), np.uint8)
+    yuv[:, :, 0] = y
+    yuv[:, :, 1:] = uv.reshape(h, w, 2)
+    return cv2.transform(yuv, _BT601_LIMITED)
+
+
+# limited-range BT.601 YUV -> RGB as a 3 x 4 affine matrix on (Y, U, V, 1)
+_BT601_LIMITED = np.array([[1.164, 0.0, 1.596, -1.164 * 16 - 1.596 * 128],
+                           [1.164, -0.391, -0.813, -1.164 * 16 + (0.391 + 0.813) * 128],
+                           [1.164, 2.018, 0.0, -1.164 * 16 - 2.018 * 128]], dtype=np.float64)
 
 
 def to_rgb8(msg: Any, what: str = "camera") -> np.ndarray:
     """Camera image in any of :data:`CAMERA_ENCODINGS` -> ``H x W x 3`` uint8 RGB.
 
-    rgb8/bgr8/rgba8/bgra8: a view of the message buffer (no copy). 16-bit colour and mono: the
+    rgb8/bgr8/rgba8/bgra8: a view of the message buffer (no copy; bgr as a reversed-channel view). 16-bit colour and mono: the
     high byte (``>> 8``: full 16-bit scale to 8 bits). Packed YUV 4:2:2 (``yuv422`` = UYVY,
     ``yuv422_yuy2`` = YUYV), semi-planar ``nv12``/``nv21``/``nv24`` and ``bayer_*`` 8/16-bit are
     converted with OpenCV (``cv2.cvtColor``; Bayer by bilinear demosaicing, 16-bit demosaiced at
@@ -127,7 +132,7 @@ def to_rgb8(msg: Any, what: str = "camera") -> np.ndarray:
     a = image_to_numpy(msg, what)
     if enc in ("rgb8", "8UC3", "rgba8"):
         return a[:, :, :3]
-    if enc in ("bgr8", "bgra8"):
+    if enc in ("bgr8", "bgra8"):  # a reversed-channel view: the float encoding reads it in one pass
         return a[:, :, 2::-1]
     if enc in ("mono8", "8UC1"):
         return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_GRAY2RGB)
