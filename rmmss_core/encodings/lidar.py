@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from rmmss_core.encodings.camera import MIN_DEPTH_M, CameraModel
-from rmmss_core.encodings.common import finish
+from rmmss_core.encodings.common import quantize as quantize_values
 from rmmss_core.spec import LidarEncoding
 
 
@@ -80,9 +80,8 @@ def normalize_intensity(values: np.ndarray, units: str) -> np.ndarray:
 
 def valid_points(xyz: np.ndarray) -> np.ndarray:
     """Bool N: finite x, y, z and not a no-return marker at the origin (see NO_RETURN_RADIUS_M)."""
-    finite = np.isfinite(xyz).all(axis=1)
-    r2 = np.einsum("ij,ij->i", np.where(finite[:, None], xyz, 0.0), np.where(finite[:, None], xyz, 0.0))
-    return finite & (r2 > NO_RETURN_RADIUS_M ** 2)
+    r2 = np.einsum("ij,ij->i", xyz, xyz)  # NaN / Inf in any coordinate makes r2 non-finite
+    return np.isfinite(r2) & (r2 > NO_RETURN_RADIUS_M ** 2)
 
 
 def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
@@ -128,9 +127,10 @@ def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     keep = nearest_per_pixel(pix, cam[valid, 2], H * W)
     src = np.flatnonzero(valid)[keep]
     target = pix[keep]
-    for c, name in enumerate(enc.channels):
-        out[target, c] = _channel(name, pts, xyz, cam, src, enc, intensity_units)
-    return finish(out.reshape(H, W, 3), quantize)
+    for c, name in enumerate(enc.channels):  # values clipped to [0, 1] in _channel
+        v = _channel(name, pts, xyz, cam, src, enc, intensity_units).astype(np.float32)
+        out[target, c] = quantize_values(v) if quantize else v
+    return out.reshape(H, W, 3)  # pixels without a return stay exactly 0 (finish() of a sparse image)
 
 
 def _channel(name: str, pts: np.ndarray, xyz: np.ndarray, cam: np.ndarray, src: np.ndarray,
