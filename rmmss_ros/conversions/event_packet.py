@@ -148,7 +148,10 @@ class Evt3Decoder:
             r, c = np.nonzero(bits)
             wi = vi[r]
             xs.append(base[wi] + (cum_excl[wi] - base_cum[wi]) + c)
-            ys.append(y[wi]); ts.append(t_us[wi]); ps.append(pol_v[wi]); order.append(wi * 16 + c)
+            ys.append(y[wi])
+            ts.append(t_us[wi])
+            ps.append(pol_v[wi])
+            order.append(wi * 16 + c)
         x, yy, t, p, o = (np.concatenate(a) for a in (xs, ys, ts, ps, order))
         srt = np.argsort(o, kind="stable")
         x, yy, t, p = x[srt], yy[srt], t[srt], p[srt].astype(bool)
