@@ -23,11 +23,16 @@ pytestmark = pytest.mark.ros
 H, W = 48, 64
 
 
-def test_event_packets_live_are_buffered_and_used(tmp_path):
+def test_event_packets_live_are_buffered_and_used(tmp_path, monkeypatch):
     em = pytest.importorskip("event_camera_msgs.msg", reason="event_camera_msgs not installed (see module doc)")
     import json
+    import os
 
-    from test_node_dds import _domain, start_node, stop_node  # noqa: F401 - shared helpers
+    from test_node_dds import start_node, stop_node
+
+    # isolate from other runs on this host, as test_node_dds does
+    monkeypatch.setenv("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", str(1 + os.getpid() % 200)))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
     from rmmss_core.models import create_model, save_model_checkpoint
     from rmmss_core.spec import PreprocessSpec
