@@ -293,6 +293,7 @@ class Pipeline:
         if "event" in msgs:
             msg = msgs["event"]
             if self.params.event_format in ("cloud", "packet"):
+                size = size or event_sensor_size(msg)  # an EventPacket knows its sensor size
                 if size is None:
                     errors["event"] = "event: no camera image or CameraInfo yet to size the event image"
                 else:

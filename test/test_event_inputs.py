@@ -228,3 +228,11 @@ def test_muses_sdk_calibration_keys_and_events_through_their_calibration(tmp_pat
     # LiDAR through extrinsics.lidar2rgb, intensity on the 0..255 scale (200 / 255)
     lh = np.argwhere(enc["lidar"].any(axis=2))
     assert len(lh) == 1 and enc["lidar"][tuple(lh[0])][1] == pytest.approx(200 / 255, abs=1 / 255)
+
+
+def test_event_packets_alone_size_the_event_image():
+    """Without a camera image or CameraInfo, an EventPacket's own sensor size sizes the image."""
+    pipe = _pipe("packet")
+    msg = packet([5, 6], [7, 8], [0, 1000], [1, 0], STAMP - 10**6)
+    prep = pipe.prepare(_frame(msg), None)
+    assert prep.used == ("event",) and prep.out_size == (48, 64) and not prep.errors
