@@ -1,7 +1,8 @@
 """8-bit quantisation shared by every encoder, the dataset writer and the readers.
 
 The one rule: a [0, 1] float image ``x`` is stored as ``uint8 = round(x * 255)`` and read back as
-``uint8 / 255`` in float32. ``quantize(x)`` goes through exactly those two functions, so an encoder
+``uint8 / 255`` in float32. Rounding is ``np.rint`` of the float32 product (round half to even),
+after clipping to [0, 1]; a GPU mirror must use the same (``torch.round`` also rounds half to even). ``quantize(x)`` goes through exactly those two functions, so an encoder
 with ``quantize=True`` returns bit-identical values to what a reader decodes from the PNG.
 """
 from __future__ import annotations

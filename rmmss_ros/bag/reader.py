@@ -101,7 +101,8 @@ class BagReader:
 
     def describe(self) -> str:
         """A ``ros2 bag info``-like summary."""
-        lines = [f"Files:             {self.path}", f"Storage id:        {self.storage}"
+        files = ", ".join(f.name for f in self.files) if len(self.files) > 1 else str(self.path)
+        lines = [f"Files:             {files}", f"Storage id:        {self.storage}"
                  + (" (salvaged: truncated or corrupt)" if self.salvaged else ""),
                  f"Duration:          {(self.end_ns - self.start_ns) / 1e9:.3f}s",
                  f"Messages:          {sum(self.counts.values())}", "Topic information:"]
