@@ -53,8 +53,8 @@ class DepthEncoding:
 # .normalize_intensity): "unit" values already in [0, 1] (clipped); "byte" the 0..255 scale of
 # Velodyne / Hesai / Livox / RoboSense drivers and nuScenes / KITTI-style dumps (v / 255);
 # "counts16" 16-bit photon counts (Ouster signal / reflectivity as uint16):
-# log1p(v) / log1p(65535); "auto" picks from the PointField datatype (uint8 and float -> byte,
-# 16/32-bit integers -> counts16).
+# log1p(v) / log1p(65535); "auto" picks by driver and PointField datatype (an Ouster layout with
+# reflectivity + ambient fields -> counts16; uint8 and float -> byte; 16/32-bit integers -> counts16).
 INTENSITY_UNITS = ("auto", "unit", "byte", "counts16")
 # How a sparse LiDAR image is reduced to the network input: "nearest_return" keeps, per input
 # pixel, the nearest return among the source pixels it covers (density-preserving, what a

@@ -83,7 +83,7 @@ PARAMS: tuple[Param, ...] = (
           "points into the camera optical frame (x right, y down, z forward)."),
     # --- sensor input definitions (#12): intensity units, event-camera calibration --------------
     Param("lidar.intensity_units", "", "Units of the cloud's intensity field: '' (the model's spec, by default "
-          "'auto': from the PointField datatype: uint8/float -> byte 0..255, uint16/uint32 -> counts16), 'unit' "
+          "'auto': from the PointField datatype: uint8/float -> byte 0..255, uint16/uint32 and Ouster layouts -> counts16), 'unit' "
           "(0..1), 'byte' (0..255: Velodyne, Hesai, Livox, nuScenes), 'counts16' (Ouster photon counts).",
           choices=("", "auto", "unit", "byte", "counts16")),
     Param("event.camera_info_topic", "", "sensor_msgs/CameraInfo of the event camera ('' = none: events are "

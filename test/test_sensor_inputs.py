@@ -119,8 +119,8 @@ def camera_info(w=64, h=48, k=K64, d=(0.0,) * 5, p=None, model="plumb_bob"):
 def cloud(layout: str, xyz: np.ndarray, intensity: np.ndarray) -> SimpleNamespace:
     """PointCloud2 in a driver's layout. velodyne: velodyne_pointcloud's PointXYZIRT (x y z
     intensity float32, ring uint16, time float32; point_step 22). ouster: x y z float32, 4 bytes
-    pad, intensity uint16 photon counts at 16, t uint32 at 20, reflectivity uint16, ring uint16,
-    ambient uint16, range uint32 at 32; point_step 48. nuscenes: x y z intensity float32, ring
+    pad, intensity uint16 photon counts at 16 (float32 in ``ouster_float``), t uint32 at 20,
+    reflectivity uint16, ring uint16, ambient uint16, range uint32 at 32; point_step 48. nuscenes: x y z intensity float32, ring
     float32 (point_step 20)."""
     F = SimpleNamespace
     if layout == "velodyne":
@@ -128,12 +128,13 @@ def cloud(layout: str, xyz: np.ndarray, intensity: np.ndarray) -> SimpleNamespac
                        "formats": ["<f4", "<f4", "<f4", "<f4", "<u2", "<f4"], "offsets": [0, 4, 8, 12, 16, 18],
                        "itemsize": 22})
         types = {"x": 7, "y": 7, "z": 7, "intensity": 7, "ring": 4, "time": 7}
-    elif layout == "ouster":
+    elif layout in ("ouster", "ouster_float"):
+        fl = layout == "ouster_float"  # ouster-ros' float32 intensity (photon counts as float)
         dt = np.dtype({"names": ["x", "y", "z", "intensity", "t", "reflectivity", "ring", "ambient", "range"],
-                       "formats": ["<f4", "<f4", "<f4", "<u2", "<u4", "<u2", "<u2", "<u2", "<u4"],
+                       "formats": ["<f4", "<f4", "<f4", "<f4" if fl else "<u2", "<u4", "<u2", "<u2", "<u2", "<u4"],
                        "offsets": [0, 4, 8, 16, 20, 24, 26, 28, 32], "itemsize": 48})
-        types = {"x": 7, "y": 7, "z": 7, "intensity": 4, "t": 6, "reflectivity": 4, "ring": 4, "ambient": 4,
-                 "range": 6}
+        types = {"x": 7, "y": 7, "z": 7, "intensity": 7 if fl else 4, "t": 6, "reflectivity": 4, "ring": 4,
+                 "ambient": 4, "range": 6}
     else:
         dt = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"), ("ring", "<f4")])
         types = {n: 7 for n in dt.names}
@@ -179,6 +180,16 @@ def test_intensity_units_give_distinct_ordered_values(layout, values, units):
     np.testing.assert_allclose(got, want, atol=1e-6)
     if units == "byte":  # the MUSES reader's rule for the same 0..255 sensors
         np.testing.assert_allclose(got, np.round(np.array(values) / 255 * 255) / 255, atol=1e-6)
+
+
+def test_ouster_layout_with_float_intensity_is_counts_by_driver():
+    """ouster-ros publishes photon counts in a float32 ``intensity`` next to reflectivity / ambient."""
+    xyz = four_points_ahead()
+    msg = cloud("ouster_float", xyz, np.array([100, 1000, 3000, 60000]))
+    pipe = _pipeline(T_cam_lidar=tuple(T_OPTICAL.ravel()))
+    assert pipe.lidar_units(msg) == "counts16"
+    got = _intensity_at_points(pipe, msg, xyz)
+    assert len(set(got.tolist())) == 4 and np.all(np.diff(got) > 0)
 
 
 def test_intensity_units_parameter_overrides_the_datatype():

@@ -114,11 +114,22 @@ def cloud_to_xyzi(msg: Any, intensity: str = "intensity", what: str = "lidar", u
     return out
 
 
+# Field names only Ouster's ROS drivers (ouster-ros PointOS / legacy PointXYZIRT-like layouts)
+# publish next to ``intensity``: there a float ``intensity`` carries photon counts (signal).
+OUSTER_FIELDS = frozenset({"reflectivity", "ambient"})
+
+
 def intensity_units_of(msg: Any, intensity: str = "intensity") -> str | None:
-    """The units ``auto`` resolves to for this cloud's intensity field, or None without one."""
+    """The units ``auto`` resolves to for this cloud's intensity field, or None without one:
+    by driver (an Ouster layout, recognised by its ``reflectivity`` and ``ambient`` fields, carries
+    photon counts even as float -> ``counts16``), else by the field's datatype
+    (:func:`rmmss_core.encodings.intensity_units_for`)."""
     from rmmss_core.encodings import intensity_units_for
+    names = {str(f.name) for f in msg.fields}
     for f in msg.fields:
         if str(f.name) == intensity and int(f.datatype) in DATATYPES:
+            if OUSTER_FIELDS <= names:
+                return "counts16"
             return intensity_units_for(DATATYPES[int(f.datatype)])
     return None
 
