@@ -1,9 +1,13 @@
 """Encoded [0, 1] images -> network inputs, one implementation for datasets, replay and the node.
 
 Steps per modality: ``H x W x 3`` (numpy, channels last) or ``3 x H x W`` (torch) float in [0, 1]
--> resize to ``spec.input_size`` (bilinear for RGB, nearest for depth / event / lidar, whose pixels
-are measurements that must not be blended with empty pixels) -> ``(x - mean) / std``.
-A modality that is absent becomes zeros *after* normalisation and is flagged unavailable.
+-> :func:`fit` to ``spec.input_size`` under ``spec.resize_policy`` (rmmss_core.geometry: stretch,
+centre crop or letterbox; bilinear for RGB, nearest for depth / event, whose pixels are
+measurements that must not be blended with empty pixels, and for LiDAR the density-preserving
+``nearest_return`` reduction of :func:`reduce_nearest_return` unless the spec says ``nearest``)
+-> ``(x - mean) / std``. A modality that is absent becomes zeros *after* normalisation and is
+flagged unavailable. An image already at ``input_size`` (e.g. LiDAR projected at the network
+resolution by the node) passes through unchanged.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rmmss_core.geometry import InputGeometry
 from rmmss_core.modalities import MODALITIES
 from rmmss_core.spec import Normalization, PreprocessSpec
 
@@ -47,6 +52,80 @@ def resize(x: torch.Tensor, size: tuple[int, int], modality: str) -> torch.Tenso
     else:
         out = F.interpolate(xb, size=size, mode="nearest")
     return out if batched else out[0]
+
+
+def lidar_key_channel(spec: PreprocessSpec | None) -> int | None:
+    """Index of the LiDAR channel that orders returns (``range`` or ``depth``: nearest wins), or None."""
+    if spec is None:
+        return None
+    for name in ("depth", "range"):
+        if name in spec.lidar.channels:
+            return spec.lidar.channels.index(name)
+    return None
+
+
+def reduce_nearest_return(x: torch.Tensor, size: tuple[int, int], key: int | None = None) -> torch.Tensor:
+    """Density-preserving reduction of a sparse image ``3 x H x W`` / ``B x 3 x H x W`` to ``size``.
+
+    Source pixel (r, c) belongs to input cell ``(((2r + 1) h) // (2H), ((2c + 1) w) // (2W))``:
+    the cell its centre falls in, the same rule a point projected at the input resolution follows
+    (``CameraModel.scaled``). Per cell, among the source pixels with a return (any channel != 0),
+    the one with the smallest ``key`` channel wins (nearest return; ``key=None``: first in
+    row-major order), ties -> first in row-major order; cells without a return are 0. Only for
+    downscaling (``h <= H`` and ``w <= W``); otherwise nearest resampling. Float32 in, same out.
+    """
+    H, W = x.shape[-2:]
+    h, w = size
+    if (H, W) == (h, w):
+        return x
+    if h > H or w > W:
+        return resize(x, size, "depth")
+    batched = x.dim() == 4
+    xb = x if batched else x[None]
+    B, C = xb.shape[:2]
+    dev = xb.device
+    rows = ((2 * torch.arange(H, device=dev) + 1) * h) // (2 * H)
+    cols = ((2 * torch.arange(W, device=dev) + 1) * w) // (2 * W)
+    flat = xb.reshape(B, C, H * W)
+    # sparse: only pixels with a return take part (a few % of a camera-resolution LiDAR image)
+    b, src = (flat != 0).any(dim=1).nonzero(as_tuple=True)  # row-major order within each image
+    out = torch.zeros(B, C, h * w, dtype=flat.dtype, device=dev)
+    if src.numel():
+        cell = rows[src // W] * w + cols[src % W]
+        group = b * (h * w) + cell
+        if key is None:  # row-major order already groups nothing: sort by cell, stable
+            order = torch.argsort(group, stable=True)
+        else:  # one stable sort on (cell, key): 2 * cell + key with key in [0, 1] (float64: exact
+            # ordering for any image size); equal keys keep row-major order
+            kv = flat[b, key, src].to(torch.float64).clamp(0.0, 1.0)
+            order = torch.argsort(group.to(torch.float64) * 2.0 + kv, stable=True)
+        g = group[order]
+        first = torch.ones_like(g, dtype=torch.bool)
+        first[1:] = g[1:] != g[:-1]
+        win = order[first]
+        out[b[win], :, cell[win]] = flat[b[win], :, src[win]]
+    out = out.reshape(B, C, h, w)
+    return out if batched else out[0]
+
+
+def fit(x: torch.Tensor, size: tuple[int, int], modality: str, spec: PreprocessSpec | None = None) -> torch.Tensor:
+    """``3 x H x W`` / ``B x 3 x H x W`` -> ``size`` under ``spec.resize_policy`` (stretch if no spec):
+    crop the geometry's source window, resample it with the modality's rule (bilinear RGB, nearest
+    depth / event, LiDAR per ``spec.lidar.resample``), pad the letterbox border with 0."""
+    geo = InputGeometry.of(tuple(x.shape[-2:]), size, spec.resize_policy if spec is not None else "stretch")
+    if geo.identity:
+        return x
+    x0, y0, ws, hs = geo.window
+    if (ws, hs) != (geo.src_w, geo.src_h):
+        x = x[..., y0:y0 + hs, x0:x0 + ws]
+    px, py, bw, bh = geo.box
+    if modality == "lidar" and spec is not None and spec.lidar.resample == "nearest_return":
+        x = reduce_nearest_return(x, (bh, bw), lidar_key_channel(spec))
+    else:
+        x = resize(x, (bh, bw), modality)
+    if (bw, bh) != (geo.dst_w, geo.dst_h):
+        x = F.pad(x, (px, geo.dst_w - bw - px, py, geo.dst_h - bh - py))
+    return x
 
 
 def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -106,7 +185,7 @@ def preprocess(images: Mapping[str, ImageLike | None], spec: PreprocessSpec,
         if img is None:
             out[m] = torch.zeros(3, *size)
             continue
-        x = resize(to_chw(img, m), size, m)
+        x = fit(to_chw(img, m), size, m, spec)
         out[m] = normalize(x, spec.normalization[m])
         available[i] = True
     return out, available

@@ -49,25 +49,53 @@ class DepthEncoding:
             raise ValueError(f"depth encoding kind must be 'metric' or 'hha', got {self.kind!r}")
 
 
+# How raw LiDAR intensity becomes the [0, 1] intensity channel (rmmss_core.encodings.lidar
+# .normalize_intensity): "unit" values already in [0, 1] (clipped); "byte" the 0..255 scale of
+# Velodyne / Hesai / Livox / RoboSense drivers and nuScenes / KITTI-style dumps (v / 255);
+# "counts16" 16-bit photon counts (Ouster signal / reflectivity as uint16):
+# log1p(v) / log1p(65535); "auto" picks by driver and PointField datatype (an Ouster layout with
+# reflectivity + ambient fields -> counts16; uint8 and float -> byte; 16/32-bit integers -> counts16).
+INTENSITY_UNITS = ("auto", "unit", "byte", "counts16")
+# How a sparse LiDAR image is reduced to the network input: "nearest_return" keeps, per input
+# pixel, the nearest return among the source pixels it covers (density-preserving, what a
+# projection at the input resolution gives); "nearest" is plain nearest-neighbour resampling
+# (the rule of models saved before this field existed: it drops most returns when downscaling).
+LIDAR_RESAMPLE = ("nearest_return", "nearest")
+# How an image whose aspect ratio differs from input_size reaches it: "stretch" (resize each axis
+# on its own), "crop" (centre crop to the input aspect ratio, then resize; the mask is 255 =
+# ignore outside the crop), "letterbox" (resize to fit, pad with encoded 0; nothing is lost).
+RESIZE_POLICIES = ("stretch", "crop", "letterbox")
+
+
 @dataclass(frozen=True)
 class LidarEncoding:
     """LiDAR points projected into the camera; one image channel per name, each scaled to [0, 1].
 
-    Channel names: ``range`` (/max_range), ``intensity`` (already 0..1), ``height``
-    (z in the LiDAR frame mapped from [min_height, max_height]), ``depth`` (camera z / max_range).
-    Pixels with no return are 0.
+    Channel names: ``range`` (LiDAR-frame distance / max_range), ``intensity`` (raw intensity in
+    ``intensity_units`` mapped to [0, 1], see INTENSITY_UNITS), ``height`` (z in the LiDAR frame
+    mapped from [min_height, max_height]), ``depth`` (camera z / max_range). Pixels with no return
+    are 0; points at the LiDAR origin (drivers' "no return" marker, e.g. Ouster's (0, 0, 0)) and
+    non-finite points are dropped. ``intensity_units`` is the default for serving (``auto``: from
+    the PointField datatype); the node's ``lidar.intensity_units`` parameter overrides it.
+    ``resample``: see LIDAR_RESAMPLE.
     """
 
     channels: tuple[str, str, str] = ("range", "intensity", "height")
     max_range: float = 80.0
     min_height: float = -3.0
     max_height: float = 7.0
+    intensity_units: str = "auto"
+    resample: str = "nearest_return"
 
     def __post_init__(self):
         known = {"range", "intensity", "height", "depth"}
         bad = [c for c in self.channels if c not in known]
         if len(self.channels) != 3 or bad:
             raise ValueError(f"lidar channels must be 3 of {sorted(known)}, got {self.channels}")
+        if self.intensity_units not in INTENSITY_UNITS:
+            raise ValueError(f"lidar intensity_units must be one of {INTENSITY_UNITS}, got {self.intensity_units!r}")
+        if self.resample not in LIDAR_RESAMPLE:
+            raise ValueError(f"lidar resample must be one of {LIDAR_RESAMPLE}, got {self.resample!r}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,7 @@ class PreprocessSpec:
     """What a model expects as input and what its outputs mean.
 
     input_size is (height, width) of the network input. class_names / palette index the logits.
+    resize_policy: how images of another aspect ratio reach input_size (RESIZE_POLICIES).
     quantize_8bit: encoders round to 1/255 steps, the way the dataset PNGs store encoded images,
     so a node fed raw sensor data produces bit-identical inputs to training on the files.
     """
@@ -117,6 +146,7 @@ class PreprocessSpec:
     lidar: LidarEncoding = field(default_factory=LidarEncoding)
     event: EventEncoding = field(default_factory=EventEncoding)
     quantize_8bit: bool = True
+    resize_policy: str = "stretch"
 
     def __post_init__(self):
         if tuple(self.modalities) != MODALITIES:
@@ -125,6 +155,8 @@ class PreprocessSpec:
             raise ValueError(f"input_size must be (height, width) >= 32, got {self.input_size}")
         if len(self.palette) != len(self.class_names):
             raise ValueError(f"{len(self.class_names)} classes but {len(self.palette)} palette colours")
+        if self.resize_policy not in RESIZE_POLICIES:
+            raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {self.resize_policy!r}")
         missing = [m for m in MODALITIES if m not in self.normalization]
         if missing:
             raise ValueError(f"normalization missing for modalities {missing}")
@@ -155,6 +187,10 @@ class PreprocessSpec:
         if "normalization" in kw:
             kw["normalization"] = {k: Normalization(tuple(v["mean"]), tuple(v["std"]))
                                    for k, v in kw["normalization"].items()}
+        if isinstance(kw.get("lidar"), Mapping) and "resample" not in kw["lidar"]:
+            # saved before density-preserving reduction existed: the model was trained on
+            # nearest-resampled LiDAR images, so serve it the same
+            kw["lidar"] = {**kw["lidar"], "resample": "nearest"}
         for name, sub in (("depth", DepthEncoding), ("lidar", LidarEncoding), ("event", EventEncoding)):
             if name in kw and isinstance(kw[name], Mapping):
                 kw[name] = sub(**{k: tuple(v) if isinstance(v, list) else v for k, v in kw[name].items()})

@@ -5,7 +5,8 @@
 - synchronizer cost per message;
 - output rate with one of four sensors dead, as a share of the reference rate (message_filters'
   approximate policy emits nothing then: it needs every input);
-- latency stamp -> mask with the tiny CPU model (sync + pipeline + inference, no DDS hop).
+- latency stamp -> mask with the tiny CPU model (sync + pipeline + inference, no DDS hop);
+- input conversions (camera encodings, LiDAR units, event packets and window): rmmss_ros.bench_inputs.
 """
 from __future__ import annotations
 
@@ -104,6 +105,10 @@ def run(quick: bool) -> BenchReport:
             pipe.process(s[-1], info)
             lat.append((time.perf_counter() - start) * 1e3)
     lat.sort()
+    from rmmss_ros import bench_inputs
+
+    conv_records, conv_md = bench_inputs.run(quick, iters)
+    ev_records, ev_md = bench_inputs.event_window(quick, iters)
     ratio = prep["p50_ms"] / deser["p50_ms"]
     mi = machine_info()
     records = [
@@ -130,6 +135,16 @@ def run(quick: bool) -> BenchReport:
         f"| latency stamp -> mask, tiny model, CPU, in process (no DDS hop), p50 | {lat[len(lat) // 2]:.1f} ms |",
         "",
         "B0 at 1024 x 1024 on a GPU: not measured here (no GPU and no rclpy on the GPU machine).",
+        "",
+        "### Input conversions (issue #12) next to deserialising the same message",
+        "",
+        conv_md,
+        "",
+        "### Event packets: decode, buffer, 30 ms window",
+        "",
+        ev_md,
     ])
+    records += [{"metric": "conversion", **r} for r in conv_records]
+    records += [{"metric": "event_window", **r} for r in ev_records]
     return BenchReport("node", "ROS node overhead, synchronizer and latency", md, records,
                        command="make bench (rmmss_ros.bench_node.run)")

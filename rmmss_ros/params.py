@@ -11,6 +11,8 @@ from typing import Any
 from rmmss_core.modalities import MODALITIES
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
+EVENT_FORMATS = ("image", "cloud", "packet")
+IDENTITY_4X4 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 PRECISIONS = ("fp32", "fp16", "bf16")
 # LiDAR (x forward, y left, z up) -> camera optical frame (x right, y down, z forward), row-major.
 DEFAULT_T_CAM_LIDAR = (0.0, -1.0, 0.0, 0.0,
@@ -34,9 +36,11 @@ class Param:
 
 _TOPICS = {"rgb": "camera/image_raw", "depth": "depth/image_raw", "event": "events",
            "lidar": "lidar/points"}
-_SENSOR_KIND = {"rgb": "sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8)",
+_SENSOR_KIND = {"rgb": "sensor_msgs/Image (any camera encoding: rgb/bgr(a) 8/16, mono8/16, yuv422, yuv422_yuy2, "
+                       "nv12/nv21/nv24, bayer_* 8/16)",
                 "depth": "sensor_msgs/Image (32FC1 metres or 16UC1 millimetres)",
-                "event": "sensor_msgs/Image event frame, or PointCloud2 x, y, t, polarity (see event.format)",
+                "event": "sensor_msgs/Image event frame, PointCloud2 x, y, t, polarity, or event_camera_msgs/EventPacket "
+                         "(see event.format)",
                 "lidar": "sensor_msgs/PointCloud2 with x, y, z (intensity optional)"}
 
 
@@ -68,14 +72,24 @@ PARAMS: tuple[Param, ...] = (
     Param("sync.queue_size", 10, "Messages buffered per sensor (drop-oldest).", (1, 1000)),
     Param("sync.poll_period_s", 0.01, "How often deadlines are checked (s).", (0.001, 0.5)),
     *[p for m in MODALITIES for p in _sensor_params(m)],
-    Param("event.format", "image", "Event input: 'image' (encoded event frame) or 'cloud' (raw events "
-          "x, y, t relative to header.stamp, polarity) accumulated over the model's event window.",
-          choices=("image", "cloud")),
+    Param("event.format", "image", "Event input: 'image' (encoded event frame), 'cloud' (raw events "
+          "x, y, t relative to header.stamp, polarity) or 'packet' (event_camera_msgs/EventPacket, mono or evt3); "
+          "cloud and packet events are buffered and accumulated over the model's event window.",
+          choices=EVENT_FORMATS),
     Param("camera_info.topic", "camera/camera_info", "sensor_msgs/CameraInfo of the camera; needed to project "
           "LiDAR and to size event images."),
     Param("camera_info.rectified", False, "The camera image is rectified: project with P instead of K + D."),
     Param("lidar.extrinsic", list(DEFAULT_T_CAM_LIDAR), "T_cam_lidar, 16 numbers row-major: maps LiDAR-frame "
           "points into the camera optical frame (x right, y down, z forward)."),
+    # --- sensor input definitions (#12): intensity units, event-camera calibration --------------
+    Param("lidar.intensity_units", "", "Units of the cloud's intensity field: '' (the model's spec, by default "
+          "'auto': from the PointField datatype: uint8/float -> byte 0..255, uint16/uint32 and Ouster layouts -> counts16), 'unit' "
+          "(0..1), 'byte' (0..255: Velodyne, Hesai, Livox, nuScenes), 'counts16' (Ouster photon counts).",
+          choices=("", "auto", "unit", "byte", "counts16")),
+    Param("event.camera_info_topic", "", "sensor_msgs/CameraInfo of the event camera ('' = none: events are "
+          "taken as camera pixels, scaled when the event sensor's size differs)."),
+    Param("event.extrinsic", list(IDENTITY_4X4), "T_cam_event, 16 numbers row-major: maps event-camera "
+          "optical-frame points into the camera optical frame (its rotation maps event pixels, see README)."),
     Param("qos.reliability", "best_effort", "Subscriber reliability; best_effort also receives from "
           "reliable publishers, reliable never receives from best_effort ones.",
           choices=("best_effort", "reliable")),
@@ -117,26 +131,26 @@ def check_value(p: Param, value: Any) -> str | None:
             return f"{p.name} must be a number in [{p.range[0]}, {p.range[1]}], got {value!r}"
         if not p.range[0] <= value <= p.range[1]:
             return f"{p.name} must be in [{p.range[0]}, {p.range[1]}], got {value}"
-    if p.name == "lidar.extrinsic":
-        return _check_extrinsic(value)
+    if p.name in ("lidar.extrinsic", "event.extrinsic"):
+        return _check_extrinsic(value, p.name)
     return None
 
 
-def _check_extrinsic(v: Any) -> str | None:
+def _check_extrinsic(v: Any, name: str = "lidar.extrinsic") -> str | None:
     try:
         m = [float(x) for x in v]
     except (TypeError, ValueError):
-        return f"lidar.extrinsic must be 16 numbers, got {v!r}"
+        return f"{name} must be 16 numbers, got {v!r}"
     if len(m) != 16 or not all(math.isfinite(x) for x in m):
-        return f"lidar.extrinsic must be 16 finite numbers (4 x 4 row-major), got {len(m)}: {m}"
+        return f"{name} must be 16 finite numbers (4 x 4 row-major), got {len(m)}: {m}"
     if m[12:] != [0.0, 0.0, 0.0, 1.0]:
-        return f"lidar.extrinsic last row must be 0 0 0 1, got {m[12:]}"
+        return f"{name} last row must be 0 0 0 1, got {m[12:]}"
     R = [m[0:3], m[4:7], m[8:11]]
     for i in range(3):
         for j in range(3):
             dot = sum(R[i][k] * R[j][k] for k in range(3))
             if abs(dot - (1.0 if i == j else 0.0)) > 1e-3:
-                return "lidar.extrinsic rotation (upper-left 3 x 3) is not orthonormal"
+                return f"{name} rotation (upper-left 3 x 3) is not orthonormal"
     return None
 
 

@@ -66,11 +66,12 @@ class PerceptionNode(Node):
                          else ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
         topics = {}
         for m in self.enabled:
-            cls = PointCloud2 if m == "lidar" or (m == "event" and v["event.format"] == "cloud") else Image
-            sub = self.create_subscription(cls, v[f"{m}.topic"], partial(self._on_sensor, m), qos)
+            cls = self._sensor_msg_class(m, v)
+            sub = self.create_subscription(cls, v[f"{m}.topic"], self._sensor_callback(m, v), qos)
             topics[m] = sub.topic_name
         self.camera_info: CameraInfo | None = None
         self.create_subscription(CameraInfo, v["camera_info.topic"], self._on_camera_info, qos)
+        self._subscribe_event_camera_info(v, qos)
         self.pub_mask = self.create_publisher(Image, v["output.mask_topic"], 5)
         self.pub_color = self.create_publisher(Image, v["output.color_topic"], 5)
         self.pub_used = self.create_publisher(String, v["output.used_topic"], 5)
@@ -125,6 +126,42 @@ class PerceptionNode(Node):
                 if k in ("color", "overlay", "overlay_alpha")})
         return SetParametersResult(successful=True)
 
+    # ----------------------------------------------------------- sensor inputs (#12: events)
+    @staticmethod
+    def _sensor_msg_class(m: str, v: dict[str, Any]) -> Any:
+        """Message type of sensor ``m``: PointCloud2 (lidar, event cloud), EventPacket, or Image."""
+        if m == "lidar" or (m == "event" and v["event.format"] == "cloud"):
+            return PointCloud2
+        if m == "event" and v["event.format"] == "packet":
+            try:
+                from event_camera_msgs.msg import EventPacket
+            except ImportError as e:
+                raise StartupError("event.format is 'packet' but event_camera_msgs is not installed "
+                                   f"({e}); build it (see README) or use event.format image/cloud") from None
+            return EventPacket
+        return Image
+
+    def _sensor_callback(self, m: str, v: dict[str, Any]) -> Any:
+        if m == "event" and v["event.format"] != "image":
+            return self._on_event_packet
+        return partial(self._on_sensor, m)
+
+    def _on_event_packet(self, msg: Any) -> None:
+        """Every event packet is buffered (a frame uses all events of its window), then synced."""
+        err = self.pipeline.add_event_message(msg)
+        if err is not None:
+            self._log_throttled("warn", "input:event_packet", f"event: packet skipped: {err}")
+        self._on_sensor("event", msg)
+
+    def _subscribe_event_camera_info(self, v: dict[str, Any], qos: QoSProfile) -> None:
+        if "event" in self.enabled and v["event.camera_info_topic"]:
+            self.create_subscription(CameraInfo, v["event.camera_info_topic"],
+                                     self.pipeline.set_event_camera_info, qos)
+
+    def _log_pipeline_warnings(self, result: Any) -> None:
+        for text in getattr(result, "warnings", ()):
+            self.get_logger().warning(text)
+
     # ---------------------------------------------------------------------------- executor side
     def _on_sensor(self, name: str, msg: Any) -> None:
         try:
@@ -158,6 +195,7 @@ class PerceptionNode(Node):
         """One frame set on the worker thread. Malformed inputs come back in ``result.errors``
         (ERROR for that sensor); anything raised here is caught by the Worker (_on_frame_error)."""
         result = self.pipeline.process(fs, self.camera_info)
+        self._log_pipeline_warnings(result)
         latency = None
         if result.mask is not None:
             self._publish(fs, result)

@@ -1,6 +1,25 @@
 """Frame set -> masks, without ROS: decode the raw messages, encode each modality with the shared
 encoders and the model's stored spec, preprocess, infer, colour. Used by the node and by bag replay.
 
+How each sensor becomes a network input (one definition, the model's PreprocessSpec; the dataset
+readers use the same encoders):
+
+* camera: any sensor_msgs camera encoding -> RGB uint8 (OpenCV) -> /255 -> ``fit`` to the input
+  (spec.resize_policy: stretch / crop / letterbox; bilinear) -> ImageNet normalisation;
+* LiDAR: PointCloud2 -> x, y, z, intensity (units: ``lidar.intensity_units`` parameter, else the
+  spec's, ``auto`` = by the field's datatype) -> invalid returns dropped (NaN, (0, 0, 0)) ->
+  projected at the camera resolution (as the dataset files store it) -> ``fit`` with the
+  density-preserving ``reduce_nearest_return`` (spec.lidar.resample): per input pixel the nearest
+  return among the camera pixels it covers, so the input keeps (nearly) every return a projection
+  at the input resolution would place (bench: rmmss_core.bench.encodings "density"), bit-identical
+  to what training read from the files;
+* events: every packet (PointCloud2 or EventPacket) is decoded into a per-sensor
+  :class:`~rmmss_ros.event_buffer.EventBuffer`; a frame takes all events of the spec's window
+  ``(stamp - window_s, stamp]``, maps them into the camera's pixel grid (event CameraInfo +
+  ``event.extrinsic`` rotation, or a same-field-of-view scaling when uncalibrated) and
+  accumulates them with the shared encoder at the camera resolution, then ``fit`` (nearest);
+* the mask goes back to the camera resolution through the inverse of the same geometry.
+
 Each malformed input is caught here: whatever one modality's decoding or encoding raises is reported
 in ``Result.errors`` and that modality counts as missing for the frame; only the shared stages
 (preprocess, inference) can raise out of ``process``. :class:`Worker` runs frames on a thread that
@@ -18,21 +37,37 @@ from typing import Any
 
 import numpy as np
 
-from rmmss_core.encodings import CameraModel, encode_depth, encode_rgb, project_lidar
+from rmmss_core.encodings import (
+    CameraModel,
+    accumulate_events,
+    encode_depth,
+    encode_rgb,
+    event_pixel_map,
+    map_event_pixels,
+    project_lidar,
+    scaled_pixel_map,
+)
+from rmmss_core.geometry import InputGeometry, resize_nearest_np
 from rmmss_core.modalities import MODALITIES
 from rmmss_core.preprocess import preprocess
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import (
     ConversionError,
+    Evt3Decoder,
     camera_from_info,
+    camera_info_warnings,
     cloud_to_xyzi,
-    encode_event_cloud,
+    decode_event_message,
     encode_event_image,
+    event_sensor_size,
+    intensity_units_of,
+    is_event_packet,
     stamp_to_ns,
     to_depth_m,
     to_rgb8,
 )
-from rmmss_ros.params import DEFAULT_T_CAM_LIDAR
+from rmmss_ros.event_buffer import EventBuffer
+from rmmss_ros.params import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4
 
 
 @dataclass(frozen=True)
@@ -46,6 +81,8 @@ class PipelineParams:
     color: bool = True
     overlay: bool = False
     overlay_alpha: float = 0.5
+    lidar_intensity_units: str = ""  # "" = the spec's (see rmmss_core.spec.INTENSITY_UNITS)
+    T_cam_event: tuple[float, ...] = IDENTITY_4X4  # 16 values row-major
 
     @classmethod
     def from_values(cls, v: Mapping[str, Any]) -> PipelineParams:
@@ -55,7 +92,9 @@ class PipelineParams:
                    T_cam_lidar=tuple(float(x) for x in v.get("lidar.extrinsic", DEFAULT_T_CAM_LIDAR)),
                    camera_rectified=bool(v.get("camera_info.rectified", False)),
                    color=bool(v.get("output.color", True)), overlay=bool(v.get("output.overlay", False)),
-                   overlay_alpha=float(v.get("output.overlay_alpha", 0.5)))
+                   overlay_alpha=float(v.get("output.overlay_alpha", 0.5)),
+                   lidar_intensity_units=str(v.get("lidar.intensity_units", "")),
+                   T_cam_event=tuple(float(x) for x in v.get("event.extrinsic", IDENTITY_4X4)))
 
 
 @dataclass
@@ -69,6 +108,7 @@ class Prepared:
     rgb: np.ndarray | None
     errors: dict[str, str]
     timings: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def used(self) -> tuple[str, ...]:
@@ -86,6 +126,7 @@ class Result:
     used_modalities: tuple[str, ...]
     errors: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # configuration that looks wrong (said once)
 
 
 class Pipeline:
@@ -108,6 +149,18 @@ class Pipeline:
         self.T_cam_lidar = T.reshape(4, 4)
         self._camera_key: tuple | None = None
         self._camera: CameraModel | None = None
+        Te = np.asarray(params.T_cam_event, dtype=np.float64)
+        if Te.size != 16:
+            raise ValueError(f"T_cam_event must have 16 values, got {Te.size}")
+        self.T_cam_event = Te.reshape(4, 4)
+        self.event_buffer = EventBuffer(horizon_s=max(1.0, 4 * self.spec.event.window_s))
+        self._evt3 = Evt3Decoder()
+        self.event_camera_info: Any | None = None
+        self._event_lut_key: tuple | None = None
+        self._event_lut: np.ndarray | None = None
+        self._warned: set[str] = set()
+        self._pending_warnings: list[str] = []
+        self._events_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ stages
     def camera(self, camera_info: Any | None) -> CameraModel | None:
@@ -119,7 +172,95 @@ class Pipeline:
         if key != self._camera_key:
             self._camera = camera_from_info(camera_info, self.params.camera_rectified)
             self._camera_key = key
+            for w in camera_info_warnings(camera_info, self.params.camera_rectified):
+                self._warn(w)
         return self._camera
+
+    def _warn(self, text: str) -> None:
+        """Queue a configuration warning for the next Result (each text once)."""
+        if text not in self._warned:
+            self._warned.add(text)
+            self._pending_warnings.append(text)
+
+    # ------------------------------------------------------------------------------ events
+    def set_event_camera_info(self, msg: Any) -> None:
+        """The event camera's own CameraInfo (topic ``event.camera_info_topic``)."""
+        self.event_camera_info = msg
+
+    def add_event_message(self, msg: Any) -> str | None:
+        """Decode one event packet (PointCloud2 or EventPacket) into the event buffer; the node
+        calls it for every packet received, so a frame uses all events of its window. Returns the
+        error text for a malformed packet (nothing is buffered from it), else None. A message
+        already added (same stamp, size and sequence) is skipped."""
+        key = (stamp_to_ns(msg.header.stamp), int(getattr(msg, "seq", 0)),
+               len(msg.events) if is_event_packet(msg) else len(msg.data))
+        with self._events_lock:
+            if self.event_buffer.seen(key):
+                return None
+            try:
+                self.event_buffer.add(decode_event_message(msg, self._evt3))
+            except Exception as e:  # noqa: BLE001 - a bad packet costs only itself
+                return str(e) if isinstance(e, ConversionError) else f"event: {type(e).__name__}: {e}"
+        return None
+
+    def _event_table(self, sensor_hw: tuple[int, int] | None, size: tuple[int, int],
+                     camera: CameraModel | None) -> tuple[np.ndarray, int, int] | None:
+        """Lookup table event pixel -> camera pixel (cached), with the event sensor's (w, h);
+        None when events are already camera pixels."""
+        info = self.event_camera_info
+        ev_cam = None
+        if info is not None:
+            ev_cam = camera_from_info(info, False, what="event camera_info")
+            sensor_hw = (ev_cam.height, ev_cam.width)
+        if sensor_hw is None or (ev_cam is None and tuple(sensor_hw) == tuple(size)):
+            return None
+        key = (sensor_hw, tuple(size), None if info is None else (tuple(info.k), tuple(info.d)),
+               None if camera is None else self._camera_key)
+        if key != self._event_lut_key:
+            H, W = size
+            if ev_cam is not None and camera is not None:
+                target = camera if (camera.height, camera.width) == (H, W) else camera.scaled(W, H)
+                self._event_lut = event_pixel_map(ev_cam, target, self.T_cam_event[:3, :3])
+            else:
+                self._warn(f"event: no event-camera calibration; the {sensor_hw[1]} x {sensor_hw[0]} event sensor "
+                           f"is scaled onto the {W} x {H} camera assuming the same field of view "
+                           "(set event.camera_info_topic and event.extrinsic)")
+                self._event_lut = scaled_pixel_map(sensor_hw[1], sensor_hw[0], W, H)
+            self._event_lut_key = key
+        return self._event_lut, sensor_hw[1], sensor_hw[0]
+
+    def encode_events(self, msg: Any, stamp_ns: int, size: tuple[int, int], camera: CameraModel | None) -> np.ndarray:
+        """Accumulate every buffered event of the window ``(stamp - window_s, stamp]`` (the matched
+        ``msg`` included) at the camera resolution ``size`` (H, W) -> ``H x W x 3`` float32."""
+        err = self.add_event_message(msg)
+        if err is not None:
+            raise ConversionError(err)
+        ev = self.event_buffer.window(stamp_ns, self.spec.event.window_s)
+        H, W = size
+        x, y = ev.x, ev.y
+        table = self._event_table(event_sensor_size(msg), size, camera)
+        if table is not None:
+            x, y = map_event_pixels(x, y, table[0], table[1], table[2], W)
+        t_rel = (ev.t_ns - int(stamp_ns)).astype(np.float64) * 1e-9
+        return accumulate_events(x, y, t_rel, ev.p, 0.0, H, W, self.spec.event, self.spec.quantize_8bit)
+
+    def lidar_units(self, msg: Any) -> str:
+        """The intensity units for this cloud: the parameter, else the spec's; ``auto`` resolved."""
+        units = self.params.lidar_intensity_units or self.spec.lidar.intensity_units
+        if units == "auto":
+            units = intensity_units_of(msg) or "unit"
+        return units
+
+    def encode_lidar(self, msg: Any, camera: CameraModel) -> np.ndarray:
+        """Cloud -> LiDAR image ``H x W x 3`` at the camera resolution (preprocess then reduces it
+        to the input with ``reduce_nearest_return``, as for the dataset files)."""
+        units = self.lidar_units(msg)
+        pts = cloud_to_xyzi(msg)
+        if units == "byte" and pts.shape[0] and float(pts[:, 3].max()) > 255.0:
+            self._warn(f"lidar: intensity up to {float(pts[:, 3].max()):.0f} exceeds the byte scale 0..255; "
+                       "set lidar.intensity_units to counts16 if this is a photon-count (Ouster-like) sensor")
+        return project_lidar(pts, self.T_cam_lidar, camera, self.spec.lidar, self.spec.quantize_8bit,
+                             intensity_units=units)
 
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
         """Decode + encode + preprocess every present, enabled modality (the node's per-frame
@@ -138,8 +279,9 @@ class Pipeline:
         rgb = None
         if "rgb" in msgs:
             rgb = self._try(errors, "rgb", lambda: to_rgb8(msgs["rgb"]))
-            if rgb is not None:
-                encoded["rgb"] = encode_rgb(np.ascontiguousarray(rgb))
+            enc_rgb = None if rgb is None else self._try(errors, "rgb", lambda: encode_rgb(rgb))
+            if enc_rgb is not None:
+                encoded["rgb"] = enc_rgb
         size = (rgb.shape[:2] if rgb is not None else (camera.height, camera.width) if camera is not None
                 else None)
         if "depth" in msgs:
@@ -150,12 +292,12 @@ class Pipeline:
                 size = size or d.shape[:2]
         if "event" in msgs:
             msg = msgs["event"]
-            if self.params.event_format == "cloud":
+            if self.params.event_format in ("cloud", "packet"):
+                size = size or event_sensor_size(msg)  # an EventPacket knows its sensor size
                 if size is None:
-                    errors["event"] = "event cloud: no camera image or CameraInfo yet to size the event image"
+                    errors["event"] = "event: no camera image or CameraInfo yet to size the event image"
                 else:
-                    e = self._try(errors, "event", lambda: encode_event_cloud(
-                        msg, frame_set.stamp_ns, size[0], size[1], spec.event, q))
+                    e = self._try(errors, "event", lambda: self.encode_events(msg, frame_set.stamp_ns, size, camera))
                     if e is not None:
                         encoded["event"] = e
             else:
@@ -167,27 +309,29 @@ class Pipeline:
             if camera is None:
                 errors["lidar"] = "lidar: no valid CameraInfo received yet; cannot project the cloud"
             else:
-                li = self._try(errors, "lidar", lambda: project_lidar(
-                    cloud_to_xyzi(msgs["lidar"]), self.T_cam_lidar, camera, spec.lidar, q))
+                li = self._try(errors, "lidar", lambda: self.encode_lidar(msgs["lidar"], camera))
                 if li is not None:
                     encoded["lidar"] = li
+                    size = size or (camera.height, camera.width)
         t1 = time.perf_counter()
         tensors, available = preprocess(encoded, spec)
         inputs = {m: x[None] for m, x in tensors.items()}
         t2 = time.perf_counter()
         out_size = tuple(size) if size is not None else tuple(spec.input_size)
+        warnings, self._pending_warnings = self._pending_warnings, []
         return Prepared(int(frame_set.stamp_ns), inputs, available[None].numpy(), out_size, rgb, errors,
-                        {"encode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3})
+                        {"encode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3}, warnings)
 
     def process(self, frame_set: Any, camera_info: Any | None = None) -> Result:
         """One frame set -> Result (mask at the camera resolution, colour mask, used modalities)."""
         p = self.prepare(frame_set, camera_info)
         if not p.available.any():
-            return Result(p.stamp_ns, None, None, (), p.errors, p.timings)
+            return Result(p.stamp_ns, None, None, (), p.errors, p.timings, p.warnings)
         t0 = time.perf_counter()
         small = np.asarray(self.backend.infer(p.inputs, p.available))[0]
         t1 = time.perf_counter()
-        mask = resize_nearest(small, p.out_size)
+        mask = InputGeometry.of(p.out_size, small.shape, self.spec.resize_policy).mask_to_source(
+            np.asarray(small, dtype=np.uint8), fill=self.spec.ignore_index)
         color = None
         if self.params.color:
             color = self.palette[mask]
@@ -196,7 +340,7 @@ class Pipeline:
                 color = (a * color + (1.0 - a) * p.rgb).round().astype(np.uint8)
         t2 = time.perf_counter()
         timings = {**p.timings, "infer_ms": (t1 - t0) * 1e3, "post_ms": (t2 - t1) * 1e3}
-        return Result(p.stamp_ns, mask, color, p.used, p.errors, timings)
+        return Result(p.stamp_ns, mask, color, p.used, p.errors, timings, p.warnings)
 
     @staticmethod
     def _try(errors: dict[str, str], name: str, fn) -> Any:
@@ -214,13 +358,7 @@ class Pipeline:
 def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest resize of an ``h x w`` label map to ``size`` (H, W), torch's 'nearest' rule
     (source index = floor(dst * in / out))."""
-    h, w = mask.shape
-    H, W = size
-    if (h, w) == (H, W):
-        return np.ascontiguousarray(mask, dtype=np.uint8)
-    rows = (np.arange(H) * h) // H
-    cols = (np.arange(W) * w) // W
-    return np.ascontiguousarray(mask[rows[:, None], cols[None, :]], dtype=np.uint8)
+    return resize_nearest_np(mask, size)
 
 
 def header_stamp_ns(msg: Any) -> int:

@@ -85,7 +85,7 @@ def test_16bit_and_float_depth_with_padding_and_endianness(big, pad):
 
 
 @pytest.mark.parametrize("mutate,match", [
-    (dict(encoding="yuv422"), "unknown encoding"),
+    (dict(encoding="yuv420_10bit"), "unknown encoding"),
     (dict(step=10), "step 10 is smaller"),
     (dict(data=b"\0" * 17), "data has 17 bytes"),
     (dict(height=0), "empty image"),

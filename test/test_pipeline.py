@@ -65,7 +65,8 @@ def test_pipeline_inputs_match_the_shared_encoders_and_masks_have_camera_size(ba
     want, avail = preprocess({"rgb": encode_rgb(bgr[:, :, ::-1].copy()),
                               "depth": encode_depth(depth, spec.depth, True),
                               "event": np.frombuffer(fs.messages["event"].data, np.uint8).reshape(H, W, 3) / np.float32(255),
-                              "lidar": project_lidar(pts, pipe.T_cam_lidar, cam, spec.lidar, True)}, spec)
+                              "lidar": project_lidar(pts, pipe.T_cam_lidar, cam, spec.lidar, True,
+                                                     intensity_units="byte")}, spec)
     for m in want:  # bit-identical to encoding the raw data directly
         assert torch.equal(p.inputs[m][0], want[m]), m
     r = pipe.process(fs, info())
@@ -143,3 +144,25 @@ def test_launch_file_is_valid_python_in_step_with_the_parameters():
     for t in topics:  # every default input topic can be remapped from the launch file
         assert f'("{t}", LaunchConfiguration(' in src
     assert 'executable="perception_node"' in src and 'name="perception_node"' in src
+
+
+@pytest.mark.parametrize("modality", ["depth", "lidar", "rgb"])
+def test_non_finite_encoder_output_costs_only_its_modality(backend, monkeypatch, modality):
+    """#15 (b): the guard on encoder outputs. An encoder returning NaN / Inf (a bug, or a value the
+    conversions let through) must mark that modality missing with an error, never reach the model."""
+    import rmmss_ros.pipeline as pl
+
+    rng = np.random.default_rng(3)
+    pipe = Pipeline(backend)
+    bad = np.full((H, W, 3), 0.5, np.float32)
+    bad[3, 4, 1] = np.nan if modality != "rgb" else np.inf
+    if modality == "depth":
+        monkeypatch.setattr(pl, "encode_depth", lambda *a, **k: bad)
+    elif modality == "lidar":
+        monkeypatch.setattr(pipe, "encode_lidar", lambda *a, **k: bad)
+    else:
+        monkeypatch.setattr(pl, "encode_rgb", lambda *a, **k: bad)
+    p = pipe.prepare(frame(rng), info())
+    assert "NaN or Inf" in p.errors[modality] and modality not in p.used
+    assert all(torch.isfinite(x).all() for x in p.inputs.values())
+    assert set(p.used) | {modality} == {"rgb", "depth", "event", "lidar"}

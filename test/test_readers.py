@@ -207,5 +207,5 @@ def test_muses_bad_inputs(tmp_path):
         ds[0]
     write_muses(tmp_path)
     (tmp_path / "calib.json").write_text(json.dumps({"intrinsics": {}, "extrinsics": {}}))
-    with pytest.raises(DataError, match="calib.json lacks intrinsics.frame_camera"):
+    with pytest.raises(DataError, match="calib.json lacks intrinsics.rgb"):
         MusesDataset(tmp_path, "train", spec=muses_spec(input_size=(54, 96)))[0]

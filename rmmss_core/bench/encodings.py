@@ -2,6 +2,11 @@
 accumulation of 1M events, depth encoding. Each is compared in the same process with a reference:
 a per-point / per-event pure-Python loop (timed on a subset, scaled linearly, and checked to give
 the same image) and a simpler vectorised numpy baseline (``np.minimum.at`` / ``np.add.at``).
+
+LiDAR density (issue #12): a 64-beam (HDL-64E-like) scan on a KITTI 1242 x 375 camera, reduced to
+the network input: pixels with a return under the old rule (nearest resampling of the
+camera-resolution projection), under the spec's ``nearest_return`` reduction (what datasets, replay
+and the node now feed), and for a projection directly at the input resolution (the reference).
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import numpy as np
 
 from rmmss_core.bench.report import BenchReport, time_callable
 from rmmss_core.encodings import CameraModel, accumulate_events, encode_depth, project_lidar
-from rmmss_core.spec import EventEncoding, LidarEncoding
+from rmmss_core.spec import EventEncoding, LidarEncoding, PreprocessSpec
 
 H, W = 480, 640
 N_POINTS, N_EVENTS = 128_000, 1_000_000
@@ -146,8 +151,72 @@ def run(quick: bool = False) -> BenchReport:
     md = ("Image 640 x 480, single process, float32 output quantised to 8 bits. The Python-loop references "
           "are timed once on a subset and scaled linearly; they produce the same image as the vectorised "
           f"encoders (LiDAR: {lidar_match}, events: {ev_match}).\n\n" + "\n".join(lines))
+    drec, dmd = lidar_density(quick)
+    records += [{"encoder": "lidar_density", **r} for r in drec]
     return BenchReport(name="encodings", title="Sensor encodings (LiDAR projection, events, depth)",
-                       markdown=md, records=records)
+                       markdown=md + dmd, records=records)
+
+
+KITTI_K = np.array([[721.5377, 0.0, 609.5593], [0.0, 721.5377, 172.854], [0.0, 0.0, 1.0]])
+T_OPTICAL = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+
+
+def hdl64_scan(az_step_deg: float = 0.08) -> np.ndarray:
+    """A 64-beam scan (HDL-64E: -24.9 .. +2 deg elevation, 4500 azimuths at 0.08 deg = 288k
+    points) of flat ground 1.73 m below (KITTI's mounting height) and walls 30 m ahead / 15 m to the
+    sides; ``N x 4`` float32 (x, y, z, intensity 0..255)."""
+    el = np.radians(np.linspace(-24.9, 2.0, 64))
+    az = np.radians(np.arange(-180, 180, az_step_deg))
+    E, A = np.meshgrid(el, az, indexing="ij")
+    d = np.stack([np.cos(E) * np.cos(A), np.cos(E) * np.sin(A), np.sin(E)], axis=-1).reshape(-1, 3)
+    t_ground = np.where(d[:, 2] < -1e-6, -1.73 / np.minimum(d[:, 2], -1e-6), np.inf)
+    t_wall = np.minimum(np.where(np.abs(d[:, 0]) > 1e-6, 30.0 / np.abs(d[:, 0]), np.inf),
+                        np.where(np.abs(d[:, 1]) > 1e-6, 15.0 / np.abs(d[:, 1]), np.inf))
+    xyz = d * np.minimum(t_ground, t_wall)[:, None]
+    return np.c_[xyz, np.full(len(xyz), 60.0)].astype(np.float32)
+
+
+def lidar_density(quick: bool) -> tuple[list[dict], str]:
+    """Filled input pixels: old nearest rule vs ``nearest_return`` vs projection at the input size."""
+    import torch
+
+    from rmmss_core.geometry import InputGeometry
+    from rmmss_core.preprocess import fit, to_chw
+
+    cam = CameraModel(1242, 375, KITTI_K)
+    pts = hdl64_scan()
+    records, lines = [], ["| input (h x w) | policy | old: nearest of camera-res projection | "
+                          "nearest_return (datasets, replay, node) | projection at input res | "
+                          "kept vs input-res projection | reduction p50 ms |", "|---|---|---|---|---|---|---|"]
+    for size, policy in (((128, 160), "stretch"), ((128, 160), "letterbox"), ((256, 320), "stretch"),
+                         ((384, 1248), "stretch")):
+        spec = PreprocessSpec(input_size=size, resize_policy=policy)
+        full = to_chw(project_lidar(pts, T_OPTICAL, cam, spec.lidar, intensity_units="byte"))
+        geo = InputGeometry.of((375, 1242), size, policy)
+        direct = project_lidar(pts, T_OPTICAL, geo.camera(cam), spec.lidar, intensity_units="byte")
+        px, py, bw, bh = geo.box
+        inside = np.zeros(size, bool)
+        inside[py:py + bh, px:px + bw] = True
+        ref = int((direct.any(axis=2) & inside).sum())
+        new = int((fit(full, size, "lidar", spec) != 0).any(dim=0).sum())
+        old_spec = PreprocessSpec(input_size=size, resize_policy=policy,
+                                  lidar=LidarEncoding(resample="nearest"))
+        old = int((fit(full, size, "lidar", old_spec) != 0).any(dim=0).sum())
+        t = _ms(lambda spec=spec, full=full, size=size: fit(full, size, "lidar", spec), quick)
+        n = size[0] * size[1]
+        rec = {"size": list(size), "policy": policy, "points": len(pts), "old_fill": old / n, "new_fill": new / n,
+               "input_res_fill": ref / n, "kept_vs_input_res": new / max(ref, 1), "reduce_p50_ms": t["p50_ms"]}
+        records.append(rec)
+        lines.append(f"| {size[0]} x {size[1]} | {policy} | {old / n:.1%} | {new / n:.1%} | {ref / n:.1%} | "
+                     f"{new / max(ref, 1):.1%} (old {old / max(ref, 1):.1%}) | {t['p50_ms']:.2f} |")
+    del torch
+    md = (f"\n\n### LiDAR density at the network input\n\nA {len(pts):,}-point 64-beam scan (HDL-64E-like, "
+          "flat ground 1.73 m below, walls at 30 m / 15 m) on a KITTI 1242 x 375 camera (K of KITTI's P_rect_02); "
+          "share of the network input's pixels that hold a return. `nearest_return` is "
+          "`rmmss_core.preprocess.reduce_nearest_return` (the spec's `lidar.resample`); 'kept' compares it with "
+          "projecting the cloud directly at the input resolution (only inside the letterbox box).\n\n"
+          + "\n".join(lines))
+    return records, md
 
 
 def _hha():

@@ -8,15 +8,25 @@ Layout (split in train/val/test, weather in clear/fog/rain/snow, time in day/nig
     event_camera/<split>/<weather>/<time>/<name>_event_camera.h5       (events/{x,y,t,p}, t in us)
     calib.json                                                         (at the root or in muses/)
 
-``calib.json`` (MUSES SDK form): ``intrinsics.frame_camera.K`` (3 x 3, for 1920 x 1080; ``D``
-optional), ``extrinsics.lidar2frame_camera`` (alias ``lidar2rgb``, 4 x 4). Events are mapped into
-the frame camera with ``intrinsics.event_camera.K`` and ``extrinsics.event_camera2frame_camera``
-(rotation-only homography: points at infinity) when both are given, else used as frame pixels.
-LiDAR intensity is divided by 255; encodings use the shared encoders with the spec's settings.
+``calib.json`` with the MUSES SDK's keys (timbroed/MUSES@fe892ca:processing/
+event_camera_processing.py get_event_calib, and its lidar processing): ``intrinsics.rgb.K``
+(3 x 3, for the 1920 x 1080 frame camera, rescaled to the image; ``D`` optional),
+``intrinsics.event.K`` (the event camera's, for its own pixels; ``D`` optional),
+``extrinsics.lidar2rgb`` (4 x 4, LiDAR -> frame-camera optical frame) and
+``extrinsics.event2rgb`` (4 x 4, event camera -> frame camera). Events are mapped into the frame
+camera through their calibration with the shared :func:`rmmss_core.encodings.map_event_points`
+(rotation-only homography, points at infinity: what the SDK's zero-disparity rectification
+reduces to); without both event keys they are used as frame pixels, with a warning. The names of
+earlier rmmss versions (``frame_camera``, ``event_camera``, ``lidar2frame_camera``,
+``event_camera2frame_camera``) are accepted as aliases. LiDAR intensity is on the 0..255 byte
+scale (``intensity_units="byte"``, the shared normalisation; the SDK divides by 255 too);
+events use the spec's window before the last event (the SDK's 30 ms); encodings use the shared
+encoders with the spec's settings.
 """
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,11 +37,17 @@ from torch.utils.data import Dataset
 
 from rmmss_core.data.image_io import DataError, read_channel0, read_rgb
 from rmmss_core.data.sample import Transform, make_sample
-from rmmss_core.encodings import CameraModel, accumulate_events, encode_rgb, project_lidar
+from rmmss_core.encodings import CameraModel, accumulate_events, encode_rgb, map_event_points, project_lidar
 from rmmss_core.modalities import MODALITIES
 from rmmss_core.spec import Normalization, PreprocessSpec
 
+log = logging.getLogger(__name__)
 WEATHERS = ("clear", "fog", "rain", "snow")
+# SDK key first, then the aliases of earlier rmmss versions
+RGB_KEYS = ("rgb", "frame_camera")
+EVENT_KEYS = ("event", "event_camera")
+LIDAR2RGB_KEYS = ("lidar2rgb", "lidar2frame_camera")
+EVENT2RGB_KEYS = ("event2rgb", "event_camera2frame_camera")
 TIMES = ("day", "night")
 MUSES_SIZE = (1920, 1080)  # (width, height) the calibration refers to
 NUM_TRAIN_IDS = 19
@@ -141,31 +157,47 @@ class MusesDataset(Dataset):
                           "event": ("event_camera", "_event_camera.h5")}[kind]
         return self.root / folder / self.split / f"{self.frames[index]}{suffix}"
 
+    def _first(self, section: str, keys: Sequence[str], where: str, required: bool = True) -> Any:
+        """``calib[section][key]`` for the first of ``keys`` present (SDK name first)."""
+        node = _get(self.calib, (section,), where, required)
+        if isinstance(node, dict):
+            for k in keys:
+                if k in node:
+                    return node[k]
+        if not required:
+            return None
+        have = sorted(node) if isinstance(node, dict) else type(node).__name__
+        raise DataError(f"{where}: calib.json lacks {section}.{keys[0]} (MUSES SDK key; alias "
+                        f"{section}.{keys[1]}) (found {have})")
+
     def _camera(self, width: int, height: int, where: str) -> CameraModel:
-        K = np.asarray(_get(self.calib, ("intrinsics", "frame_camera", "K"), where), dtype=np.float64)
-        D = _get(self.calib, ("intrinsics", "frame_camera", "D"), where, required=False)
+        rgb = self._first("intrinsics", RGB_KEYS, where)
+        if not isinstance(rgb, dict) or "K" not in rgb:
+            raise DataError(f"{where}: calib.json lacks intrinsics.{RGB_KEYS[0]}.K")
+        K = np.asarray(rgb["K"], dtype=np.float64)
+        D = rgb.get("D")
         cam = CameraModel(MUSES_SIZE[0], MUSES_SIZE[1], K, np.zeros(5) if D is None else np.asarray(D))
         return cam if (width, height) == MUSES_SIZE else cam.scaled(width, height)
 
     def _lidar_extrinsic(self, where: str) -> np.ndarray:
-        ext = _get(self.calib, ("extrinsics",), where)
-        for key in ("lidar2frame_camera", "lidar2rgb"):
-            if key in ext:
-                return np.asarray(ext[key], dtype=np.float64).reshape(4, 4)
-        raise DataError(f"{where}: calib.json lacks extrinsics.lidar2frame_camera (found {sorted(ext)})")
+        return np.asarray(self._first("extrinsics", LIDAR2RGB_KEYS, where), dtype=np.float64).reshape(4, 4)
 
     def _event_pixels(self, x: np.ndarray, y: np.ndarray, cam: CameraModel) -> tuple[np.ndarray, np.ndarray]:
-        K_ev = _get(self.calib, ("intrinsics", "event_camera", "K"), "calib.json", required=False)
-        T = _get(self.calib, ("extrinsics", "event_camera2frame_camera"), "calib.json", required=False)
-        if K_ev is None or T is None:
+        ev = self._first("intrinsics", EVENT_KEYS, "calib.json", required=False)
+        T = self._first("extrinsics", EVENT2RGB_KEYS, "calib.json", required=False)
+        if not isinstance(ev, dict) or "K" not in ev or T is None:
+            if not getattr(self, "_warned_events", False):
+                log.warning("%s: calib.json has no intrinsics.event.K + extrinsics.event2rgb; events are used "
+                            "as frame-camera pixels", self.root)
+                self._warned_events = True
             return x, y
-        H = cam.K @ np.asarray(T, dtype=np.float64).reshape(4, 4)[:3, :3] @ np.linalg.inv(np.asarray(K_ev))
-        h = np.stack([x, y, np.ones_like(x)], axis=0).astype(np.float64)
-        uvw = H @ h
-        w = np.where(np.abs(uvw[2]) > 1e-12, uvw[2], np.nan)
-        u, v = uvw[0] / w, uvw[1] / w
-        ok = np.isfinite(u) & np.isfinite(v)
-        return np.where(ok, np.floor(u + 0.5), -1).astype(np.int64), np.where(ok, np.floor(v + 0.5), -1).astype(np.int64)
+        # the event camera's own pixels: size only bounds the lookup-free mapping, so a nominal one
+        ev_cam = CameraModel(int(ev.get("width", 1280)), int(ev.get("height", 720)),
+                             np.asarray(ev["K"], dtype=np.float64),
+                             np.asarray(ev.get("D") or np.zeros(5), dtype=np.float64))
+        R = np.asarray(T, dtype=np.float64).reshape(4, 4)[:3, :3]
+        flat, ok = map_event_points(x, y, ev_cam, cam, R)
+        return np.where(ok, flat % cam.width, -1), np.where(ok, flat // cam.width, -1)
 
     def load_encoded(self, index: int) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
         """Encoded images ``H x W x 3`` in [0, 1] (None = unavailable) and the label ``H x W``."""
@@ -191,8 +223,8 @@ class MusesDataset(Dataset):
         cam = self._camera(W, H, str(rgb_path))
         if "lidar" in self.modalities:
             pts = read_lidar_bin(self.path(index, "lidar"))
-            xyzi = np.c_[pts[:, :3], pts[:, 3] / 255.0]
-            enc["lidar"] = project_lidar(xyzi, self._lidar_extrinsic(str(rgb_path)), cam, self.spec.lidar, q)
+            enc["lidar"] = project_lidar(pts[:, :4], self._lidar_extrinsic(str(rgb_path)), cam, self.spec.lidar, q,
+                                         intensity_units="byte")
         if "event" in self.modalities:
             x, y, t, p = read_events_h5(self.path(index, "event"))
             x, y = self._event_pixels(x, y, cam)

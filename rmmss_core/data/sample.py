@@ -14,11 +14,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from rmmss_core.geometry import InputGeometry
 from rmmss_core.modalities import MODALITIES
-from rmmss_core.preprocess import normalize, resize, resize_label, to_chw
+from rmmss_core.preprocess import fit, normalize, resize_label, to_chw
 from rmmss_core.spec import PreprocessSpec
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def fit_label(label: torch.Tensor, size: tuple[int, int], spec: PreprocessSpec) -> torch.Tensor:
+    """The label map under the spec's resize policy (nearest; letterbox border = ignore)."""
+    geo = InputGeometry.of(tuple(label.shape[-2:]), size, spec.resize_policy)
+    if geo.policy == "stretch" or geo.identity:
+        return resize_label(label, size)
+    x0, y0, ws, hs = geo.window
+    px, py, bw, bh = geo.box
+    inner = resize_label(label[..., y0:y0 + hs, x0:x0 + ws], (bh, bw))
+    out = torch.full((*label.shape[:-2], *size), spec.ignore_index, dtype=inner.dtype)
+    out[..., py:py + bh, px:px + bw] = inner
+    return out
 
 
 def make_sample(encoded: Mapping[str, np.ndarray | torch.Tensor | None], label: np.ndarray | torch.Tensor,
@@ -40,9 +54,9 @@ def make_sample(encoded: Mapping[str, np.ndarray | torch.Tensor | None], label: 
         if x is None:
             sample[m] = torch.zeros(3, *size)
             continue
-        sample[m] = normalize(resize(x, size, m), spec.normalization[m])
+        sample[m] = normalize(fit(x, size, m, spec), spec.normalization[m])
         available[i] = True
-    sample["label"] = resize_label(d["label"], size)
+    sample["label"] = fit_label(d["label"], size, spec)
     sample["available"] = available
     sample["name"] = name
     return sample

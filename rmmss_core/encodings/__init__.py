@@ -12,11 +12,25 @@ from rmmss_core.encodings.common import (
     to_uint8,
 )
 from rmmss_core.encodings.depth import depth_to_hha, depth_to_metres, encode_depth
-from rmmss_core.encodings.events import accumulate_events
-from rmmss_core.encodings.lidar import nearest_per_pixel, project_lidar, transform_points
+from rmmss_core.encodings.events import (
+    accumulate_events,
+    event_pixel_map,
+    map_event_pixels,
+    map_event_points,
+    scaled_pixel_map,
+)
+from rmmss_core.encodings.lidar import (
+    intensity_units_for,
+    nearest_per_pixel,
+    normalize_intensity,
+    project_lidar,
+    transform_points,
+    valid_points,
+)
 
 __all__ = [
-    "CameraModel", "accumulate_events", "depth_to_hha", "depth_to_metres", "encode_depth",
-    "encode_rgb", "encode_to_png_uint8", "from_uint8", "nearest_per_pixel", "project_lidar",
-    "quantize", "to_uint8", "transform_points",
+    "CameraModel", "accumulate_events", "event_pixel_map", "map_event_pixels", "map_event_points", "scaled_pixel_map", "depth_to_hha", "depth_to_metres", "encode_depth",
+    "encode_rgb", "encode_to_png_uint8", "from_uint8", "intensity_units_for", "nearest_per_pixel",
+    "normalize_intensity", "project_lidar",
+    "quantize", "to_uint8", "transform_points", "valid_points",
 ]

@@ -1,7 +1,8 @@
 """8-bit quantisation shared by every encoder, the dataset writer and the readers.
 
 The one rule: a [0, 1] float image ``x`` is stored as ``uint8 = round(x * 255)`` and read back as
-``uint8 / 255`` in float32. ``quantize(x)`` goes through exactly those two functions, so an encoder
+``uint8 / 255`` in float32. Rounding is ``np.rint`` of the float32 product (round half to even),
+after clipping to [0, 1]; a GPU mirror must use the same (``torch.round`` also rounds half to even). ``quantize(x)`` goes through exactly those two functions, so an encoder
 with ``quantize=True`` returns bit-identical values to what a reader decodes from the PNG.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ def from_uint8(img: np.ndarray) -> np.ndarray:
     u8 = np.asarray(img)
     if u8.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got dtype {u8.dtype}")
-    return u8.astype(np.float32) / np.float32(255.0)
+    out = u8.astype(np.float32)  # reads strided views (e.g. a bgr8 message reversed) in one pass
+    return np.divide(out, np.float32(255.0), out=out)  # in place: same values as x / 255
 
 
 def quantize(img: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from rmmss_core.encodings.camera import MIN_DEPTH_M, CameraModel
-from rmmss_core.encodings.common import finish
+from rmmss_core.encodings.common import quantize as quantize_values
 from rmmss_core.spec import LidarEncoding
 
 
@@ -35,19 +35,76 @@ def nearest_per_pixel(pixel: np.ndarray, depth: np.ndarray, num_pixels: int) -> 
     return win[first[pixel[win]] == win]
 
 
+# A point closer than this to the LiDAR origin is a "no return" marker (Ouster and other
+# organised clouds publish (0, 0, 0) for beams without an echo), never a measurement.
+NO_RETURN_RADIUS_M = 1e-3
+_LOG_COUNTS16 = np.float32(np.log1p(65535.0))
+
+
+def intensity_units_for(dtype: np.dtype | str) -> str:
+    """The intensity units a driver's field datatype implies (see rmmss_core.spec.INTENSITY_UNITS).
+
+    uint8 -> ``byte``; 16/32-bit integers -> ``counts16`` (Ouster ``signal``/``reflectivity``
+    are uint16 photon counts); float32/float64 -> ``byte`` (Velodyne, Hesai, Livox, RoboSense
+    ROS drivers and nuScenes / KITTI dumps carry 0..255 as float). A float intensity from a
+    counts-based driver needs the explicit ``counts16`` (node parameter ``lidar.intensity_units``).
+    """
+    dt = np.dtype(dtype)
+    if dt.kind in "iu":
+        return "byte" if dt.itemsize == 1 else "counts16"
+    if dt.kind == "f":
+        return "byte"
+    raise ValueError(f"lidar intensity datatype {dt} is not numeric")
+
+
+def normalize_intensity(values: np.ndarray, units: str) -> np.ndarray:
+    """Raw intensity (N) in ``units`` -> float32 N in [0, 1], the ``intensity`` channel's value.
+
+    ``unit``: clip(v, 0, 1); ``byte``: clip(v / 255, 0, 1); ``counts16``:
+    log1p(max(v, 0)) / log1p(65535), clipped (photon counts span 4 decades: a log keeps 100,
+    1000, 3000 and 60000 counts apart). Non-finite values become 0. ``auto`` is not accepted here:
+    resolve it with :func:`intensity_units_for` from the field datatype first.
+    """
+    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if units == "unit":
+        out = v
+    elif units == "byte":
+        out = v * np.float32(1.0 / 255.0)
+    elif units == "counts16":
+        out = np.log1p(np.maximum(v, np.float32(0.0))) / _LOG_COUNTS16
+    else:
+        raise ValueError(f"intensity units must be unit, byte or counts16 (resolve 'auto' from the field "
+                         f"datatype), got {units!r}")
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def valid_points(xyz: np.ndarray) -> np.ndarray:
+    """Bool N: finite x, y, z and not a no-return marker at the origin (see NO_RETURN_RADIUS_M)."""
+    r2 = np.einsum("ij,ij->i", xyz, xyz)  # NaN / Inf in any coordinate makes r2 non-finite
+    return np.isfinite(r2) & (r2 > NO_RETURN_RADIUS_M ** 2)
+
+
 def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
-                  enc: LidarEncoding = LidarEncoding(), quantize: bool = True) -> np.ndarray:
+                  enc: LidarEncoding = LidarEncoding(), quantize: bool = True,
+                  intensity_units: str = "unit") -> np.ndarray:
     """Project LiDAR points into the camera and encode them as a 3-channel image.
 
     points: ``N x 4`` (x, y, z, intensity) in the LiDAR frame (``N x 3`` -> intensity 0; extra
-    columns ignored). T_cam_lidar: 4 x 4, maps LiDAR-frame points into the camera optical frame.
-    Points behind the camera, out of view, or non-finite are dropped; when several points hit one
-    pixel the nearest (smallest camera z, depth_image_proc's rule) wins.
+    columns ignored); intensity in ``intensity_units`` (unit / byte / counts16, see
+    :func:`normalize_intensity`). T_cam_lidar: 4 x 4, maps LiDAR-frame points into the camera
+    optical frame. Points behind the camera, out of view, non-finite or at the LiDAR origin (no
+    return) are dropped; when several points hit one pixel the nearest (smallest camera z,
+    depth_image_proc's rule) wins, ties -> the lowest point index.
 
-    Channels per ``enc.channels``: ``range`` = LiDAR-frame distance / max_range, ``intensity``
-    clipped to [0, 1], ``height`` = (z_lidar - min_height) / (max_height - min_height), ``depth`` =
-    camera z / max_range, all clipped to [0, 1]; pixels without a return are 0.
-    Returns float32 ``H x W x 3`` (camera height x width), on the 1/255 grid if ``quantize``.
+    ``camera`` is the image grid to project into: the camera itself, or the network input's view
+    of it (``rmmss_core.preprocess.InputGeometry.camera``), which keeps every return the input
+    resolution can hold (projection at the network resolution).
+
+    Channels per ``enc.channels``: ``range`` = LiDAR-frame distance sqrt(x^2 + y^2 + z^2) /
+    max_range, ``intensity`` normalised per units, ``height`` = (z_lidar - min_height) /
+    (max_height - min_height), ``depth`` = camera z / max_range, all clipped to [0, 1]; pixels
+    without a return are 0. Returns float32 ``H x W x 3`` (camera height x width), on the 1/255
+    grid (``round(v * 255) / 255``) if ``quantize``.
     """
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[1] < 3:
@@ -61,27 +118,27 @@ def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     # cull points behind the camera first (most of a 360-degree scan); NaN z fails the test too
     front = np.flatnonzero(xyz_all @ T[2, :3] + T[2, 3] > MIN_DEPTH_M)
     xyz = xyz_all[front]
-    finite = np.isfinite(xyz).all(axis=1)
-    if not finite.all():
-        front, xyz = front[finite], xyz[finite]
+    ok = valid_points(xyz)
+    if not ok.all():
+        front, xyz = front[ok], xyz[ok]
     pts = pts[front]
     cam = transform_points(xyz, T)
     pix, valid = camera.pixel_indices(cam)
     keep = nearest_per_pixel(pix, cam[valid, 2], H * W)
     src = np.flatnonzero(valid)[keep]
     target = pix[keep]
-    for c, name in enumerate(enc.channels):
-        out[target, c] = _channel(name, pts, xyz, cam, src, enc)
-    return finish(out.reshape(H, W, 3), quantize)
+    for c, name in enumerate(enc.channels):  # values clipped to [0, 1] in _channel
+        v = _channel(name, pts, xyz, cam, src, enc, intensity_units).astype(np.float32)
+        out[target, c] = quantize_values(v) if quantize else v
+    return out.reshape(H, W, 3)  # pixels without a return stay exactly 0 (finish() of a sparse image)
 
 
 def _channel(name: str, pts: np.ndarray, xyz: np.ndarray, cam: np.ndarray, src: np.ndarray,
-             enc: LidarEncoding) -> np.ndarray:
-    if name == "range":
+             enc: LidarEncoding, units: str) -> np.ndarray:
+    if name == "range":  # in the LiDAR frame: the sensor's own measurement
         v = np.sqrt((xyz[src] ** 2).sum(axis=1)) / enc.max_range
     elif name == "intensity":
-        v = pts[src, 3].astype(np.float64) if pts.shape[1] > 3 else np.zeros(src.size)
-        v = np.nan_to_num(v, nan=0.0)
+        v = normalize_intensity(pts[src, 3], units) if pts.shape[1] > 3 else np.zeros(src.size)
     elif name == "height":
         v = (xyz[src, 2] - enc.min_height) / (enc.max_height - enc.min_height)
     elif name == "depth":

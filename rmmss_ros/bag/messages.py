@@ -1,7 +1,8 @@
 """Build ROS 2 sensor messages as rosbags typestore objects (no rclpy) and serialise them to CDR.
 
 Every builder takes numpy arrays in the conventions of ``docs/ARCHITECTURE.md`` and returns a
-typestore dataclass (``sensor_msgs/msg/Image``, ``CameraInfo``, ``PointCloud2``) whose CDR bytes
+typestore dataclass (``sensor_msgs/msg/Image``, ``CameraInfo``, ``PointCloud2``, and the
+registered ``event_camera_msgs/msg/EventPacket``) whose CDR bytes
 are exactly what an rclpy publisher of the same type puts on the wire.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rosbags.typesys.store import Typestore
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
+EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
 
 _TYPESTORE: Typestore | None = None
 
@@ -36,7 +38,14 @@ def typestore() -> Typestore:
     """The ROS 2 Jazzy typestore, built once."""
     global _TYPESTORE
     if _TYPESTORE is None:
-        _TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+        ts = get_typestore(Stores.ROS2_JAZZY)
+        # event_camera_msgs is not a core package: register its public definition
+        # (ros-event-camera/event_camera_msgs@e5ae21b:msg_ros2/EventPacket.msg)
+        from rosbags.typesys import get_types_from_msg
+
+        from rmmss_ros.conversions.event_packet import EVENT_PACKET_MSG
+        ts.register(get_types_from_msg(EVENT_PACKET_MSG, EVENT_PACKET))
+        _TYPESTORE = ts
     return _TYPESTORE
 
 
@@ -120,6 +129,15 @@ def pointcloud2_msg(columns: dict[str, np.ndarray], stamp_ns: int, frame_id: str
         header=header(stamp_ns, frame_id), height=1, width=n_points, fields=fields,
         is_bigendian=False, point_step=offset, row_step=offset * n_points,
         data=np.frombuffer(record.tobytes(), dtype=np.uint8), is_dense=bool(finite))
+
+
+def event_packet_msg(events: bytes, encoding: str, width: int, height: int, stamp_ns: int, frame_id: str,
+                     seq: int = 0, time_base: int = 0) -> Any:
+    """``event_camera_msgs/msg/EventPacket`` (``mono`` or ``evt3`` bytes, little-endian)."""
+    return typestore().types[EVENT_PACKET](
+        header=header(stamp_ns, frame_id), height=int(height), width=int(width), seq=int(seq),
+        time_base=int(time_base), encoding=str(encoding), is_bigendian=False,
+        events=np.frombuffer(bytes(events), dtype=np.uint8))
 
 
 def serialize(msg: Any) -> bytes:

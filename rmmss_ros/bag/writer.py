@@ -259,7 +259,9 @@ def custom_data(seq: RawSequence, opts: BagWriteOptions) -> dict[str, str]:
             "rmmss.source": f"{seq.root.name}/{seq.key}",
             "rmmss.events": opts.events, "rmmss.depth_encoding": opts.depth_encoding,
             "rmmss.timing": json.dumps({k: vars(v) for k, v in opts.timings.items()}, sort_keys=True),
-            "rmmss.seed": str(opts.seed)}
+            "rmmss.seed": str(opts.seed),
+            # the synthetic LiDAR's intensity is already in [0, 1] (rmmss_core.data.synth.lidar_sim)
+            "rmmss.lidar_intensity_units": "unit"}
 
 
 def _rename_storage(tmp: Path, name: str) -> None:

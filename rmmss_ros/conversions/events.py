@@ -1,5 +1,6 @@
-"""Event inputs: an event-frame Image (already encoded like the training PNGs), or raw events in a
-PointCloud2 with fields x, y, t, polarity accumulated with the shared encoder.
+"""Event inputs: an event-frame Image (already encoded like the training PNGs), raw events in a
+PointCloud2 with fields x, y, t, polarity, or an ``event_camera_msgs/EventPacket`` (mono / evt3,
+rmmss_ros.conversions.event_packet); raw events are accumulated with the shared encoder.
 
 Raw-event convention: ``t`` is relative to the cloud's ``header.stamp``: seconds when the field is
 floating point, nanoseconds when it is an integer; ``polarity`` (or ``p``) > 0 is positive.
@@ -13,6 +14,7 @@ import numpy as np
 from rmmss_core.encodings import accumulate_events, from_uint8
 from rmmss_core.spec import EventEncoding
 from rmmss_ros.conversions.common import ConversionError, stamp_to_ns
+from rmmss_ros.conversions.event_packet import Events, Evt3Decoder, decode_event_packet
 from rmmss_ros.conversions.image import image_to_numpy, to_rgb8
 from rmmss_ros.conversions.pointcloud import read_points
 
@@ -33,6 +35,27 @@ def events_from_cloud(msg: Any, what: str = "event") -> tuple[np.ndarray, np.nda
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ConversionError(f"{what}: event cloud has NaN or Inf in x, y or t")
     return x.astype(np.int64), y.astype(np.int64), t, pts[pol] > 0
+
+
+def is_event_packet(msg: Any) -> bool:
+    """True for an EventPacket-like message (``events`` bytes and an ``encoding``)."""
+    return hasattr(msg, "events") and hasattr(msg, "encoding") and not hasattr(msg, "fields")
+
+
+def decode_event_message(msg: Any, evt3: Evt3Decoder | None = None, what: str = "event") -> Events:
+    """An event PointCloud2 or EventPacket -> Events with absolute ROS times (int64 ns)."""
+    if is_event_packet(msg):
+        return decode_event_packet(msg, evt3, what)
+    x, y, t, p = events_from_cloud(msg, what)
+    t_ns = stamp_to_ns(msg.header.stamp) + np.rint(t * 1e9).astype(np.int64)
+    return Events(x, y, t_ns, p)
+
+
+def event_sensor_size(msg: Any) -> tuple[int, int] | None:
+    """(height, width) of the event sensor when the message says it (EventPacket), else None."""
+    if is_event_packet(msg) and int(msg.width) > 0 and int(msg.height) > 0:
+        return int(msg.height), int(msg.width)
+    return None
 
 
 def encode_event_cloud(msg: Any, frame_stamp_ns: int, height: int, width: int, enc: EventEncoding,

@@ -84,10 +84,14 @@ def read_points(msg: Any, field_names: Sequence[str] | None = None, skip_nans: b
     return pts.reshape(h, w) if organized and h * w else pts
 
 
-def cloud_to_xyzi(msg: Any, intensity: str = "intensity", what: str = "lidar") -> np.ndarray:
+def cloud_to_xyzi(msg: Any, intensity: str = "intensity", what: str = "lidar", units: str | None = None) -> np.ndarray:
     """PointCloud2 -> ``N x 4`` float32 (x, y, z, intensity) of the points with finite x, y, z.
-    Intensity is 0 when the cloud has no such field; non-finite intensity becomes 0.
-    Raises ConversionError for a cloud without x, y, z or without any finite point."""
+
+    Intensity is 0 when the cloud has no such field; non-finite intensity becomes 0. ``units``
+    None: the raw intensity values; otherwise they are mapped to [0, 1] with
+    ``rmmss_core.encodings.normalize_intensity`` (``auto``: units from the field's PointField
+    datatype, :func:`rmmss_core.encodings.intensity_units_for`). Raises ConversionError for a cloud
+    without x, y, z or without any finite point."""
     pts = read_points(msg, what=what)
     names = pts.dtype.names
     missing = [n for n in ("x", "y", "z") if n not in names]
@@ -96,13 +100,38 @@ def cloud_to_xyzi(msg: Any, intensity: str = "intensity", what: str = "lidar") -
     out = np.empty((pts.shape[0], 4), dtype=np.float32)
     for c, n in enumerate(("x", "y", "z")):
         out[:, c] = pts[n]
-    out[:, 3] = pts[intensity] if intensity in names else 0.0
+    has_i = intensity in names
+    out[:, 3] = pts[intensity] if has_i else 0.0
     finite = np.isfinite(out[:, :3]).all(axis=1)
     if not finite.any():
         raise ConversionError(f"{what}: none of the {len(out)} points has finite x, y, z")
     out = out[finite] if not finite.all() else out
     np.nan_to_num(out[:, 3], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if units is not None and has_i:
+        from rmmss_core.encodings import intensity_units_for, normalize_intensity
+        u = intensity_units_for(pts.dtype[intensity].base) if units == "auto" else units
+        out[:, 3] = normalize_intensity(out[:, 3], u)
     return out
+
+
+# Field names only Ouster's ROS drivers (ouster-ros PointOS / legacy PointXYZIRT-like layouts)
+# publish next to ``intensity``: there a float ``intensity`` carries photon counts (signal).
+OUSTER_FIELDS = frozenset({"reflectivity", "ambient"})
+
+
+def intensity_units_of(msg: Any, intensity: str = "intensity") -> str | None:
+    """The units ``auto`` resolves to for this cloud's intensity field, or None without one:
+    by driver (an Ouster layout, recognised by its ``reflectivity`` and ``ambient`` fields, carries
+    photon counts even as float -> ``counts16``), else by the field's datatype
+    (:func:`rmmss_core.encodings.intensity_units_for`)."""
+    from rmmss_core.encodings import intensity_units_for
+    names = {str(f.name) for f in msg.fields}
+    for f in msg.fields:
+        if str(f.name) == intensity and int(f.datatype) in DATATYPES:
+            if OUSTER_FIELDS <= names:
+                return "counts16"
+            return intensity_units_for(DATATYPES[int(f.datatype)])
+    return None
 
 
 def fill_cloud(msg: Any, points: np.ndarray, field_cls: Any, organized_shape: tuple[int, int] | None = None) -> Any:

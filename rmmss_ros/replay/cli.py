@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def node_values(params_file: str | None, overrides: list[str], bag_custom: dict[str, str]) -> dict[str, Any]:
-    """The node's parameter values: defaults, then the bag's LiDAR extrinsic and event format,
+    """The node's parameter values: defaults, then the bag's LiDAR extrinsic, intensity units and event format,
     then the params file, then ``--param`` overrides (later wins). ValueError on unknown names."""
     from rmmss_ros import params as P
 
@@ -49,6 +49,8 @@ def node_values(params_file: str | None, overrides: list[str], bag_custom: dict[
         values["lidar.extrinsic"] = [float(x) for x in json.loads(bag_custom["rmmss.T_cam_lidar"])]
     if bag_custom.get("rmmss.events") in ("points", "frame"):
         values["event.format"] = "cloud" if bag_custom["rmmss.events"] == "points" else "image"
+    if bag_custom.get("rmmss.lidar_intensity_units") in ("auto", "unit", "byte", "counts16"):
+        values["lidar.intensity_units"] = bag_custom["rmmss.lidar_intensity_units"]
     if params_file:
         doc = yaml.safe_load(Path(params_file).read_text()) or {}
         node = next(iter(doc.values())) if len(doc) == 1 and "ros__parameters" in next(iter(doc.values())) else doc

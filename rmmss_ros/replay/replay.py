@@ -28,7 +28,8 @@ from rmmss_ros.sync import make_synchronizer
 
 log = logging.getLogger(__name__)
 EXPECTED_TYPES: dict[str, tuple[str, ...]] = {"rgb": (M.IMAGE,), "depth": (M.IMAGE,),
-                                              "event": (M.IMAGE, M.POINTCLOUD2), "lidar": (M.POINTCLOUD2,)}
+                                              "event": (M.IMAGE, M.POINTCLOUD2, M.EVENT_PACKET),
+                                              "lidar": (M.POINTCLOUD2,)}
 LABEL_TOPIC = "/labels/semantic"
 
 
@@ -84,6 +85,9 @@ class Replayer:
             if bag.topics[topic] not in EXPECTED_TYPES[m]:
                 raise BagError(f"bag {bag.path}: {m} topic {topic} has type {bag.topics[topic]}, "
                                f"expected {' or '.join(EXPECTED_TYPES[m])}")
+            if bag.topics[topic] == M.EVENT_PACKET and self.values["event.format"] != "packet":
+                raise BagError(f"bag {bag.path}: event topic {topic} holds {M.EVENT_PACKET}; replay it with "
+                               "--param event.format=packet")
             out[topic] = m
         if not out:
             raise BagError(f"bag {bag.path}: none of the sensor topics "
@@ -111,7 +115,10 @@ class Replayer:
         now = [bag.start_ns]
         sync = make_synchronizer(self.values, lambda: now[0])
         camera_info, labels, frames = None, {}, []
-        wanted = [*sensor_of, info_topic] + ([self.label_topic] if has_labels else [])
+        ev_info = self.values.get("event.camera_info_topic") or ""
+        ev_info_topic = topic_name(ev_info) if ev_info else None
+        wanted = [*sensor_of, info_topic] + ([self.label_topic] if has_labels else []) \
+            + ([ev_info_topic] if ev_info_topic in bag.topics else [])
         total = sum(bag.counts.get(t, 0) for t in set(wanted))
         for n, msg in enumerate(bag.messages(wanted)):
             now[0] = msg.log_ns
@@ -125,11 +132,15 @@ class Replayer:
                 continue
             if msg.topic == info_topic:
                 camera_info = decoded
+            elif msg.topic == ev_info_topic:
+                self.pipeline.set_event_camera_info(decoded)
             elif msg.topic == self.label_topic:
                 labels[M.stamp_to_ns(decoded.header)] = decoded
             else:
                 sensor = sensor_of[msg.topic]
                 delivered = schedule.apply(sensor, (msg.log_ns - bag.start_ns) / 1e9, decoded)
+                if delivered is not None and sensor == "event" and self.values["event.format"] != "image":
+                    self._buffer_events(delivered, result)
                 if delivered is not None:
                     for fs in sync.add(sensor, M.stamp_to_ns(delivered.header), delivered):
                         frames.append(self._process(fs, camera_info, msg.log_ns, result))
@@ -150,6 +161,13 @@ class Replayer:
         for topic, n in result.errors.items():
             stats.notes.append(f"{n} undecodable message(s) on {topic} were skipped")
         return result
+
+    def _buffer_events(self, msg: Any, result: ReplayResult) -> None:
+        """Every event packet goes to the pipeline's event buffer (as the node does), so a frame
+        accumulates all events of its window, not only those of the matched packet."""
+        err = self.pipeline.add_event_message(msg)
+        if err is not None:
+            result.errors["conversion:event_packet"] = result.errors.get("conversion:event_packet", 0) + 1
 
     def _process(self, fs: Any, camera_info: Any, emit_ns: int, result: ReplayResult) -> tuple:
         """Run the pipeline on one frame set; returns (stamp, mask, used, latency_s, rgb)."""
