@@ -46,6 +46,7 @@ class PipelineParams:
     color: bool = True
     overlay: bool = False
     overlay_alpha: float = 0.5
+    preprocess_device: str = "cpu"  # "cpu" (numpy path) or a torch device: rmmss_ros.gpu_pipeline
 
     @classmethod
     def from_values(cls, v: Mapping[str, Any]) -> PipelineParams:
@@ -55,7 +56,8 @@ class PipelineParams:
                    T_cam_lidar=tuple(float(x) for x in v.get("lidar.extrinsic", DEFAULT_T_CAM_LIDAR)),
                    camera_rectified=bool(v.get("camera_info.rectified", False)),
                    color=bool(v.get("output.color", True)), overlay=bool(v.get("output.overlay", False)),
-                   overlay_alpha=float(v.get("output.overlay_alpha", 0.5)))
+                   overlay_alpha=float(v.get("output.overlay_alpha", 0.5)),
+                   preprocess_device=str(v.get("preprocess.device", "cpu")))
 
 
 @dataclass
@@ -108,6 +110,10 @@ class Pipeline:
         self.T_cam_lidar = T.reshape(4, 4)
         self._camera_key: tuple | None = None
         self._camera: CameraModel | None = None
+        self._device_prep = None  # preprocess.device != cpu: the torch twin of prepare()
+        if params.preprocess_device != "cpu":
+            from rmmss_ros.gpu_pipeline import DevicePreparer
+            self._device_prep = DevicePreparer(self, params.preprocess_device)
 
     # ------------------------------------------------------------------------------ stages
     def camera(self, camera_info: Any | None) -> CameraModel | None:
@@ -124,6 +130,8 @@ class Pipeline:
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
         """Decode + encode + preprocess every present, enabled modality (the node's per-frame
         overhead without inference). Malformed inputs land in ``errors`` and count as missing."""
+        if self._device_prep is not None:
+            return self._device_prep.prepare(frame_set, camera_info)
         t0 = time.perf_counter()
         spec, q = self.spec, self.spec.quantize_8bit
         msgs = {m: msg for m, msg in frame_set.messages.items() if m in self.params.enabled and msg is not None}
