@@ -15,6 +15,15 @@ torch (here)                numpy definition
 :func:`preprocess_t`        ``preprocess.preprocess`` (resize, normalise, zeros when absent)
 ==========================  =====================================================
 
+Definitions that are being extended (the resize policy ``fit``, LiDAR intensity units and
+no-return markers, OpenCV distortion models) are followed where the numpy side provides them:
+``fit`` is used when :mod:`rmmss_core.preprocess` has it (else ``resize``), no-return points are
+dropped when :mod:`rmmss_core.encodings.lidar` defines ``NO_RETURN_RADIUS_M``, and distortion
+follows OpenCV's ``projectPoints`` (no skew; plumb_bob, rational_polynomial, equidistant) when
+``CameraModel`` projects through OpenCV. Models this module cannot mirror (thin-prism / tilted
+rational coefficients) are projected on the host by ``CameraModel.project`` and the pixel
+coordinates uploaded.
+
 Encoded images are float32 ``3 x H x W`` (channels first, ready for the network) in [0, 1].
 Geometry (LiDAR transform and projection, depth back-projection) runs in float64 exactly as the
 numpy path does, so a point lands on the same pixel on every device; the remaining differences
@@ -27,6 +36,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from rmmss_core import preprocess as _preprocess
+from rmmss_core.encodings import lidar as _lidar
 from rmmss_core.encodings.camera import _DISTORTION_MARGIN, MIN_DEPTH_M, CameraModel
 from rmmss_core.encodings.depth import HHA_MAX_HEIGHT_M, HHA_MIN_DEPTH_M
 from rmmss_core.modalities import MODALITIES
@@ -34,7 +45,7 @@ from rmmss_core.preprocess import normalize, resize
 from rmmss_core.spec import DepthEncoding, EventEncoding, LidarEncoding, PreprocessSpec
 
 __all__ = ["accumulate_events_t", "encode_depth_t", "encode_rgb_t", "finish_t", "preprocess_t",
-           "project_lidar_t", "project_t", "quantize_t"]
+           "normalize_intensity_t", "project_lidar_t", "project_t", "quantize_t"]
 
 
 def quantize_t(x: torch.Tensor) -> torch.Tensor:
@@ -149,43 +160,85 @@ def accumulate_events_t(x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: to
 
 
 # ------------------------------------------------------------------------------------------ lidar
-def _camera_tensors(camera: CameraModel, device: torch.device) -> dict[str, torch.Tensor]:
-    f64 = torch.float64
-    out = {"K": torch.as_tensor(camera.K, dtype=f64, device=device),
-           "D": torch.as_tensor(camera.D, dtype=f64, device=device)}
-    if camera.P is not None:
-        out["P"] = torch.as_tensor(camera.P, dtype=f64, device=device)
-    return out
+_FIT = getattr(_preprocess, "fit", None)  # resize policy (stretch / crop / letterbox) when defined
+_NO_RETURN_M = getattr(_lidar, "NO_RETURN_RADIUS_M", None)  # drop (0, 0, 0) "no return" points
+_OPENCV_DISTORTION = hasattr(CameraModel, "_distorted_pixels")  # distortion via cv2.projectPoints
+_LOG_COUNTS16 = float(np.float32(np.log1p(65535.0)))
+
+
+def _model(camera: CameraModel) -> str:
+    return str(getattr(camera, "model", "plumb_bob"))
 
 
 def project_t(camera: CameraModel, pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``CameraModel.project`` in torch: ``N x 3`` float64 optical-frame points -> (uv ``N x 2``
     float64, valid ``N`` bool: z > 1 mm, inside the distortion margin, on a pixel)."""
-    c = _camera_tensors(camera, pts.device)
     z = pts[:, 2]
     front = z > MIN_DEPTH_M
     zs = torch.where(front, z, torch.ones_like(z))
     if camera.use_p:
-        P = c["P"]
+        P = torch.as_tensor(camera.P, dtype=torch.float64, device=pts.device)
         h = pts @ P[:, :3].T + P[:, 3]
         hz = torch.where(h[:, 2].abs() > 1e-12, h[:, 2], torch.ones_like(h[:, 2]))
         uv = h[:, :2] / hz[:, None]
     else:
         x, y = pts[:, 0] / zs, pts[:, 1] / zs
         K = camera.K
-        if np.any(camera.D):
-            u0, v0 = K[0, 0] * x + K[0, 1] * y + K[0, 2], K[1, 1] * y + K[1, 2]
-            mw, mh = _DISTORTION_MARGIN * camera.width, _DISTORTION_MARGIN * camera.height
-            front = front & (u0 > -mw) & (u0 < camera.width + mw) & (v0 > -mh) & (v0 < camera.height + mh)
-            k1, k2, p1, p2, k3 = (float(v) for v in camera.D)
-            r2 = x * x + y * y
-            radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-            x, y = (x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
-                    y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y)
         uv = torch.stack([K[0, 0] * x + K[0, 1] * y + K[0, 2], K[1, 1] * y + K[1, 2]], dim=1)
+        if np.any(camera.D):
+            mw, mh = _DISTORTION_MARGIN * camera.width, _DISTORTION_MARGIN * camera.height
+            front = front & (uv[:, 0] > -mw) & (uv[:, 0] < camera.width + mw) \
+                & (uv[:, 1] > -mh) & (uv[:, 1] < camera.height + mh)
+            uv = _distorted_pixels(camera, x, y, front)
     col, row = torch.floor(uv[:, 0] + 0.5), torch.floor(uv[:, 1] + 0.5)
     valid = front & (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)
     return uv, valid
+
+
+def _distorted_pixels(camera: CameraModel, x: torch.Tensor, y: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+    """Distorted pixel coordinates ``N x 2`` of normalised ``x``, ``y`` (the numpy definition:
+    OpenCV's projectPoints / fisheye.projectPoints, or the plumb_bob polynomial with skew)."""
+    K, D, model = camera.K, [float(v) for v in camera.D], _model(camera)
+    fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
+    r2 = x * x + y * y
+    if model == "equidistant":  # OpenCV fisheye: theta_d = theta (1 + k1 t^2 + k2 t^4 + k3 t^6 + k4 t^8)
+        r = torch.sqrt(r2)
+        th = torch.atan(r)
+        t2 = th * th
+        thd = th * (1 + t2 * (D[0] + t2 * (D[1] + t2 * (D[2] + t2 * D[3]))))
+        scale = torch.where(r > 1e-8, thd / torch.where(r > 1e-8, r, torch.ones_like(r)), torch.ones_like(r))
+        xd, yd = x * scale, y * scale
+    elif len(D) in (5, 8):
+        k1, k2, p1, p2, k3 = D[:5]
+        k4, k5, k6 = D[5:8] if len(D) == 8 else (0.0, 0.0, 0.0)
+        radial = (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1.0 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+        xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
+        yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
+    else:  # thin prism / tilted sensor (12 / 14 coefficients): OpenCV on the host
+        pts = torch.stack([x, y, torch.ones_like(x)], dim=1).cpu().numpy()
+        uv, _ = camera.project(pts)
+        out = torch.from_numpy(uv).to(x.device)
+        return torch.where(use[:, None], out, torch.full_like(out, float("nan")))
+    if _OPENCV_DISTORTION:  # cv2.projectPoints ignores the skew K[0, 1]
+        uv = torch.stack([fx * xd + cx, fy * yd + cy], dim=1)
+    else:
+        uv = torch.stack([fx * xd + skew * yd + cx, fy * yd + cy], dim=1)
+    return torch.where(use[:, None], uv, torch.full_like(uv, float("nan")))
+
+
+def normalize_intensity_t(v: torch.Tensor, units: str) -> torch.Tensor:
+    """Raw intensity (N) in ``units`` -> float32 [0, 1] (``encodings.lidar.normalize_intensity``):
+    ``unit`` clip, ``byte`` v / 255, ``counts16`` log1p(max(v, 0)) / log1p(65535); non-finite -> 0."""
+    v = torch.nan_to_num(v.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    if units == "unit":
+        out = v
+    elif units == "byte":
+        out = v * float(np.float32(1.0 / 255.0))
+    elif units == "counts16":
+        out = torch.log1p(v.clamp(min=0.0)) / _LOG_COUNTS16
+    else:
+        raise ValueError(f"intensity units must be unit, byte or counts16, got {units!r}")
+    return out.clamp(0.0, 1.0)
 
 
 def nearest_per_pixel_t(pixel: torch.Tensor, depth: torch.Tensor, num_pixels: int) -> torch.Tensor:
@@ -202,9 +255,11 @@ def nearest_per_pixel_t(pixel: torch.Tensor, depth: torch.Tensor, num_pixels: in
 
 
 def project_lidar_t(points: torch.Tensor, T_cam_lidar: np.ndarray | torch.Tensor, camera: CameraModel,
-                    enc: LidarEncoding = LidarEncoding(), quantize: bool = True) -> torch.Tensor:
+                    enc: LidarEncoding = LidarEncoding(), quantize: bool = True,
+                    intensity_units: str = "unit") -> torch.Tensor:
     """``N x 4`` (x, y, z, intensity) LiDAR-frame points -> float32 ``3 x H x W`` at the camera
-    resolution (``encodings.lidar.project_lidar``: nearest point per pixel, channels per ``enc``)."""
+    resolution (``encodings.lidar.project_lidar``: nearest point per pixel, channels per ``enc``,
+    raw intensity in ``intensity_units``)."""
     if points.dim() != 2 or points.shape[1] < 3:
         raise ValueError(f"lidar points must be N x 4 (x, y, z, intensity), got shape {tuple(points.shape)}")
     dev = points.device
@@ -216,8 +271,10 @@ def project_lidar_t(points: torch.Tensor, T_cam_lidar: np.ndarray | torch.Tensor
     xyz_all = points[:, :3].double()
     front = torch.nonzero(xyz_all @ T[2, :3] + T[2, 3] > MIN_DEPTH_M).squeeze(1)
     xyz = xyz_all[front]
-    finite = torch.isfinite(xyz).all(dim=1)
-    front, xyz = front[finite], xyz[finite]
+    ok = torch.isfinite(xyz).all(dim=1)
+    if _NO_RETURN_M is not None:  # drivers' (0, 0, 0) "no return" marker is not a point
+        ok &= torch.where(ok[:, None], xyz, torch.zeros_like(xyz)).square().sum(dim=1) > _NO_RETURN_M ** 2
+    front, xyz = front[ok], xyz[ok]
     pts = points[front]
     cam = xyz @ T[:3, :3].T + T[:3, 3]
     uv, valid = project_t(camera, cam)
@@ -230,9 +287,8 @@ def project_lidar_t(points: torch.Tensor, T_cam_lidar: np.ndarray | torch.Tensor
         if name == "range":
             v = torch.sqrt((xyz[src] ** 2).sum(dim=1)) / enc.max_range
         elif name == "intensity":
-            v = pts[src, 3].double() if pts.shape[1] > 3 else torch.zeros(src.numel(), dtype=torch.float64,
-                                                                          device=dev)
-            v = torch.nan_to_num(v, nan=0.0)
+            v = normalize_intensity_t(pts[src, 3], intensity_units) if pts.shape[1] > 3 else \
+                torch.zeros(src.numel(), dtype=torch.float64, device=dev)
         elif name == "height":
             v = (xyz[src, 2] - enc.min_height) / (enc.max_height - enc.min_height)
         elif name == "depth":
@@ -248,7 +304,8 @@ def preprocess_t(images: Mapping[str, torch.Tensor | None], spec: PreprocessSpec
                  device: torch.device | str | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Encoded ``3 x H x W`` float images -> (inputs ``{m: 3 x h x w}`` at ``spec.input_size``,
     available bool[4]) on the images' device: :func:`rmmss_core.preprocess.preprocess` without
-    leaving the device (absent modalities are zeros after normalisation)."""
+    leaving the device (its ``fit`` when defined, else ``resize``; absent modalities are zeros
+    after normalisation)."""
     unknown = sorted(set(images) - set(MODALITIES))
     if unknown:
         raise ValueError(f"unknown modality key(s) {unknown}; expected some of {MODALITIES}")
@@ -264,6 +321,7 @@ def preprocess_t(images: Mapping[str, torch.Tensor | None], spec: PreprocessSpec
             continue
         if img.dim() != 3 or img.shape[0] != 3:
             raise ValueError(f"{m}: expected a 3 x H x W tensor, got shape {tuple(img.shape)}")
-        out[m] = normalize(resize(img.float(), size, m), spec.normalization[m])
+        x = _FIT(img.float(), size, m, spec) if _FIT is not None else resize(img.float(), size, m)
+        out[m] = normalize(x, spec.normalization[m])
         available[i] = True
     return out, available

@@ -6,13 +6,18 @@ Per frame set, each message's ``data`` buffer is copied to the device as it arri
 device copy per message, padding and byte order included); everything after that runs there:
 
 * camera ``Image`` (rgb8, bgr8, rgba8, bgra8, mono8, 8UC1/8UC3, mono16/16UC1): strip the row
-  padding, reorder the channels, ``/ 255``;
+  padding, reorder the channels, ``/ 255``; other encodings (YUV, Bayer: OpenCV) convert on the
+  host and upload the RGB image;
 * depth ``Image`` (32FC1 metres, 16UC1/mono16 millimetres): bytes -> values (either byte order),
   metric or HHA encoding;
-* event frame ``Image`` or event ``PointCloud2`` (x, y, t, polarity): decode, accumulate;
+* event frame ``Image``, or an event ``PointCloud2`` (x, y, t, polarity) decoded and accumulated
+  on the device; where the pipeline buffers events across packets (an ``encode_events`` method:
+  EventPacket, several packets per window) the events stay in that host buffer, are accumulated
+  there and the event image is uploaded;
 * LiDAR ``PointCloud2``: the x, y, z, intensity fields gathered from the point records by their
-  offsets and datatypes, projected with the camera model, nearest point per pixel;
-* resize to the network input and ``(x - mean) / std``.
+  offsets and datatypes, intensity units as the pipeline resolves them, projected with the camera
+  model, nearest point per pixel;
+* fit to the network input (the CPU path's ``fit`` / ``resize``) and ``(x - mean) / std``.
 
 Message metadata (sizes, encodings, fields, steps) are checked on the host with the same rules
 and the same error texts as :mod:`rmmss_ros.conversions`, so a malformed message costs only its
@@ -40,7 +45,7 @@ from rmmss_core.preprocess_torch import (
     project_lidar_t,
 )
 from rmmss_core.spec import PreprocessSpec
-from rmmss_ros.conversions import ConversionError, stamp_to_ns
+from rmmss_ros.conversions import ConversionError, stamp_to_ns, to_rgb8
 from rmmss_ros.conversions.common import as_bytes_view
 from rmmss_ros.conversions.image import IMAGE_ENCODINGS, image_to_numpy
 from rmmss_ros.conversions.pointcloud import cloud_dtype
@@ -90,7 +95,13 @@ def image_values(msg: Any, device: torch.device, what: str) -> tuple[torch.Tenso
 
 
 def rgb_image(msg: Any, device: torch.device, what: str = "camera") -> torch.Tensor:
-    """Camera Image -> uint8 ``H x W x 3`` RGB on the device (``conversions.to_rgb8``)."""
+    """Camera Image -> uint8 ``H x W x 3`` RGB on the device (``conversions.to_rgb8``).
+
+    rgb8 / bgr8 / rgba8 / bgra8 / mono8 / 8UC1 / 8UC3 / mono16 / 16UC1 are decoded on the device;
+    any other encoding the CPU path accepts (YUV, Bayer, 16-bit colour: OpenCV) is converted by
+    ``to_rgb8`` on the host and the RGB image uploaded."""
+    if str(msg.encoding) not in _CAMERA_ENCODINGS:
+        return torch.from_numpy(np.ascontiguousarray(to_rgb8(msg, what))).to(device)
     a, enc = image_values(msg, device, what)
     if enc in ("rgb8", "8UC3", "rgba8"):
         return a[:, :, :3]
@@ -171,9 +182,17 @@ def lidar_points(msg: Any, device: torch.device, what: str = "lidar") -> torch.T
 
 
 def lidar_cloud(msg: Any, T_cam_lidar: np.ndarray, camera: CameraModel, spec: PreprocessSpec,
-                device: torch.device, what: str = "lidar") -> torch.Tensor:
-    """LiDAR cloud -> float32 ``3 x H x W`` LiDAR image at the camera resolution (``project_lidar``)."""
-    return project_lidar_t(lidar_points(msg, device, what), T_cam_lidar, camera, spec.lidar, spec.quantize_8bit)
+                device: torch.device, what: str = "lidar", units: str = "unit",
+                warn: Any = None) -> torch.Tensor:
+    """LiDAR cloud -> float32 ``3 x H x W`` LiDAR image at the camera resolution (``project_lidar``),
+    raw intensity in ``units``; ``warn(text)`` gets the pipeline's byte-scale warning."""
+    pts = lidar_points(msg, device, what)
+    if warn is not None and units == "byte" and pts.shape[0]:
+        top = float(pts[:, 3].max())
+        if top > 255.0:
+            warn(f"lidar: intensity up to {top:.0f} exceeds the byte scale 0..255; set lidar.intensity_units "
+                 "to counts16 if this is a photon-count (Ouster-like) sensor")
+    return project_lidar_t(pts, T_cam_lidar, camera, spec.lidar, spec.quantize_8bit, intensity_units=units)
 
 
 def event_cloud(msg: Any, frame_stamp_ns: int, height: int, width: int, spec: PreprocessSpec,
@@ -211,6 +230,8 @@ class DevicePreparer:
         from rmmss_ros.pipeline import Prepared  # the CPU pipeline owns the result type
 
         pipe, dev = self.pipeline, self.device
+        newer = hasattr(pipe, "encode_lidar")  # the pipeline with intensity units, event buffer, geometry
+        buffered = hasattr(pipe, "encode_events")
         t0 = time.perf_counter()
         spec = pipe.spec
         msgs = {m: msg for m, msg in frame_set.messages.items() if m in pipe.params.enabled and msg is not None}
@@ -239,9 +260,15 @@ class DevicePreparer:
                 size = size or tuple(d.shape[1:])
         if "event" in msgs:
             msg = msgs["event"]
-            if pipe.params.event_format == "cloud":
+            if pipe.params.event_format in ("cloud", "packet"):
                 if size is None:
-                    errors["event"] = "event cloud: no camera image or CameraInfo yet to size the event image"
+                    errors["event"] = ("event: no camera image or CameraInfo yet to size the event image" if buffered
+                                       else "event cloud: no camera image or CameraInfo yet to size the event image")
+                elif buffered:  # events buffered across packets on the host: encode there, upload the image
+                    e = self._try(errors, "event", lambda: self._upload_image(
+                        pipe.encode_events(msg, frame_set.stamp_ns, size, camera)))
+                    if e is not None:
+                        enc["event"] = e
                 else:
                     e = self._try(errors, "event", lambda: event_cloud(msg, int(frame_set.stamp_ns), size[0],
                                                                        size[1], spec, dev))
@@ -256,10 +283,14 @@ class DevicePreparer:
             if camera is None:
                 errors["lidar"] = "lidar: no valid CameraInfo received yet; cannot project the cloud"
             else:
+                units = pipe.lidar_units(msgs["lidar"]) if hasattr(pipe, "lidar_units") else "unit"
                 li = self._try(errors, "lidar", lambda: lidar_cloud(msgs["lidar"], pipe.T_cam_lidar, camera,
-                                                                    spec, dev))
+                                                                    spec, dev, units=units,
+                                                                    warn=getattr(pipe, "_warn", None)))
                 if li is not None:
                     enc["lidar"] = li
+                    if newer:
+                        size = size or (camera.height, camera.width)
         t1 = time.perf_counter()
         tensors, available = preprocess_t(enc, spec, dev)
         inputs = {m: x[None] if self.keep_on_device else x[None].cpu() for m, x in tensors.items()}
@@ -270,8 +301,15 @@ class DevicePreparer:
         rgb_host = None
         if rgb is not None and pipe.params.color and pipe.params.overlay:
             rgb_host = rgb.cpu().numpy()
+        extra = {}
+        if hasattr(pipe, "_pending_warnings"):  # configuration warnings, said once per text
+            extra["warnings"], pipe._pending_warnings = pipe._pending_warnings, []
         return Prepared(int(frame_set.stamp_ns), inputs, available[None].numpy(), out_size, rgb_host, errors,
-                        {"encode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3})
+                        {"encode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3}, **extra)
+
+    def _upload_image(self, img: np.ndarray) -> torch.Tensor:
+        """A host-encoded ``H x W x 3`` float image -> ``3 x H x W`` on the device."""
+        return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).to(self.device).permute(2, 0, 1)
 
     def _try(self, errors: dict[str, str], name: str, fn) -> torch.Tensor | None:
         """``Pipeline._try`` for tensors: errors are recorded, non-finite images rejected."""

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", default=",".join(STEPS), help=f"comma list of {list(STEPS)}")
     p.add_argument("--pack-data", default=None, metavar="FILE.tar",
                    help="only write the robustness data archive to bring along (needs Open3D), then exit")
-    p.add_argument("--pack-frames", type=int, default=120, help="frames in the --pack-data archive")
+    p.add_argument("--pack-frames", type=int, default=100, help="frames in the --pack-data archive")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -162,7 +162,7 @@ timm (hence torchvision and Pillow), tqdm and PyYAML, maybe transformers; it has
 Open3D and no network. Nothing the check imports needs those three: messages are plain objects with
 `bytes` data, the bag tools are not used, and the robustness data are brought as PNGs.
 
-Bring three things (about 50 MB in all):
+Bring three things (about 45 MB in all, under the 60 MB a run may carry):
 
 1. The code: the git checkout's tracked files (~15 MB, 11 MB of it the sample bag) or, smaller,
    `git archive --format=tar HEAD -- rmmss_core rmmss_ros config test Makefile setup.cfg > rmmss.tar`
@@ -180,8 +180,9 @@ Bring three things (about 50 MB in all):
    `pip download --python-version 3.12 --only-binary=:all: --platform manylinux2014_x86_64 -d
    gpu-wheels transformers==5.23.0` (~15 MB with tokenizers and safetensors).
 3. The robustness data, made where Open3D is installed (`make install` here):
-   `rmmss gpu-check --pack-data gpu-check-data/robustness-data.tar` (120 seeded frames at 320x256,
-   encoded PNGs only, ~30 MB; `--pack-frames N` to change).
+   `rmmss gpu-check --pack-data gpu-check-data/robustness-data.tar` (100 seeded frames at 320x256
+   over 10 scenes x 5 conditions, encoded PNGs only, ~23 MB; `--pack-frames N` to change, rounded up
+   to whole scene x condition groups: 120 gives 150 frames, 34 MB).
 
 On the GPU machine, from the checkout:
 

@@ -4,7 +4,7 @@
 Data: the synthetic world needs Open3D to render, which the GPU machine lacks. So the dataset is
 brought along: ``rmmss gpu-check --pack-data FILE.tar`` (on a machine with Open3D) writes the
 encoded PNGs of a small seeded dataset at the preset's resolution (no ``raw/`` folder: readers do
-not use it), ~25-30 MB for 120 frames; ``--data FILE.tar`` (or a dataset folder) hands it to the
+not use it), 23 MB for the default 100 frames; ``--data FILE.tar`` (or a dataset folder) hands it to the
 check. Without ``--data`` the data are generated when Open3D is importable, else the step is skipped
 and says so.
 
@@ -33,7 +33,7 @@ PACK_META = "gpu_check_data.json"
 MIN_ITERS = 20
 
 
-def pack_data(out: str | Path, frames: int = 120, size: tuple[int, int] = (320, 256), sequences: int = 10,
+def pack_data(out: str | Path, frames: int = 100, size: tuple[int, int] = (320, 256), sequences: int = 10,
               workers: int = 2, seed: int = 0) -> Path:
     """Generate the seeded synthetic dataset (needs Open3D) and tar its encoded images -> ``out``."""
     import tempfile
@@ -49,7 +49,8 @@ def pack_data(out: str | Path, frames: int = 120, size: tuple[int, int] = (320, 
         generate(SynthConfig(frames=frames, width=size[0], height=size[1], sequences=sequences,
                              splits=parse_splits(splits), seed=seed), root, workers=workers, overwrite=True,
                  progress=True)
-        meta = {"frames": frames, "size": list(size), "sequences": sequences, "splits": splits, "seed": seed}
+        written = json.loads((root / "rmmss_dataset.json").read_text()).get("frames_per_split", {})
+        meta = {"frames": int(sum(written.values())) or frames, "size": list(size), "sequences": sequences, "splits": splits, "seed": seed}
         (root / PACK_META).write_text(json.dumps(meta))
         part = out.with_name(out.name + ".part")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,7 @@ def _data(ctx: Context, root: Path) -> tuple[Path | None, dict[str, Any], str]:
         return None, {}, ("no --data given and Open3D is not installed, so the synthetic data cannot be "
                           "rendered here; bring them with --data (see docs/bench/gpu.md)")
     else:
-        frames, size = (20, (80, 64)) if ctx.smoke else (120, (320, 256))
+        frames, size = (20, (80, 64)) if ctx.smoke else (100, (320, 256))
         pack = pack_data(root.parent / "data.tar", frames=frames, size=size, sequences=4 if ctx.smoke else 10,
                          workers=1)
         _extract(pack, root.parent)
