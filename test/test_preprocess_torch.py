@@ -203,3 +203,31 @@ def test_pipeline_parameter_routes_prepare_to_the_device_path(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     routed = Pipeline(_Backend(PreprocessSpec()), PipelineParams(preprocess_device="cuda"))
     assert routed.prepare(frame(np.random.default_rng(4)), camera_info()) == "ok" and calls[0].type == "cuda"
+
+
+_EXTENDED = hasattr(CameraModel, "_distorted_pixels") and "intensity_units" in project_lidar.__code__.co_varnames
+_NEEDS_EXTENDED = pytest.mark.skipif(not _EXTENDED, reason="the CPU definitions here predate OpenCV distortion "
+                                     "models and intensity units (issue #12); the torch twin follows them once merged")
+
+
+@_NEEDS_EXTENDED
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("model,D", [("plumb_bob", [-0.25, 0.07, 0.001, -0.001, 0.01]),
+                                     ("rational_polynomial", [-0.2, 0.05, 0.001, 0.002, 0.0, 0.1, -0.02, 0.01]),
+                                     ("equidistant", [0.1, -0.05, 0.01, -0.002])])
+def test_lidar_projection_follows_the_opencv_distortion_models(device, model, D):
+    rng = np.random.default_rng(5)
+    pts = lidar_points(rng, 20000)
+    xyzi = np.stack([pts[n] for n in ("x", "y", "z", "intensity")], axis=1).astype(np.float32)
+    xyzi[70:80, :3] = 0.0  # no-return markers: in view through the translation, yet never points
+    T = np.asarray(DEFAULT_T_CAM_LIDAR, dtype=np.float64).reshape(4, 4)
+    T[:3, 3] = [0.05, -0.1, 2.0]
+    cam = CameraModel(W, H, np.array([[40.0, 0.5, 31.5], [0, 42, 24.3], [0, 0, 1]]), D=np.array(D), model=model)
+    for units in ("unit", "byte", "counts16"):
+        raw = xyzi.copy()
+        raw[:, 3] *= {"unit": 1.0, "byte": 255.0, "counts16": 3000.0}[units]
+        want = project_lidar(raw, T, cam, LidarEncoding(), True, intensity_units=units)
+        got = project_lidar_t(torch.from_numpy(raw).to(device), T, cam, LidarEncoding(), True,
+                              intensity_units=units).cpu()
+        np.testing.assert_array_equal((want > 0).any(2), (got > 0).any(0).numpy())
+        assert _levels(torch.from_numpy(want).permute(2, 0, 1), got) <= 1 + 1e-3, (model, units)
