@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="tiny stand-ins and few iterations: the code paths only")
     p.add_argument("--out", default="docs/bench", help="folder for gpu.md and gpu.json")
     p.add_argument("--budget-s", type=float, default=540.0, help="wall-clock budget of the whole check (s)")
-    p.add_argument("--compile-share-s", type=float, default=150.0, help="at most this long for torch.compile rows")
+    p.add_argument("--compile-share-s", type=float, default=180.0, help="at most this long for torch.compile rows")
     p.add_argument("--data", default=None, help="robustness data: a --pack-data archive or a dataset folder")
     p.add_argument("--steps", default=",".join(STEPS), help=f"comma list of {list(STEPS)}")
     p.add_argument("--pack-data", default=None, metavar="FILE.tar",

@@ -166,7 +166,7 @@ Bring three things (about 45 MB in all, under the 60 MB a run may carry):
 
 1. The code: the git checkout's tracked files (~15 MB, 11 MB of it the sample bag) or, smaller,
    `git archive --format=tar HEAD -- rmmss_core rmmss_ros config test Makefile setup.cfg > rmmss.tar`
-   (~0.7 MB; the check needs `rmmss_core`, `rmmss_ros`, `config`, `test` and `setup.cfg`).
+   (~1.2 MB; the check needs `rmmss_core`, `rmmss_ros`, `config`, `test` and `setup.cfg`).
 2. Wheels of what the check imports and the machine lacks, all pure Python (5.9 MB), fetched
    on a networked machine into the ignored folder `gpu-wheels/`:
 

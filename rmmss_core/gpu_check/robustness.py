@@ -128,7 +128,7 @@ def _run(ctx: Context, name: str) -> list[Row]:
     t_data = time.monotonic() - t0
     step_s = _probe_step_s(ctx) if not ctx.smoke else 0.0
     runs = len(RUNS)
-    reserve = 30.0 if not ctx.smoke else 5.0  # evaluation of 9 checkpoints + report
+    reserve = 60.0 if not ctx.smoke else 5.0  # evaluation of 9 checkpoints (EMM, RMM, NM) + report
     budget = ctx.left_s() - reserve
     iters = 2 if ctx.smoke else min(1000, int(budget / (runs * 2.0 * step_s)))
     if iters < MIN_ITERS and not ctx.smoke:

@@ -51,7 +51,7 @@ def machine(device: torch.device) -> dict[str, Any]:
 
 
 def run_check(device: str = "auto", smoke: bool = False, out: str | Path = "docs/bench", budget_s: float = 540.0,
-              data: str | None = None, steps: tuple[str, ...] = STEPS, compile_share_s: float = 150.0,
+              data: str | None = None, steps: tuple[str, ...] = STEPS, compile_share_s: float = 180.0,
               command: str = "rmmss gpu-check") -> dict[str, Any]:
     """The whole check; writes ``out/gpu.md`` and ``out/gpu.json`` and returns the JSON document."""
     if device == "auto":
