@@ -22,13 +22,12 @@ from rmmss_core.gpu_check.robustness import _extract
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu-check")
-    t0 = time.monotonic()
     doc = run_check("cpu", smoke=True, out=out, command="rmmss gpu-check --device cpu --smoke")
-    return out, doc, time.monotonic() - t0
+    return out, doc
 
 
 def test_cpu_smoke_writes_every_row_and_fails_none(smoke):
-    out, doc, wall = smoke
+    out, doc = smoke
     on_disk = json.loads((out / "gpu.json").read_text())
     assert on_disk["rows"] == doc["rows"] and on_disk["device"] == "cpu" and on_disk["smoke"]
     rows = {(r["step"], r["name"]): r for r in doc["rows"]}
@@ -60,11 +59,10 @@ def test_cpu_smoke_writes_every_row_and_fails_none(smoke):
     assert any(n.endswith("[cuda]") for n in names)  # the device preprocessing on CUDA
     if not torch.cuda.is_available():
         assert all(r["status"] in ("not yet run", "skipped") for r in tests)
-    assert wall < 300
 
 
 def test_cpu_smoke_document_says_plainly_what_did_not_run(smoke):
-    out, doc, _ = smoke
+    out, doc = smoke
     md = (out / "gpu.md").read_text()
     assert "CPU smoke run" in md and "No figure here was measured on a GPU" in md
     assert "What did not run, and why:" in md and "not yet run" in md
