@@ -188,6 +188,8 @@ On the GPU machine, from the checkout:
 
     # installs only what is missing (present packages are left as they are)
     python -m pip install --no-index --no-deps --find-links gpu-wheels pytest iniconfig pluggy packaging tensorboard absl-py
+    # where pip may not install (externally managed Python): unpack the wheels and put them on the path
+    #   for w in gpu-wheels/*.whl; do python -m zipfile -e "$w" gpu-site; done; export PYTHONPATH=$PWD/gpu-site
     make gpu-check GPU_CHECK_ARGS="--data gpu-check-data/robustness-data.tar"
     # the same without make:
     python -m rmmss_core.cli gpu-check --data gpu-check-data/robustness-data.tar
