@@ -163,8 +163,8 @@ def _one(ctx: Context, work: Path, net: str, size: tuple[int, int], precision: s
         fig = {"net": net, "size": list(size), "precision": precision, "mode": mode, **fig}
         if ctx.smoke:
             fig.update(stand_in="tiny model" if tiny else "", stand_in_size=list(smoke_size))
-            return Row(STEP, name, "smoke", f"CPU smoke at {smoke_size[0]}x{smoke_size[1]} with the tiny "
-                                            "stand-in; not the GPU figure", fig)
+            return Row(STEP, name, "smoke", f"smoke run on {ctx.device.type} at {smoke_size[0]}x{smoke_size[1]} "
+                                            "with the tiny stand-in; not the full-size figure", fig)
         return Row(STEP, name, "ok", "", fig)
 
     if ctx.cuda:
