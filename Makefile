@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install system-deps test test-all demo bench bench-robustness lint colcon clean
+.PHONY: install system-deps test test-all demo bench bench-robustness gpu-check lint colcon clean
 
 install: $(STAMP)
 
@@ -50,6 +50,13 @@ bench: install
 # one thread per process: with 2 threads and the data-loader worker, 2 cores oversubscribe (~20x slower)
 bench-robustness: install
 	OMP_NUM_THREADS=1 $(PY) -m rmmss_core.cli benchmark --preset cpu
+
+# the CUDA check (docs/bench/gpu.md): runs on a GPU machine as it is, without installing anything
+# (no network there); GPU_CHECK_ARGS e.g. "--data gpu-check-data/robustness-data.tar" or
+# "--device cpu --smoke" on a CPU machine
+GPU_PY := $(shell [ -x $(PY) ] && echo $(PY) || echo python3)
+gpu-check:
+	$(GPU_PY) -m rmmss_core.cli gpu-check $(GPU_CHECK_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check rmmss_core rmmss_ros test launch setup.py

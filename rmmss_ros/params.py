@@ -63,6 +63,8 @@ PARAMS: tuple[Param, ...] = (
     Param("backend", "torch", "Inference backend.", choices=BACKENDS),
     Param("device", "cpu", "Inference device: cpu, cuda or cuda:N."),
     Param("precision", "fp32", "Inference precision.", choices=PRECISIONS),
+    Param("preprocess.device", "cpu", "Where each frame is decoded, encoded and preprocessed: cpu, or a torch "
+          "device (cuda, cuda:N) that receives the raw message bytes (rmmss_ros.gpu_pipeline)."),
     Param("reference", "rgb", "Reference of each frame set: a sensor's stamps, or 'rate' for fixed ticks.",
           choices=(*MODALITIES, "rate")),
     Param("rate_hz", 10.0, "Output rate when reference is 'rate', and fallback rate while the reference "

@@ -83,6 +83,7 @@ class PipelineParams:
     overlay_alpha: float = 0.5
     lidar_intensity_units: str = ""  # "" = the spec's (see rmmss_core.spec.INTENSITY_UNITS)
     T_cam_event: tuple[float, ...] = IDENTITY_4X4  # 16 values row-major
+    preprocess_device: str = "cpu"  # "cpu" (numpy path) or a torch device: rmmss_ros.gpu_pipeline
 
     @classmethod
     def from_values(cls, v: Mapping[str, Any]) -> PipelineParams:
@@ -94,7 +95,8 @@ class PipelineParams:
                    color=bool(v.get("output.color", True)), overlay=bool(v.get("output.overlay", False)),
                    overlay_alpha=float(v.get("output.overlay_alpha", 0.5)),
                    lidar_intensity_units=str(v.get("lidar.intensity_units", "")),
-                   T_cam_event=tuple(float(x) for x in v.get("event.extrinsic", IDENTITY_4X4)))
+                   T_cam_event=tuple(float(x) for x in v.get("event.extrinsic", IDENTITY_4X4)),
+                   preprocess_device=str(v.get("preprocess.device", "cpu")))
 
 
 @dataclass
@@ -161,6 +163,10 @@ class Pipeline:
         self._warned: set[str] = set()
         self._pending_warnings: list[str] = []
         self._events_lock = threading.Lock()
+        self._device_prep = None  # preprocess.device != cpu: the torch twin of prepare()
+        if params.preprocess_device != "cpu":
+            from rmmss_ros.gpu_pipeline import DevicePreparer
+            self._device_prep = DevicePreparer(self, params.preprocess_device)
 
     # ------------------------------------------------------------------------------ stages
     def camera(self, camera_info: Any | None) -> CameraModel | None:
@@ -265,6 +271,8 @@ class Pipeline:
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
         """Decode + encode + preprocess every present, enabled modality (the node's per-frame
         overhead without inference). Malformed inputs land in ``errors`` and count as missing."""
+        if self._device_prep is not None:
+            return self._device_prep.prepare(frame_set, camera_info)
         t0 = time.perf_counter()
         spec, q = self.spec, self.spec.quantize_8bit
         msgs = {m: msg for m, msg in frame_set.messages.items() if m in self.params.enabled and msg is not None}

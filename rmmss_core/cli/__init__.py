@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("rmmss_core.cli.info", "parameters and MACs of a model or checkpoint"),
     "export": ("rmmss_core.cli.export", "export a checkpoint to ONNX (any modality subset in one graph)"),
     "bench": ("rmmss_core.cli.bench", "latency, throughput and memory per inference backend"),
+    "gpu-check": ("rmmss_core.cli.gpu_check", "every CUDA line measured in one command: docs/bench/gpu.md"),
     "bag": ("rmmss_ros.bag.cli", "write a sequence to a rosbag2 (mcap or sqlite3)"),
     "replay": ("rmmss_ros.replay.cli", "evaluate a bag offline through the node's pipeline, with sensor dropouts"),
     "play": ("rmmss_ros.play.cli", "publish a bag live over DDS with its original timing"),

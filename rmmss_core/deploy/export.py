@@ -103,8 +103,9 @@ def export_model(model: nn.Module, spec: PreprocessSpec, out: str | os.PathLike,
     wrapper = DeployWrapper(_frozen_copy(model, dtype), dtype).eval()
     example_batch = max(batch, 2) if dynamic_batch else batch
     g = torch.Generator().manual_seed(0)
-    args = tuple(torch.randn(example_batch, 3, h, w, generator=g) for _ in MODALITIES)
-    args += (torch.ones(example_batch, len(MODALITIES), dtype=torch.bool),)
+    dev = next(wrapper.parameters()).device  # trace where the model lives (a CUDA model exports on the GPU)
+    args = tuple(torch.randn(example_batch, 3, h, w, generator=g).to(dev) for _ in MODALITIES)
+    args += (torch.ones(example_batch, len(MODALITIES), dtype=torch.bool, device=dev),)
     try:
         with warnings.catch_warnings(), _quiet_exporter():
             warnings.simplefilter("ignore")
