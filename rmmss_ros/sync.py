@@ -84,6 +84,7 @@ class FrameSet:
     missing: tuple[str, ...]
     reason: str
     reference: str | None = None  # the reference sensor's name, None for rate ticks
+    opened_ns: int = 0  # clock time the set was opened (reference receipt, or the tick)
 
     @property
     def present(self) -> tuple[str, ...]:
@@ -255,7 +256,7 @@ class Synchronizer:
         self.time_jumps += 1
         self._pending, self._emitted, self._emitted_missing = [], [], {}
         self._newest, self._next_tick = None, None
-        for n, buf in self._buffers.items():
+        for buf in self._buffers.values():
             keep = [i for i, t in enumerate(buf.times) if abs(t - stamp) <= self._jump_ns]
             if len(keep) != len(buf.times):
                 buf.times = [buf.times[i] for i in keep]
@@ -467,7 +468,7 @@ class Synchronizer:
         self.sets_emitted += 1
         self.sets_complete += not missing
         reason = reason or ("complete" if not missing else "deadline")
-        return FrameSet(p.ref_ns, messages, stamps, tuple(missing), reason, p.ref_name)
+        return FrameSet(p.ref_ns, messages, stamps, tuple(missing), reason, p.ref_name, p.added_ns)
 
     def _health(self, name: str, p: _Pending, matched: bool, now: int) -> None:
         """Out-of-sync detection from one emitted set (see module doc)."""

@@ -436,7 +436,7 @@ def test_camera_frames_out_of_order_within_the_window_are_processed():
     ev = [e for e in _rates() if e[1] != "rgb"]
     cams = _periodic("rgb", 30, 4.0, delay_ms=8)
     for k in range(0, len(cams) - 1, 2):  # frame k arrives after frame k+1
-        (a0, n0, s0), (a1, n1, s1) = cams[k], cams[k + 1]
+        (_, n0, s0), (a1, n1, s1) = cams[k], cams[k + 1]
         ev += [(a1 + 1 * MS, n0, s0), (a1, n1, s1)]
     sets = [fs for _, fs in _simulate(sync, clock, ev)]
     assert sorted(fs.stamp_ns for fs in sets) == sorted(s for _, _, s in cams)
