@@ -194,3 +194,60 @@ def test_launch_file_declares_no_defaults_for_overrides():
     src = (ROOT / "launch" / "perception.launch.py").read_text()
     ast.parse(src)
     assert 'DeclareLaunchArgument(name, default_value="", description=desc) for name, desc in OVERRIDES' in src
+
+
+def test_no_publish_after_shutdown():
+    """Issue 11 #10: a frame finishing while the context shuts down published into an invalid
+    context ('Failed to publish: publisher's context is invalid' + traceback). Once closing or
+    with the context gone, nothing is published and nothing raises; a publish failing because the
+    context went away meanwhile is swallowed too."""
+    pytest.importorskip("rclpy")
+    import numpy as np
+
+    from rmmss_ros.perception_node import PerceptionNode
+
+    class Pub:
+        def __init__(self, fail=False):
+            self.sent, self.fail = [], fail
+
+        def publish(self, msg):
+            if self.fail:
+                raise RuntimeError("Failed to publish: publisher's context is invalid")
+            self.sent.append(msg)
+
+    class Ctx:
+        def __init__(self, ok):
+            self._ok = ok
+
+        def ok(self):
+            return self._ok
+
+    import threading
+
+    result = SimpleNamespace(mask=np.zeros((4, 4), np.uint8), color=None, used_modalities=("rgb",), errors={})
+    fs = SimpleNamespace(stamp_ns=10**18, messages={}, missing=())
+    for closing, ok in ((True, True), (False, False)):
+        pubs = [Pub(), Pub(), Pub()]
+        fake = SimpleNamespace(_closing=threading.Event(), context=Ctx(ok), pub_mask=pubs[0], pub_color=pubs[1],
+                               pub_used=pubs[2], _camera_frame="cam", values={"output.frame_id": ""})
+        if closing:
+            fake._closing.set()
+        fake.frame_id = lambda f=fake: PerceptionNode.frame_id(f)
+        assert PerceptionNode._publish(fake, fs, result) is False
+        assert not any(p.sent for p in pubs)
+    # the context goes away during the publish (SIGINT handler): swallowed, nothing raised
+    ctx = Ctx(True)
+
+    class Dying(Pub):
+        def publish(self, msg):
+            ctx._ok = False
+            raise RuntimeError("Failed to publish: publisher's context is invalid")
+
+    fake = SimpleNamespace(_closing=threading.Event(), context=ctx, pub_mask=Dying(), pub_color=Pub(),
+                           pub_used=Pub(), _camera_frame="cam", values={"output.frame_id": ""})
+    fake.frame_id = lambda: PerceptionNode.frame_id(fake)
+    assert PerceptionNode._publish(fake, fs, result) is False
+    ctx._ok = True  # with the context still valid, a publish error is real: raised to the worker
+    fake.pub_mask = Pub(fail=True)
+    with pytest.raises(RuntimeError):
+        PerceptionNode._publish(fake, fs, result)

@@ -223,11 +223,11 @@ def test_reliable_640x480_images_received_with_the_default_qos(tiny_model):
 
 
 def _stop_under_load(model: Path, sig: int) -> tuple[int, str]:
-    rig = Sensors()
+    rig = Sensors(size=(240, 320))  # the worker busy all the time: the signal lands mid-publish
     proc = start_node(model, "diagnostics.period_s:=0.1")
     try:
         assert rig.wait_masks(3, 90.0), "no mask from the node:\n" + stop_node(proc)
-        rig.run(0.7)
+        rig.run(0.3 + (time.monotonic_ns() % 7) / 10)
         proc.send_signal(sig)
         t_end = time.monotonic() + 20
         while proc.poll() is None and time.monotonic() < t_end:
