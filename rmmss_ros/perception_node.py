@@ -1,9 +1,12 @@
-"""``perception_node``: the robot's segmentation node, a thin rclpy shell.
+"""``perception_node``: the robot's segmentation node, a thin rclpy shell over ROS-free modules.
 
-Subscribes to the enabled sensors (sensor-data QoS), synchronises them with the missing-aware
-``Synchronizer`` (rmmss_ros.sync), hands frame sets to an inference worker thread through a
-drop-oldest queue of one, and publishes ``~/mask`` (mono8 class ids), ``~/mask_color`` (rgb8),
-``~/used_modalities`` (std_msgs/String JSON) and ``/diagnostics``. Parameters: rmmss_ros.params.
+Subscribes to the enabled sensors with QoS matched to their publishers (rmmss_ros.qos_policy;
+camera_info latched or volatile), synchronises them with the missing-aware ``Synchronizer``
+(rmmss_ros.sync), hands frame sets to an inference worker thread through a bounded
+``FrameSetQueue`` (rmmss_ros.frame_queue), and publishes ``~/mask`` (mono8 class ids),
+``~/mask_color`` (rgb8), ``~/used_modalities`` (std_msgs/String JSON) in the camera's optical frame,
+and ``/diagnostics`` (rmmss_ros.diagnostics). Parameters: rmmss_ros.params. Shutdown: nothing is
+published once closing or once the context is gone; SIGINT/SIGTERM end with exit code 0.
 """
 from __future__ import annotations
 

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from _launch_prefix import SKIP_REASON, make_prefix, prefix_env, write_tiny_model
 
-launch_testing = pytest.importorskip("launch_testing", reason=SKIP_REASON)
+pytest.importorskip("launch_testing", reason=SKIP_REASON)
 pytest.importorskip("launch_ros", reason=SKIP_REASON)
 
-import launch  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 import numpy as np  # noqa: E402
@@ -32,6 +31,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+import launch  # noqa: E402
 from rmmss_ros.conversions import fill_cloud, fill_image  # noqa: E402
 
 H, W = 48, 64
