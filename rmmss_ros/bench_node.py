@@ -73,6 +73,9 @@ def run(quick: bool) -> BenchReport:
 
     from rmmss_ros.pipeline import Pipeline
 
+    import os
+
+    load = os.getloadavg()[0]  # the development machines are shared: say how busy this one was
     rng = np.random.default_rng(0)
     msgs, info = _messages(rng)
     iters = 5 if quick else 30
@@ -138,7 +141,7 @@ def run(quick: bool) -> BenchReport:
     md = "\n".join([
         f"Machine: {mi['cpu']}, {mi['cores']} cores, torch threads {mi['torch_threads']}, GPU {mi['gpu']}. "
         f"Inputs 640 x 480 (bgr8 camera, 16UC1 depth, rgb8 event frame) and a {N_POINTS}-point cloud; "
-        f"{'quick' if quick else 'full'} run, {iters} timed iterations.",
+        f"{'quick' if quick else 'full'} run, {iters} timed iterations; load average {load:.1f} at the start.",
         "",
         "| measure | value |", "| --- | --- |",
         f"| deserialise the 4 CDR messages (rclpy), p50 | {deser['p50_ms']:.2f} ms |",
