@@ -69,11 +69,11 @@ def _dead_sensor_share(seconds: float) -> float:
 
 
 def run(quick: bool) -> BenchReport:
+    import os
+
     from rclpy.serialization import deserialize_message, serialize_message
 
     from rmmss_ros.pipeline import Pipeline
-
-    import os
 
     load = os.getloadavg()[0]  # the development machines are shared: say how busy this one was
     rng = np.random.default_rng(0)
