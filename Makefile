@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install system-deps test test-all demo bench bench-robustness gpu-check lint colcon clean
+.PHONY: install system-deps test test-launch test-all demo bench bench-robustness gpu-check lint colcon clean
 
 install: $(STAMP)
 
@@ -34,8 +34,24 @@ $(STAMP): requirements.txt constraints.txt setup.py | system-deps
 	@touch $(STAMP)
 	@echo "[rmmss] environment ready"
 
+# ROS 2 tools for the launch tests: the underlay that .ci/run builds (../shared/ros2-jazzy), or a
+# real /opt/ros/jazzy; without either those tests are skipped and this says why
+ROS_SETUP := $(firstword $(wildcard .ros2-underlay/setup.bash /opt/ros/jazzy/setup.bash))
+LAUNCH_TESTS := test/test_launch_perception.py test/test_node_launch_cli.py
+
 test: install
 	$(PY) -m pytest test
+	@$(MAKE) --no-print-directory test-launch
+
+test-launch:
+ifeq ($(ROS_SETUP),)
+	@echo "[rmmss] launch_testing tests SKIPPED: no ROS 2 launch tools here. Build the underlay"
+	@echo "        (bash ../shared/ros2-jazzy/build-underlay.sh --prefix .ros2-underlay; .ci/run does)"
+	@echo "        or install ROS 2 Jazzy (/opt/ros/jazzy), then run: make test-launch"
+else
+	@echo "[rmmss] launch_testing tests with $(ROS_SETUP)"
+	source $(ROS_SETUP) && python -m pytest -p no:cacheprovider $(LAUNCH_TESTS)
+endif
 
 # everything, including the heavier checks behind the `slow` marker
 test-all: install

@@ -30,6 +30,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", _files("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", _files("config/*.yaml")),
+        # `rmmss` on PATH after `source install/setup.bash` (colcon adds <prefix>/bin to PATH)
+        ("bin", ["scripts/rmmss"]),
         *_tree("rosbags"),
     ],
     install_requires=["setuptools"],

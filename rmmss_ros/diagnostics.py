@@ -1,10 +1,15 @@
-"""Per-sensor and output health, ROS-free (the node turns ``Status`` into diagnostic_msgs).
+"""Per-sensor, camera_info and output health, ROS-free (the node turns ``Status`` into diagnostic_msgs).
 
-Sensor level from the latest processed frame set: OK when used, STALE when missing (no message in
-slop before the deadline, or dead), ERROR when its message was malformed; plus counters.
-Output status: rate, latency (stamp to publish), drops, and the modalities the last mask used;
-ERROR while frame sets fail as a whole (an exception in preprocessing, inference or publishing,
-within the last ``FAILURE_WINDOW_S``) or while the inference worker's watchdog reports a problem.
+Each ``statuses()`` call summarises the whole period since the previous one, never just the last
+frame: per sensor the sets in which it was used, missing or malformed, the worst level seen, the
+last error, and the synchroniser's view (dead, out of sync with its measured offset, late/implausible
+counters). Levels: ERROR when any of its messages was malformed in the period, WARN when it is out
+of sync or present but unusable for a reason outside it (no CameraInfo yet), STALE when it was
+missing from every set (or dead), OK otherwise. ``camera_info`` has its own status (received,
+valid, bounded against the camera image). Output status: rate, latency (header stamp to publish,
+or receipt to publish when the stamps come from another clock), drops, the modalities the last
+mask used; ERROR while frame sets fail as a whole (within ``FAILURE_WINDOW_S``) or while the
+inference worker's watchdog reports a problem.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from rmmss_core.modalities import MODALITIES
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 FAILURE_WINDOW_S = 5.0
+_SEVERITY = {OK: 0, STALE: 1, WARN: 2, ERROR: 3}  # for "worst level": ERROR > WARN > STALE > OK
 
 
 @dataclass
@@ -29,17 +35,33 @@ class Status:
     values: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Period:
+    used: int = 0
+    missing: int = 0
+    errors: int = 0
+    blocked: int = 0  # present but unusable for a reason outside the sensor (no CameraInfo)
+    sets: int = 0
+
+
+def is_camera_info_problem(error: str) -> bool:
+    """True for per-sensor errors caused by a missing/invalid CameraInfo, not by the sensor."""
+    return "CameraInfo" in error or error.startswith("camera_info")
+
+
 class NodeDiagnostics:
-    """Thread-safe record of what happened to each frame; ``statuses(...)`` summarises it."""
+    """Thread-safe record of what happened to each frame; ``statuses(...)`` summarises the period."""
 
     def __init__(self, enabled: Iterable[str], topics: dict[str, str], node_name: str = "perception_node",
-                 window: int = 100):
+                 window: int = 100, camera_info_topic: str = ""):
         self.enabled = tuple(enabled)
         self.topics = topics
         self.node_name = node_name
+        self.camera_info_topic = camera_info_topic
         self._lock = threading.Lock()
-        self._state = {m: (STALE, "no frame processed yet") for m in MODALITIES}
+        self._period = {m: _Period() for m in MODALITIES}
         self._errors = dict.fromkeys(MODALITIES, 0)
+        self._used = dict.fromkeys(MODALITIES, 0)
         self._latency_ms: deque[float] = deque(maxlen=window)
         self._publish_s: deque[float] = deque(maxlen=window)
         self._last_used: tuple[str, ...] = ()
@@ -47,29 +69,44 @@ class NodeDiagnostics:
         self._last_error: dict[str, str] = {}
         self._failures = 0
         self._last_failure: tuple[float, str] | None = None  # (now_s, what)
+        self._ci = {"received": 0, "rejected": 0, "last_error": "", "valid": False, "size": ""}
 
     def record(self, missing: Iterable[str], used: Iterable[str], errors: dict[str, str],
                latency_ms: float | None, now_s: float) -> None:
-        """One processed frame set: sync-missing sensors, modalities used, malformed-input errors,
-        stamp-to-publish latency (None when nothing was published)."""
+        """One processed frame set: sync-missing sensors, modalities used, per-input errors (a
+        'camera_info' key, or sensor errors caused by CameraInfo, count for camera_info), and
+        the latency to publish (None when nothing was published)."""
         missing, used = set(missing), set(used)
         with self._lock:
+            if "camera_info" in errors:
+                self.camera_info_rejected(errors["camera_info"])
             for m in self.enabled:
-                if m in errors:
-                    self._state[m] = (ERROR, errors[m])
+                p = self._period[m]
+                p.sets += 1
+                err = errors.get(m)
+                if err is not None and is_camera_info_problem(err):
+                    p.blocked += 1
+                    self._ci["last_error"] = err
+                elif err is not None:
+                    p.errors += 1
                     self._errors[m] += 1
-                    self._last_error[m] = errors[m]
+                    self._last_error[m] = err
                 elif m in used:
-                    self._state[m] = (OK, "used")
+                    p.used += 1
+                    self._used[m] += 1
                 elif m in missing:
-                    self._state[m] = (STALE, "missing: no message within slop before its deadline")
-                else:
-                    self._state[m] = (STALE, "present but not used")
+                    p.missing += 1
             if latency_ms is not None:
                 self._latency_ms.append(latency_ms)
                 self._publish_s.append(now_s)
                 self._masks += 1
                 self._last_used = tuple(m for m in MODALITIES if m in used)
+
+    def camera_info_received(self, width: int, height: int) -> None:
+        self._ci.update(received=self._ci["received"] + 1, valid=True, size=f"{width}x{height}")
+
+    def camera_info_rejected(self, why: str) -> None:
+        self._ci.update(rejected=self._ci["rejected"] + 1, valid=False, last_error=why)
 
     def record_failure(self, error: str, now_s: float) -> None:
         """A frame set that failed as a whole (exception outside the per-sensor conversions)."""
@@ -77,10 +114,30 @@ class NodeDiagnostics:
             self._failures += 1
             self._last_failure = (now_s, error)
 
+    def _sensor(self, m: str, st: Any, dead: bool) -> tuple[int, str]:
+        p = self._period[m]
+        oos = getattr(st, "out_of_sync", "") if st is not None else ""
+        period = f"last period: used {p.used}/{p.sets}, missing {p.missing}, malformed {p.errors}"
+        if p.errors:
+            return ERROR, f"{p.errors} malformed message(s) ({period}); last: {self._last_error.get(m, '')}"
+        if oos:
+            return WARN, f"{oos} ({period})"
+        if p.blocked:
+            return WARN, f"present but not usable: no valid CameraInfo ({period})"
+        if dead:
+            return STALE, f"dead: silent for longer than its timeout ({period})"
+        if p.sets and not p.used:
+            return STALE, f"missing: no message within slop before its deadline ({period})"
+        if not p.sets:
+            return (OK, "alive, no frame set processed in the last period") if st is not None and st.received \
+                else (STALE, "no message received yet")
+        return OK, f"used ({period})"
+
     def statuses(self, now_s: float, sync_stats: dict[str, Any], dead: dict[str, bool],
                  extra: dict[str, Any], worker_problem: str | None = None) -> list[Status]:
-        """Statuses: one per sensor (all four; disabled ones OK 'disabled') and one for the output.
-        ``worker_problem``: what the inference worker's watchdog reports (None = healthy)."""
+        """Statuses: one per sensor (all four; disabled ones OK 'disabled'), one for camera_info and
+        one for the output; starts a new period. ``worker_problem``: the inference worker's
+        watchdog report (None = healthy)."""
         out = []
         with self._lock:
             for m in MODALITIES:
@@ -88,16 +145,30 @@ class NodeDiagnostics:
                 if m not in self.enabled:
                     out.append(Status(name, OK, "disabled", self.topics.get(m, "")))
                     continue
-                level, msg = self._state[m]
-                if dead.get(m) and level != ERROR:
-                    level, msg = STALE, "dead: silent for longer than its timeout"
                 st = sync_stats.get(m)
-                values = {"errors": str(self._errors[m]), "last_error": self._last_error.get(m, "")}
+                level, msg = self._sensor(m, st, bool(dead.get(m)))
+                p = self._period[m]
+                values = {"period_sets": str(p.sets), "period_used": str(p.used), "period_missing": str(p.missing),
+                          "period_malformed": str(p.errors), "worst_level": str(level),
+                          "errors": str(self._errors[m]), "last_error": self._last_error.get(m, "")}
                 if st is not None:
                     values.update(received=str(st.received), used=str(st.used), late=str(st.late),
                                   duplicate=str(st.duplicate), overflow=str(st.overflow),
-                                  unmatched=str(st.unmatched))
+                                  unmatched=str(st.unmatched), implausible=str(getattr(st, "implausible", 0)),
+                                  jumps=str(getattr(st, "jumps", 0)), missed=str(getattr(st, "missed", 0)),
+                                  out_of_sync=getattr(st, "out_of_sync", ""),
+                                  offset_ms="" if getattr(st, "offset_ms", None) is None else f"{st.offset_ms:.1f}")
                 out.append(Status(name, level, msg, self.topics.get(m, ""), values))
+                self._period[m] = _Period()
+            ci = self._ci
+            if ci["valid"]:
+                level, msg = OK, f"valid CameraInfo {ci['size']}"
+            elif ci["rejected"]:
+                level, msg = ERROR, f"CameraInfo rejected: {ci['last_error']}"
+            else:
+                level, msg = WARN, "no CameraInfo received yet (needed to project LiDAR and size event clouds)"
+            out.append(Status(f"{self.node_name}: camera_info", level, msg, self.camera_info_topic,
+                              {k: str(v) for k, v in ci.items()}))
             recent = [t for t in self._publish_s if now_s - t <= 5.0]
             rate = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
             lat = sorted(self._latency_ms)

@@ -52,6 +52,8 @@ def _sensor_params(m: str) -> list[Param]:
               (0.0, 1.0), runtime=False),
         Param(f"{m}.offset_s", 0.0, f"Added to {m} stamps to align them with the reference clock (s).",
               (-1.0, 1.0)),
+        Param(f"{m}.reuse", True, f"A {m} message serves every reference stamp within its slop (true: a 10 Hz "
+              f"LiDAR reaches every 30 Hz camera frame), or one frame set only (false: message_filters' rule)."),
         Param(f"{m}.timeout_s", 0.25, f"Wait at most this long after the reference stamp for {m}; "
               f"silent longer than this = dead, marked missing at once (s).", (0.01, 10.0)),
     ]
@@ -72,6 +74,10 @@ PARAMS: tuple[Param, ...] = (
     Param("fallback_on_dead_reference", True, "Keep publishing at rate_hz from the other sensors while "
           "the reference sensor is dead."),
     Param("sync.queue_size", 10, "Messages buffered per sensor (drop-oldest).", (1, 1000)),
+    Param("sync.reorder_window_s", 0.1, "Reference frames older than the newest emitted set by at most this "
+          "are still processed (out-of-order delivery) (s).", (0.0, 2.0)),
+    Param("sync.queue_depth", 4, "Frame sets waiting for the inference worker; when full the oldest of the "
+          "poorest (fewest modalities) is dropped and counted.", (1, 64)),
     Param("sync.poll_period_s", 0.01, "How often deadlines are checked (s).", (0.001, 0.5)),
     *[p for m in MODALITIES for p in _sensor_params(m)],
     Param("event.format", "image", "Event input: 'image' (encoded event frame), 'cloud' (raw events "
@@ -80,6 +86,8 @@ PARAMS: tuple[Param, ...] = (
           choices=EVENT_FORMATS),
     Param("camera_info.topic", "camera/camera_info", "sensor_msgs/CameraInfo of the camera; needed to project "
           "LiDAR and to size event images."),
+    Param("camera_info.max_pixels", 4096 * 3072, "Largest accepted CameraInfo width x height before a camera "
+          "image has been seen (afterwards it must match the camera image).", (1, 1 << 28)),
     Param("camera_info.rectified", False, "The camera image is rectified: project with P instead of K + D."),
     Param("lidar.extrinsic", list(DEFAULT_T_CAM_LIDAR), "T_cam_lidar, 16 numbers row-major: maps LiDAR-frame "
           "points into the camera optical frame (x right, y down, z forward)."),
@@ -92,13 +100,17 @@ PARAMS: tuple[Param, ...] = (
           "taken as camera pixels, scaled when the event sensor's size differs)."),
     Param("event.extrinsic", list(IDENTITY_4X4), "T_cam_event, 16 numbers row-major: maps event-camera "
           "optical-frame points into the camera optical frame (its rotation maps event pixels, see README)."),
-    Param("qos.reliability", "best_effort", "Subscriber reliability; best_effort also receives from "
-          "reliable publishers, reliable never receives from best_effort ones.",
-          choices=("best_effort", "reliable")),
+    Param("qos.reliability", "auto", "Sensor subscriptions' reliability. auto: match each topic's publishers "
+          "as they appear (reliable when all are, else best_effort), like rosbag2; best_effort connects to all "
+          "but loses large messages from reliable publishers; reliable never receives from best_effort ones. "
+          "camera_info always matches latched and volatile publishers.",
+          choices=("auto", "best_effort", "reliable")),
     Param("qos.depth", 5, "Subscriber history depth (KEEP_LAST).", (1, 100)),
     Param("output.mask_topic", "~/mask", "Class-id mask, mono8 (pixel = class id), input stamp and frame_id."),
     Param("output.color_topic", "~/mask_color", "Colour mask, rgb8 (palette of the model's classes)."),
     Param("output.used_topic", "~/used_modalities", "std_msgs/String JSON per mask: stamp and modalities used."),
+    Param("output.frame_id", "", "frame_id of the masks until a camera Image or CameraInfo has given the "
+          "camera optical frame (masks always carry the camera's frame, whichever sensors were used)."),
     Param("output.color", True, "Publish the colour mask.", runtime=True),
     Param("output.overlay", False, "Blend the colour mask over the camera image when the camera is present.",
           runtime=True),
@@ -169,3 +181,49 @@ def validate(values: Mapping[str, Any]) -> list[str]:
     if not str(values.get("model_path", "")).strip():
         reasons.append("model_path is empty: give the .pt checkpoint or .onnx file to serve")
     return reasons
+
+
+def _yaml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_yaml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def render_yaml(width: int = 100) -> str:
+    """``config/perception.yaml``: every parameter with its default and its description as a
+    comment (regenerate with ``python -m rmmss_ros.params > config/perception.yaml``)."""
+    import textwrap
+
+    lines = ["# rmmss perception_node parameters: every one, with its default. The table in",
+             "# rmmss_ros/params.py is the single source; test/test_pipeline.py checks this file against it.",
+             "# Ranges and choices are enforced by the node. (restart) = read at start-up only.",
+             "/**:", "  ros__parameters:"]
+    tree = nested({p.name: p for p in PARAMS})  # groups keep the order of their first parameter
+
+    def emit(node: dict[str, Any], indent: str) -> None:
+        for key, p in node.items():
+            if isinstance(p, dict):
+                lines.append(f"{indent}{key}:")
+                emit(p, indent + "  ")
+                continue
+            text = p.description
+            if p.range is not None:
+                text += f" Range [{p.range[0]}, {p.range[1]}]."
+            if p.choices:
+                text += f" One of: {', '.join(p.choices)}."
+            if not p.runtime:
+                text += " (restart)"
+            lines.extend(textwrap.wrap(text, width, initial_indent=indent + "# ", subsequent_indent=indent + "# ",
+                                       break_on_hyphens=False))
+            lines.append(f"{indent}{key}: {_yaml_value(p.default)}")
+
+    emit(tree, "    ")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_yaml(), end="")

@@ -1,13 +1,17 @@
-"""``perception_node``: the robot's segmentation node, a thin rclpy shell.
+"""``perception_node``: the robot's segmentation node, a thin rclpy shell over ROS-free modules.
 
-Subscribes to the enabled sensors (sensor-data QoS), synchronises them with the missing-aware
-``Synchronizer`` (rmmss_ros.sync), hands frame sets to an inference worker thread through a
-drop-oldest queue of one, and publishes ``~/mask`` (mono8 class ids), ``~/mask_color`` (rgb8),
-``~/used_modalities`` (std_msgs/String JSON) and ``/diagnostics``. Parameters: rmmss_ros.params.
+Subscribes to the enabled sensors with QoS matched to their publishers (rmmss_ros.qos_policy;
+camera_info latched or volatile), synchronises them with the missing-aware ``Synchronizer``
+(rmmss_ros.sync), hands frame sets to an inference worker thread through a bounded
+``FrameSetQueue`` (rmmss_ros.frame_queue), and publishes ``~/mask`` (mono8 class ids),
+``~/mask_color`` (rgb8), ``~/used_modalities`` (std_msgs/String JSON) in the camera's optical frame,
+and ``/diagnostics`` (rmmss_ros.diagnostics). Parameters: rmmss_ros.params. Shutdown: nothing is
+published once closing or once the context is gone; SIGINT/SIGTERM end with exit code 0.
 """
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 import time
@@ -28,9 +32,29 @@ from std_msgs.msg import String
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
 from rmmss_ros.diagnostics import NodeDiagnostics
+from rmmss_ros.frame_queue import FrameSetQueue
 from rmmss_ros.params import BY_NAME, PARAMS, Param, check_value, validate
-from rmmss_ros.pipeline import LatestQueue, Pipeline, PipelineParams, Worker
-from rmmss_ros.sync import make_synchronizer
+from rmmss_ros.pipeline import Pipeline, PipelineParams, Worker
+from rmmss_ros.qos_policy import RELIABLE, TRANSIENT_LOCAL, camera_info_profiles, sensor_profiles
+from rmmss_ros.sync import NS, make_synchronizer
+
+_GRAPH_CHECK_S = 0.5  # how often publishers' QoS is re-read (qos.reliability: auto, camera_info)
+
+
+def check_camera_info(width: int, height: int, image_size: tuple[int, int] | None, max_pixels: int) -> str | None:
+    """Why a CameraInfo of ``width`` x ``height`` is unusable, or None. It must match the camera
+    image (``image_size`` = (H, W) of the last camera image, None before one was seen) or, before
+    any image, stay within ``max_pixels``: a bogus 30000 x 30000 CameraInfo would otherwise make
+    the LiDAR projection allocate gigabytes."""
+    if width <= 0 or height <= 0:
+        return f"CameraInfo size {width}x{height} is empty"
+    if image_size is not None and (height, width) != tuple(image_size):
+        return (f"CameraInfo size {width}x{height} does not match the camera image "
+                f"{image_size[1]}x{image_size[0]}; ignored")
+    if image_size is None and width * height > max_pixels:
+        return (f"CameraInfo size {width}x{height} exceeds camera_info.max_pixels={max_pixels} "
+                "(no camera image yet to check it against); ignored")
+    return None
 
 
 class StartupError(RuntimeError):
@@ -61,32 +85,40 @@ class PerceptionNode(Node):
         self.pipeline = Pipeline(self._load_backend(v), PipelineParams.from_values(v))
         ref = v["reference"]
         self.sync = make_synchronizer(v, lambda: self.get_clock().now().nanoseconds)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=v["qos.depth"],
-                         reliability=ReliabilityPolicy.BEST_EFFORT if v["qos.reliability"] == "best_effort"
-                         else ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+        self._last_log: dict[str, float] = {}
+        self._sub_cb: dict[str, tuple[Any, Any]] = {}  # key -> (message type, callback)
+        self._subs: dict[str, dict[tuple[str, str], Any]] = {}  # key -> {profile: subscription}
+        self._topics: dict[str, str] = {}  # key -> resolved topic name
         topics = {}
         for m in self.enabled:
-            cls = self._sensor_msg_class(m, v)
-            sub = self.create_subscription(cls, v[f"{m}.topic"], self._sensor_callback(m, v), qos)
-            topics[m] = sub.topic_name
+            self._sub_cb[m] = (self._sensor_msg_class(m, v), self._sensor_callback(m, v))
+            topics[m] = self._resolve(m, v[f"{m}.topic"])
         self.camera_info: CameraInfo | None = None
-        self.create_subscription(CameraInfo, v["camera_info.topic"], self._on_camera_info, qos)
-        self._subscribe_event_camera_info(v, qos)
+        self._camera_size: tuple[int, int] | None = None  # (H, W) of the last camera image
+        self._camera_frame = ""  # the camera optical frame, from its Image / CameraInfo headers
+        self._closing = threading.Event()
+        self._sub_cb["camera_info"] = (CameraInfo, self._on_camera_info)
+        self._resolve("camera_info", v["camera_info.topic"])
+        if "event" in self.enabled and v["event.camera_info_topic"]:  # the event camera's own calibration
+            self._sub_cb["event_camera_info"] = (CameraInfo, self.pipeline.set_event_camera_info)
+            self._resolve("event_camera_info", v["event.camera_info_topic"])
+        self._update_subscriptions()
         self.pub_mask = self.create_publisher(Image, v["output.mask_topic"], 5)
         self.pub_color = self.create_publisher(Image, v["output.color_topic"], 5)
         self.pub_used = self.create_publisher(String, v["output.used_topic"], 5)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.diag = NodeDiagnostics(self.enabled, topics, self.get_name())
-        self.queue = LatestQueue()
+        self.diag = NodeDiagnostics(self.enabled, topics, self.get_name(),
+                                    camera_info_topic=self._topics["camera_info"])
+        self.queue = FrameSetQueue(v["sync.queue_depth"])
         self._sync_lock = threading.Lock()
-        self._last_log: dict[str, float] = {}
         self._worker = Worker(self.queue, self._handle, self._on_frame_error).start()
         self.create_timer(v["sync.poll_period_s"], self._poll)
         self.create_timer(v["diagnostics.period_s"], self._publish_diagnostics)
+        self.create_timer(_GRAPH_CHECK_S, self._update_subscriptions)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f"serving {v['model_path']} ({v['backend']}, {v['device']}, {v['precision']}); sensors "
-            f"{list(self.enabled)}, reference {ref}; topics {topics}")
+            f"{list(self.enabled)}, reference {ref}; topics {topics}; qos.reliability {v['qos.reliability']}")
 
     # ------------------------------------------------------------------------------ set-up
     def _declare_parameters(self) -> dict[str, Any]:
@@ -106,6 +138,43 @@ class PerceptionNode(Node):
         except Exception as e:  # missing / corrupt file, runtime unavailable: all fatal at start
             raise StartupError(f"cannot load model_path {v['model_path']!r} with backend {v['backend']!r}: "
                                f"{type(e).__name__}: {e}") from None
+
+    def _resolve(self, key: str, topic: str) -> str:
+        """Resolved (remapped, namespaced) topic name of ``topic``."""
+        name = self.resolve_topic_name(topic)
+        self._topics[key] = name
+        self._subs[key] = {}
+        return name
+
+    def _update_subscriptions(self) -> None:
+        """Create / replace subscriptions so that each topic receives from the publishers it has
+        (rmmss_ros.qos_policy): re-run every _GRAPH_CHECK_S, so publishers started later are
+        matched too. Explicit qos.reliability settings are kept for the sensor topics."""
+        try:
+            for key, topic in self._topics.items():
+                pubs = [(RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE else "best_effort",
+                         TRANSIENT_LOCAL if i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                         else "volatile") for i in self.get_publishers_info_by_topic(topic)]
+                want = (camera_info_profiles(pubs) if key in ("camera_info", "event_camera_info")
+                        else sensor_profiles(self.values["qos.reliability"], pubs))
+                have = self._subs[key]
+                if set(want) == set(have):
+                    continue
+                cls, cb = self._sub_cb[key]
+                for prof in want:
+                    if prof not in have:
+                        have[prof] = self.create_subscription(cls, topic, cb, QoSProfile(
+                            history=HistoryPolicy.KEEP_LAST, depth=self.values["qos.depth"],
+                            reliability=ReliabilityPolicy.RELIABLE if prof[0] == RELIABLE
+                            else ReliabilityPolicy.BEST_EFFORT,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL if prof[1] == TRANSIENT_LOCAL
+                            else DurabilityPolicy.VOLATILE))
+                for prof in [p for p in have if p not in want]:
+                    self.destroy_subscription(have.pop(prof))
+                self.get_logger().info(f"{topic}: subscribed with {sorted(want)} for publishers {sorted(set(pubs))}")
+        except Exception as e:  # noqa: BLE001 - graph queries fail during shutdown; never end spin
+            if not self._closing.is_set():
+                self._log_throttled("error", "qos", f"subscription update failed: {type(e).__name__}: {e}")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         changes = {}
@@ -153,17 +222,16 @@ class PerceptionNode(Node):
             self._log_throttled("warn", "input:event_packet", f"event: packet skipped: {err}")
         self._on_sensor("event", msg)
 
-    def _subscribe_event_camera_info(self, v: dict[str, Any], qos: QoSProfile) -> None:
-        if "event" in self.enabled and v["event.camera_info_topic"]:
-            self.create_subscription(CameraInfo, v["event.camera_info_topic"],
-                                     self.pipeline.set_event_camera_info, qos)
-
     def _log_pipeline_warnings(self, result: Any) -> None:
         for text in getattr(result, "warnings", ()):
             self.get_logger().warning(text)
 
     # ---------------------------------------------------------------------------- executor side
     def _on_sensor(self, name: str, msg: Any) -> None:
+        if name == "rgb":
+            self._camera_frame = msg.header.frame_id or self._camera_frame
+            if msg.height and msg.width:
+                self._camera_size = (int(msg.height), int(msg.width))
         try:
             stamp = stamp_to_ns(msg.header.stamp)
             with self._sync_lock:
@@ -177,7 +245,18 @@ class PerceptionNode(Node):
             self.queue.put(fs)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        why = check_camera_info(int(msg.width), int(msg.height), self._camera_size,
+                                int(self.values["camera_info.max_pixels"]))
+        if why is not None:
+            self.diag.camera_info_rejected(why)
+            self._log_throttled("error", "camera_info", f"{self._topics['camera_info']}: {why}", period_s=10.0)
+            return
+        if self.camera_info is None:
+            self.get_logger().info(f"CameraInfo {msg.width}x{msg.height} received on {self._topics['camera_info']}")
         self.camera_info = msg
+        self.diag.camera_info_received(int(msg.width), int(msg.height))
+        if not self._camera_frame and msg.header.frame_id:
+            self._camera_frame = msg.header.frame_id
 
     def _poll(self) -> None:
         try:
@@ -194,12 +273,23 @@ class PerceptionNode(Node):
     def _handle(self, fs: Any) -> None:
         """One frame set on the worker thread. Malformed inputs come back in ``result.errors``
         (ERROR for that sensor); anything raised here is caught by the Worker (_on_frame_error)."""
-        result = self.pipeline.process(fs, self.camera_info)
+        if self._closing.is_set():
+            return
+        info = self.camera_info
+        rgb = fs.messages.get("rgb")
+        if info is not None and rgb is not None and (int(rgb.height), int(rgb.width)) != (info.height, info.width):
+            info = None  # bounded against this very image: never allocate for a mismatching CameraInfo
+            why = check_camera_info(int(self.camera_info.width), int(self.camera_info.height),
+                                    (int(rgb.height), int(rgb.width)), 0)
+            self.diag.camera_info_rejected(why or "CameraInfo does not match the camera image")
+        result = self.pipeline.process(fs, info)
         self._log_pipeline_warnings(result)
         latency = None
-        if result.mask is not None:
-            self._publish(fs, result)
-            latency = (self.get_clock().now().nanoseconds - fs.stamp_ns) / 1e6
+        if result.mask is not None and self._publish(fs, result):
+            now = self.get_clock().now().nanoseconds
+            # stamps from another clock (bag stamps, a sensor's own epoch): measure from receipt
+            on_clock = abs(now - fs.stamp_ns) <= NS
+            latency = (now - (fs.stamp_ns if on_clock or not fs.opened_ns else fs.opened_ns)) / 1e6
         self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic())
         for m, err in result.errors.items():
             self._log_throttled("warn", f"input:{m}", f"{m}: {err}")
@@ -217,33 +307,57 @@ class PerceptionNode(Node):
         if now - self._last_log.get(key, -1e9) < period_s:
             return
         self._last_log[key] = now
+        # one call site per severity: rclpy refuses a call site whose severity changes between calls
+        logger = self.get_logger()
         try:
-            getattr(self.get_logger(), "warning" if level == "warn" else level)(text)
-        except Exception:  # noqa: BLE001
-            traceback.print_exc()
+            if level == "error":
+                logger.error(text)
+            elif level == "warn":
+                logger.warning(text)
+            else:
+                logger.info(text)
+        except Exception as e:  # noqa: BLE001 - the text must still reach the user
+            print(f"[{level.upper()}] [{self.get_name()}]: {text} (logger failed: {e})", file=sys.stderr, flush=True)
 
-    def _publish(self, fs: Any, result: Any) -> None:
+    def frame_id(self) -> str:
+        """The masks' frame: the camera optical frame (camera Image, else CameraInfo header), else
+        ``output.frame_id``; never the frame of whichever other sensor was present."""
+        return self._camera_frame or self.values["output.frame_id"]
+
+    def _publish(self, fs: Any, result: Any) -> bool:
+        """Publish one result; False (nothing sent) once shutting down or the context is gone."""
+        if self._closing.is_set() or not self.context.ok():
+            return False
+        rgb = fs.messages.get("rgb")
+        if rgb is not None and rgb.header.frame_id:
+            self._camera_frame = rgb.header.frame_id
         stamp = rclpy.time.Time(nanoseconds=fs.stamp_ns).to_msg()
-        ref = fs.messages.get(fs.reference) if fs.reference else None
-        src = ref or next(iter(fs.messages.values()), None) or self.camera_info
-        frame_id = src.header.frame_id if src is not None else ""
+        frame_id = self.frame_id()
         mask = fill_image(Image(), result.mask, "mono8")
         mask.header.stamp, mask.header.frame_id = stamp, frame_id
-        self.pub_mask.publish(mask)
+        msgs = [(self.pub_mask, mask)]
         if result.color is not None:
             color = fill_image(Image(), result.color, "rgb8")
             color.header.stamp, color.header.frame_id = stamp, frame_id
-            self.pub_color.publish(color)
-        self.pub_used.publish(String(data=json.dumps({
+            msgs.append((self.pub_color, color))
+        msgs.append((self.pub_used, String(data=json.dumps({
             "stamp": {"sec": stamp.sec, "nanosec": stamp.nanosec}, "frame_id": frame_id,
             "used": list(result.used_modalities), "missing": list(fs.missing),
-            "errors": result.errors})))
+            "errors": result.errors}))))
+        try:
+            for pub, msg in msgs:
+                pub.publish(msg)
+        except Exception:
+            if self._closing.is_set() or not self.context.ok():
+                return False  # shut down under a publish in progress: nothing to report
+            raise
+        return True
 
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now()
         with self._sync_lock:
             dead = {m: self.sync.is_dead(m) for m in self.enabled}
-            extra = {"queue_drops": self.queue.dropped, "sets_emitted": self.sync.sets_emitted,
+            extra = {"queue_drops": self.queue.dropped, "queue_waiting": len(self.queue), "sets_emitted": self.sync.sets_emitted,
                      "sets_complete": self.sync.sets_complete, "time_jumps": self.sync.time_jumps,
                      "pending_overflow": self.sync.pending_overflow}
         extra.update(frames_processed=self._worker.processed, frames_failed=self._worker.failures,
@@ -253,6 +367,8 @@ class PerceptionNode(Node):
             self._log_throttled("error", "watchdog", problem, period_s=5.0)
         arr = DiagnosticArray()
         arr.header.stamp = now.to_msg()
+        if self._closing.is_set() or not self.context.ok():
+            return
         for s in self.diag.statuses(time.monotonic(), self.sync.stats, dead, extra, problem):
             arr.status.append(DiagnosticStatus(
                 level=bytes([s.level]), name=s.name, message=s.message, hardware_id=s.hardware_id,
@@ -260,7 +376,9 @@ class PerceptionNode(Node):
         self.pub_diag.publish(arr)
 
     def close(self) -> None:
-        """Stop the worker and release the backend (called on shutdown)."""
+        """Stop publishing, stop the worker and release the backend (called on shutdown)."""
+        self._closing.set()
+        self.queue.close()
         self._worker.stop(timeout=5.0)
         close = getattr(self.pipeline.backend, "close", None)
         if close is not None:
@@ -279,6 +397,10 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # a second Ctrl-C / SIGTERM (ros2 launch forwards one, the terminal sends another) must
+        # not interrupt the clean-up with a KeyboardInterrupt traceback
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         if node is not None:
             node.close()
             node.destroy_node()

@@ -1,34 +1,50 @@
 """Missing-aware multi-sensor synchronizer (ROS-free; time from an injected clock).
 
 Why not message_filters: its approximate policy emits a set only when every input has a message
-within ``slop``, so one dead sensor stops all output (docs/ROS.md). Here a *frame set* is built per
-reference stamp (the reference sensor's header stamp, or ticks of a fixed output rate) and emitted
+within ``slop``, so one dead sensor stops all output, and it uses each message once, so a 10 Hz
+LiDAR reaches one camera frame in three (docs/ROS.md). Here a *frame set* is built per reference
+stamp (the reference sensor's header stamp, or ticks of a fixed output rate) and emitted
 
 - as soon as every enabled sensor has a message whose corrected stamp ``stamp + offset_s`` lies
-  within its ``slop_s`` of the reference stamp (reason ``complete``), or
+  within its ``slop_s`` of the reference stamp, boundary included (reason ``complete``), or
 - when every sensor still lacking a match has passed its deadline ``reference + timeout_s``
-  (``deadline``), or is *dead*: silent (by arrival time on the clock) for longer than its
-  ``timeout_s``, so a dead sensor adds no waiting at all, or
+  (``deadline``), or is *dead* (silent, by arrival time, for longer than its ``timeout_s``), or is
+  *out of sync* (below), so neither adds any waiting, or
 - when a later frame set is ready first (``superseded``) or too many sets are pending (``overflow``).
 
-Sensors without a match are listed in ``FrameSet.missing``. Messages that arrive after the frame set
-they belong to was emitted (stamp <= last emitted reference + slop, and no open set within slop) are
-*late*: dropped and counted. Duplicate stamps are dropped and
-counted; out-of-order stamps are sorted; a sensor's stamps (or the clock) jumping backwards by more
-than ``jump_threshold_s`` (bag loops, sim-time restarts) resets the state and is counted; so does a
-reference stamp more than ``jump_threshold_s`` behind the last emitted set (the output's time line
-moved: whatever stamped the earlier sets, the reference always recovers). Rate ticks (and fallback
-ticks while the reference is dead) are placed on the sensors' stamp time line: the clock's time when
-stamps follow the clock (within ``skew_tolerance_s``), else the clock shifted by the last observed
-``stamp - arrival`` (bags played live without sim time, sensors with their own epoch), so ticks can
-match the other sensors and never shadow the reference's later stamps. Memory is
-bounded: ``queue_size`` messages per sensor and ``max_pending`` open frame sets, whatever the input
-rate. All times are integer nanoseconds. Thread-safe (one lock; no callbacks run under it).
+Matching policy, per sensor (``SensorConfig.reuse``): ``True`` (default) the message nearest to
+the reference within slop is used and stays available, so one 10 Hz LiDAR scan serves every 30 Hz
+camera frame within its slop; ``False``: each message is used by one set only (message_filters'
+rule). Sensors without a match are listed in ``FrameSet.missing``.
+
+Robustness, without ever resetting the other sensors:
+
+- *out-of-order references*: a reference stamp older than the newest emitted set, by at most
+  ``reorder_window_s``, is still processed (its matches are kept that long); older ones, and a
+  repeat of an already emitted or pending stamp, are dropped and counted (``late``, ``duplicate``).
+- *implausible stamps*: a stamp <= 0, or one more than ``jump_threshold_s`` off the sensor's own
+  time line (its last stamp advanced by the time since), is held back; if the sensor's next message
+  agrees with it the time line really moved (bag loop, sim restart: ``jumps``, both messages are
+  used, and for the reference the pending sets move with it), otherwise it is dropped and counted
+  (``implausible``). The clock itself jumping back resets everything (``time_jumps``).
+- *out of sync*: a live sensor whose messages keep missing the reference (``out_of_sync_misses``
+  sets in a row while it kept publishing: a clock offset) or that keeps going silent right after
+  being used (``flapping_episodes`` times within ``flapping_window_s``) is flagged with the reason
+  and its measured offset; while flagged it adds no waiting (used only when a match is already
+  there) until it has matched continuously for ``recover_s``.
+
+Rate ticks (and fallback ticks while the reference is dead) are placed on the sensors' stamp time
+line: the clock's time when stamps follow the clock (within ``skew_tolerance_s``), else the clock
+shifted by the last observed ``stamp - arrival``. Memory is bounded: ``queue_size`` messages per
+sensor, ``max_pending`` open sets and a fixed history of emitted stamps, whatever the input rate.
+All times are integer nanoseconds. Thread-safe (one lock; no callbacks run under it).
 """
 from __future__ import annotations
 
 import bisect
+import statistics
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,17 +52,20 @@ from typing import Any
 from rmmss_core.modalities import MODALITIES
 
 NS = 1_000_000_000
+_HISTORY = 128  # emitted reference stamps remembered (duplicates, late arrivals)
 
 
 @dataclass(frozen=True)
 class SensorConfig:
     """One synchronised input. ``offset_s`` is added to its stamps to bring them onto the
-    reference's time line; ``slop_s`` is the largest accepted |corrected stamp - reference|."""
+    reference's time line; ``slop_s`` is the largest accepted |corrected stamp - reference|
+    (inclusive); ``reuse``: a message may serve several reference stamps (see module doc)."""
 
     name: str
     slop_s: float = 0.05
     offset_s: float = 0.0
     timeout_s: float = 0.25
+    reuse: bool = True
 
     def __post_init__(self):
         if self.slop_s < 0:
@@ -65,6 +84,7 @@ class FrameSet:
     missing: tuple[str, ...]
     reason: str
     reference: str | None = None  # the reference sensor's name, None for rate ticks
+    opened_ns: int = 0  # clock time the set was opened (reference receipt, or the tick)
 
     @property
     def present(self) -> tuple[str, ...]:
@@ -77,12 +97,22 @@ class FrameSet:
 
 @dataclass
 class SensorStats:
+    """Counters of one sensor since start. ``late``: arrived after a set it belonged to was emitted
+    without it, or too old for any set still to come; ``missed``: sets emitted without it while it
+    was alive; ``out_of_sync``: '' or why it is flagged; ``offset_ms``: measured median offset of
+    its (corrected) stamps against the reference's, transport delays cancelled (None: unknown)."""
+
     received: int = 0
     used: int = 0
     late: int = 0
     duplicate: int = 0
     overflow: int = 0
     unmatched: int = 0
+    implausible: int = 0
+    jumps: int = 0
+    missed: int = 0
+    out_of_sync: str = ""
+    offset_ms: float | None = None
     last_arrival_ns: int | None = None
     last_stamp_ns: int | None = None
 
@@ -94,12 +124,29 @@ class _Pending:
     ref_name: str | None
     ref_msg: Any = None
     ref_stamp_ns: int = 0
+    added_ns: int = 0  # clock time the set was opened
+    alive: frozenset = frozenset()  # sensors alive when it was opened
 
 
 @dataclass
 class _Buffer:
     times: list[int] = field(default_factory=list)  # corrected stamps, sorted
     items: list[tuple[int, Any]] = field(default_factory=list)  # (raw stamp, message)
+
+
+@dataclass
+class _Track:
+    """Per-sensor time line and sync health (internal)."""
+
+    last_stamp: int | None = None
+    last_arrival: int | None = None
+    suspect: tuple[int, Any, int] | None = None  # (stamp, msg, arrival) held back
+    offsets: deque = field(default_factory=lambda: deque(maxlen=15))  # corrected stamp - arrival
+    gaps: deque = field(default_factory=lambda: deque(maxlen=16))  # inter-arrival times
+    miss_run: int = 0
+    last_hit: bool = True
+    episodes: deque = field(default_factory=lambda: deque(maxlen=16))  # clock times of silent misses
+    streak_start: int | None = None  # while flagged: start of the current run of matching arrivals
 
 
 class Synchronizer:
@@ -113,8 +160,10 @@ class Synchronizer:
 
     def __init__(self, sensors: Sequence[SensorConfig], clock: Callable[[], int],
                  reference: str | None = None, rate_hz: float | None = None,
-                 fallback_rate_hz: float | None = None, queue_size: int = 10, max_pending: int = 4,
-                 skew_tolerance_s: float = 1.0, jump_threshold_s: float = 1.0):
+                 fallback_rate_hz: float | None = None, queue_size: int = 10, max_pending: int = 8,
+                 skew_tolerance_s: float = 1.0, jump_threshold_s: float = 1.0,
+                 reorder_window_s: float = 0.1, out_of_sync_misses: int = 5,
+                 flapping_episodes: int = 3, flapping_window_s: float = 10.0, recover_s: float = 2.0):
         names = [s.name for s in sensors]
         if not sensors or len(set(names)) != len(names):
             raise ValueError(f"sync needs at least one sensor and unique names, got {names}")
@@ -124,6 +173,8 @@ class Synchronizer:
             raise ValueError(f"reference sensor {reference!r} is not among the enabled sensors {names}")
         if queue_size < 1 or max_pending < 1:
             raise ValueError(f"queue_size and max_pending must be >= 1, got {queue_size}, {max_pending}")
+        if reorder_window_s < 0:
+            raise ValueError(f"reorder_window_s must be >= 0, got {reorder_window_s}")
         self.sensors = {s.name: s for s in sensors}
         self.reference = reference
         rate = rate_hz if reference is None else fallback_rate_hz
@@ -132,6 +183,11 @@ class Synchronizer:
         self.queue_size, self.max_pending = queue_size, max_pending
         self._skew_ns = int(skew_tolerance_s * NS)
         self._jump_ns = int(jump_threshold_s * NS)
+        self._reorder_ns = int(reorder_window_s * NS)
+        self._oos_misses, self._flap_n = out_of_sync_misses, flapping_episodes
+        self._flap_ns, self._recover_ns = int(flapping_window_s * NS), int(recover_s * NS)
+        self._slop = {s.name: int(s.slop_s * NS) for s in sensors}
+        self._off = {s.name: int(s.offset_s * NS) for s in sensors}
         self._lock = threading.Lock()
         self.stats = {n: SensorStats() for n in names}
         self.sets_emitted = 0
@@ -147,21 +203,9 @@ class Synchronizer:
             raise KeyError(f"unknown sensor {name!r}; enabled: {list(self.sensors)}")
         with self._lock:
             now = self._now()
-            st = self.stats[name]
-            if st.last_stamp_ns is not None and stamp_ns < st.last_stamp_ns - self._jump_ns:
-                self.time_jumps += 1  # this sensor's time line went backwards: bag loop, sim restart
-                self._reset(now)
-            if (name == self.reference and self._last_emitted is not None
-                    and stamp_ns < self._last_emitted - self._jump_ns):
-                self.time_jumps += 1  # the output's time line moved (e.g. ticks on another epoch)
-                self._reset(now)
-            st.received += 1
-            st.last_arrival_ns, st.last_stamp_ns = now, stamp_ns
-            self._stamp_offset[name] = stamp_ns + int(self.sensors[name].offset_s * NS) - now
-            if name == self.reference:
-                self._add_reference(stamp_ns, msg, now)
-            else:
-                self._add_sensor(name, stamp_ns, msg)
+            self.stats[name].received += 1
+            for stamp, m in self._screen(name, int(stamp_ns), msg, now):
+                self._accept(name, stamp, m, now)
             return self._service(now)
 
     def poll(self) -> list[FrameSet]:
@@ -178,6 +222,10 @@ class Synchronizer:
         last = self._start_ns if last is None or last < self._start_ns else last
         return now - last > self.sensors[name].timeout_s * NS
 
+    def out_of_sync(self, name: str) -> str:
+        """'' or why ``name`` is flagged out of sync (with its measured offset)."""
+        return self.stats[name].out_of_sync
+
     def buffered(self) -> dict[str, int]:
         """Messages held per sensor (bounded by queue_size)."""
         return {n: len(b.times) for n, b in self._buffers.items()}
@@ -191,12 +239,28 @@ class Synchronizer:
         self._start_ns = now
         self._last_now = now
         self._buffers = {n: _Buffer() for n in self.sensors}
+        self._tracks = {n: _Track() for n in self.sensors}
         self._pending: list[_Pending] = []
-        self._last_emitted: int | None = None
+        self._emitted: list[int] = []  # recent emitted reference stamps, sorted (bounded)
+        self._emitted_missing: dict[int, frozenset] = {}
+        self._newest: int | None = None  # newest emitted reference stamp
         self._next_tick: int | None = None
         self._stamp_offset: dict[str, int] = {}  # per sensor: last (corrected) stamp - arrival on the clock
         for st in self.stats.values():
             st.last_arrival_ns = st.last_stamp_ns = None
+            st.out_of_sync = ""
+
+    def _reset_output(self, stamp: int) -> None:
+        """The reference's time line moved to ``stamp``: forget pending/emitted sets and buffered
+        messages of the others that lie on the old time line (farther than the jump threshold)."""
+        self.time_jumps += 1
+        self._pending, self._emitted, self._emitted_missing = [], [], {}
+        self._newest, self._next_tick = None, None
+        for buf in self._buffers.values():
+            keep = [i for i, t in enumerate(buf.times) if abs(t - stamp) <= self._jump_ns]
+            if len(keep) != len(buf.times):
+                buf.times = [buf.times[i] for i in keep]
+                buf.items = [buf.items[i] for i in keep]
 
     def _now(self) -> int:
         now = self.clock()
@@ -206,27 +270,83 @@ class Synchronizer:
         self._last_now = now
         return now
 
+    def _screen(self, name: str, stamp: int, msg: Any, now: int) -> list[tuple[int, Any]]:
+        """The messages to take in now: none for an implausible or held-back stamp, two when a
+        held-back stamp is confirmed by this one (the sensor's time line moved)."""
+        st, tr = self.stats[name], self._tracks[name]
+        if stamp <= 0:  # unset header (0) or negative: never a sensor's time
+            st.implausible += 1
+            return []
+        if tr.last_stamp is None or abs(stamp - (tr.last_stamp + now - tr.last_arrival)) <= self._jump_ns:
+            if tr.suspect is not None:
+                st.implausible += 1
+                tr.suspect = None
+            return [(stamp, msg)]
+        if tr.suspect is not None:
+            s0, m0, a0 = tr.suspect
+            tr.suspect = None
+            if abs(stamp - (s0 + now - a0)) <= self._jump_ns:  # two agree: the time line moved
+                st.jumps += 1
+                self._buffers[name] = _Buffer()
+                tr.offsets.clear()
+                if name == self.reference:
+                    self._reset_output(s0)
+                return [(s0, m0), (stamp, msg)]
+            st.implausible += 1
+        tr.suspect = (stamp, msg, now)
+        return []
+
+    def _accept(self, name: str, stamp: int, msg: Any, now: int) -> None:
+        st, tr = self.stats[name], self._tracks[name]
+        if tr.last_arrival is not None:
+            tr.gaps.append(now - tr.last_arrival)
+        st.last_arrival_ns, st.last_stamp_ns = now, stamp
+        tr.last_stamp, tr.last_arrival = stamp, now
+        off = stamp + self._off[name] - now
+        self._stamp_offset[name] = off
+        tr.offsets.append(off)
+        if name == self.reference:
+            self._add_reference(stamp, msg, now)
+        else:
+            self._add_sensor(name, stamp, msg, now)
+
+    def _floor(self) -> int | None:
+        """Oldest reference stamp that may still come (reordering window), None before any set."""
+        return None if self._newest is None else self._newest - self._reorder_ns
+
     def _add_reference(self, stamp: int, msg: Any, now: int) -> None:
         st = self.stats[self.reference]
-        if self._last_emitted is not None and stamp <= self._last_emitted:
-            st.late += 1
-            return
-        refs = [p.ref_ns for p in self._pending]
-        if stamp in refs:
+        if self._newest is not None and stamp < self._newest - self._jump_ns:
+            self._reset_output(stamp)  # the output's time line moved (e.g. ticks on another epoch)
+        if stamp in self._emitted_missing or any(p.ref_ns == stamp for p in self._pending):
             st.duplicate += 1
             return
-        base = stamp if abs(now - stamp) <= self._skew_ns else now
-        i = bisect.bisect(refs, stamp)
-        self._pending.insert(i, _Pending(stamp, base, self.reference, msg, stamp))
-
-    def _add_sensor(self, name: str, stamp: int, msg: Any) -> None:
-        st, buf = self.stats[name], self._buffers[name]
-        t = stamp + int(self.sensors[name].offset_s * NS)
-        slop = int(self.sensors[name].slop_s * NS)
-        if (self._last_emitted is not None and t <= self._last_emitted + slop
-                and not any(abs(t - p.ref_ns) <= slop for p in self._pending)):
-            st.late += 1  # its frame set has been emitted already
+        floor = self._floor()
+        if floor is not None and stamp < floor:
+            st.late += 1
             return
+        base = stamp if abs(now - stamp) <= self._skew_ns else now
+        alive = frozenset(n for n in self.sensors if n != self.reference and not self.is_dead(n, now))
+        bisect.insort(self._pending, _Pending(stamp, base, self.reference, msg, stamp, now, alive),
+                      key=lambda q: q.ref_ns)
+
+    def _add_sensor(self, name: str, stamp: int, msg: Any, now: int) -> None:
+        st, buf = self.stats[name], self._buffers[name]
+        t = stamp + self._off[name]
+        slop = self._slop[name]
+        lo = bisect.bisect_left(self._emitted, t - slop)
+        hi = bisect.bisect_right(self._emitted, t + slop)
+        missed = any(name in self._emitted_missing[r] for r in self._emitted[lo:hi])
+        if st.out_of_sync:
+            self._recovery(name, t, now, lo < hi or any(abs(t - p.ref_ns) <= slop for p in self._pending))
+        floor = self._floor()
+        # too old for any set to come; far older stamps (another time line: a bag loop the
+        # reference has not followed yet) are kept, bounded by queue_size
+        too_old = floor is not None and t + slop < floor and t >= self._newest - self._jump_ns
+        if missed or too_old:
+            st.late += 1  # arrived after its set was emitted, or too old for any set to come
+            if too_old:
+                return
         i = bisect.bisect_left(buf.times, t)
         if i < len(buf.times) and buf.times[i] == t:
             st.duplicate += 1
@@ -236,6 +356,22 @@ class Synchronizer:
         while len(buf.times) > self.queue_size:
             del buf.times[0], buf.items[0]
             st.overflow += 1
+
+    def _recovery(self, name: str, t: int, now: int, matches: bool) -> None:
+        """While ``name`` is out of sync: track the run of arrivals that match a reference and
+        arrive without unusual gaps; clear the flag once the run lasts ``recover_s``."""
+        tr = self._tracks[name]
+        newest_ref = max([*(p.ref_ns for p in self._pending), self._newest or 0])
+        gap_ok = len(tr.gaps) < 4 or tr.gaps[-1] <= 3 * statistics.median(tr.gaps)
+        undecided = t > newest_ref  # its reference may not have arrived yet
+        if not gap_ok or not (matches or undecided):
+            tr.streak_start = None
+        elif tr.streak_start is None:
+            tr.streak_start = now
+        elif now - tr.streak_start >= self._recover_ns:
+            self.stats[name].out_of_sync = ""
+            tr.streak_start, tr.miss_run, tr.last_hit = None, 0, True
+            tr.episodes.clear()
 
     def _tick(self, now: int) -> None:
         """Rate mode, or fallback while the reference is dead: open one frame set per period."""
@@ -247,12 +383,14 @@ class Synchronizer:
         if self._next_tick is None or now - self._next_tick > 4 * self._period_ns:
             self._next_tick = now  # (re)start, skipping ticks missed during a stall
         shift = self._tick_shift()
+        alive = frozenset(n for n in self.sensors if not self.is_dead(n, now))
         while now >= self._next_tick:
             t = self._next_tick
             self._next_tick += self._period_ns
-            if self._last_emitted is not None and t + shift <= self._last_emitted:
+            if self._newest is not None and t + shift <= self._newest:
                 continue
-            bisect.insort(self._pending, _Pending(t + shift, t, None), key=lambda q: q.ref_ns)
+            bisect.insort(self._pending, _Pending(t + shift, t, None, added_ns=now, alive=alive),
+                          key=lambda q: q.ref_ns)
 
     def _tick_shift(self) -> int:
         """Clock -> stamp time line for ticks: 0 while stamps follow the clock, else the last
@@ -273,11 +411,12 @@ class Synchronizer:
             return None
         i = bisect.bisect_left(times, p.ref_ns)
         best = min((j for j in (i - 1, i) if 0 <= j < len(times)), key=lambda j: abs(times[j] - p.ref_ns))
-        return best if abs(times[best] - p.ref_ns) <= self.sensors[name].slop_s * NS else None
+        return best if abs(times[best] - p.ref_ns) <= self._slop[name] else None
 
     def _ready(self, p: _Pending, now: int) -> bool:
         for name, cfg in self.sensors.items():
-            if name == p.ref_name or self._match(name, p) is not None or self.is_dead(name, now):
+            if (name == p.ref_name or self.stats[name].out_of_sync or self._match(name, p) is not None
+                    or self.is_dead(name, now)):
                 continue
             if now < p.base_ns + cfg.timeout_s * NS:
                 return False
@@ -287,18 +426,20 @@ class Synchronizer:
         out: list[FrameSet] = []
         while len(self._pending) > self.max_pending:
             self.pending_overflow += 1
-            out.append(self._emit(self._pending.pop(0), "overflow"))
+            out.append(self._emit(self._pending.pop(0), "overflow", now))
         ready = [self._ready(p, now) for p in self._pending]
         if True in ready:  # emit up to the last ready set; earlier unready ones are superseded
             k = len(ready) - 1 - ready[::-1].index(True)
             for j in range(k + 1):
-                out.append(self._emit(self._pending.pop(0), None if ready[j] else "superseded"))
+                out.append(self._emit(self._pending.pop(0), None if ready[j] else "superseded", now))
         return out
 
-    def _emit(self, p: _Pending, reason: str | None) -> FrameSet:
+    def _emit(self, p: _Pending, reason: str | None, now: int) -> FrameSet:
         messages: dict[str, Any] = {}
         stamps: dict[str, int] = {}
         missing: list[str] = []
+        newest = p.ref_ns if self._newest is None else max(self._newest, p.ref_ns)
+        floor = newest - self._reorder_ns
         for name, cfg in self.sensors.items():
             buf = self._buffers[name]
             if name == p.ref_name:
@@ -309,31 +450,82 @@ class Synchronizer:
                     missing.append(name)
                 else:
                     stamps[name], messages[name] = buf.items[j]
-                    del buf.times[j], buf.items[j]
+                    if not cfg.reuse:
+                        del buf.times[j], buf.items[j]
+                self._health(name, p, j is not None, now)
             if name in messages:
                 self.stats[name].used += 1
-            # drop what can no longer match any later reference (those are > p.ref_ns)
-            cut = bisect.bisect_left(buf.times, p.ref_ns - int(cfg.slop_s * NS))
+            # drop what can no longer match any reference still to come (those are >= floor)
+            cut = bisect.bisect_left(buf.times, floor - self._slop[name])
             if cut:
                 self.stats[name].unmatched += cut
                 del buf.times[:cut], buf.items[:cut]
-        self._last_emitted = p.ref_ns
+        self._newest = newest
+        bisect.insort(self._emitted, p.ref_ns)
+        self._emitted_missing[p.ref_ns] = frozenset(missing)
+        while len(self._emitted) > _HISTORY:
+            del self._emitted_missing[self._emitted.pop(0)]
         self.sets_emitted += 1
         self.sets_complete += not missing
         reason = reason or ("complete" if not missing else "deadline")
-        return FrameSet(p.ref_ns, messages, stamps, tuple(missing), reason, p.ref_name)
+        return FrameSet(p.ref_ns, messages, stamps, tuple(missing), reason, p.ref_name, p.added_ns)
+
+    def _health(self, name: str, p: _Pending, matched: bool, now: int) -> None:
+        """Out-of-sync detection from one emitted set (see module doc)."""
+        st, tr = self.stats[name], self._tracks[name]
+        if self.sets_emitted % 8 == 0 or st.offset_ms is None:  # medians are not free: refresh now and then
+            st.offset_ms = self._offset_ms(name)
+        if matched:
+            tr.miss_run, tr.last_hit = 0, True
+            return
+        if name not in p.alive or st.out_of_sync:
+            return
+        st.missed += 1
+        if (st.last_arrival_ns or 0) > p.added_ns:  # kept publishing, yet nothing within slop
+            tr.miss_run += 1
+        elif tr.last_hit:  # went silent right after being used: one on/off episode
+            tr.episodes.append(now)
+        tr.last_hit = False
+        while tr.episodes and now - tr.episodes[0] > self._flap_ns:
+            tr.episodes.popleft()
+        st.offset_ms = self._offset_ms(name)
+        off = f"{st.offset_ms:+.1f} ms" if st.offset_ms is not None else "unknown"
+        if tr.miss_run >= self._oos_misses:
+            st.out_of_sync = (f"out of sync: {tr.miss_run} sets in a row without a message within "
+                              f"{self.sensors[name].slop_s * 1e3:.0f} ms while publishing; measured offset {off}")
+        elif len(tr.episodes) >= self._flap_n:
+            st.out_of_sync = (f"out of sync: flapping, went silent {len(tr.episodes)} times in "
+                              f"{self._flap_ns / NS:.0f} s; measured offset {off}")
+        if st.out_of_sync:
+            tr.streak_start = None
+
+    def _offset_ms(self, name: str) -> float | None:
+        """Median (corrected stamp - arrival) of ``name`` minus the reference's (or minus 0 in rate
+        mode): how far its stamps sit from the reference's time line, transport delay cancelled."""
+        offs = self._tracks[name].offsets
+        if not offs:
+            return None
+        ref = 0
+        if self.reference is not None and self.reference != name:
+            r = self._tracks[self.reference].offsets
+            if not r:
+                return None
+            ref = statistics.median(r)
+        return (statistics.median(offs) - ref) / 1e6
 
 
 def make_synchronizer(values: Mapping[str, Any], clock: Callable[[], int]) -> Synchronizer:
     """The node's synchronizer from its flat parameter values (names as in rmmss_ros.params:
-    ``<sensor>.enabled/slop_s/offset_s/timeout_s``, ``reference``, ``rate_hz``,
-    ``fallback_on_dead_reference``, ``sync.queue_size``) and a clock ``() -> ns``. Used by the node
-    and by offline replay, so both synchronise identically. ValueError for an inconsistent set."""
+    ``<sensor>.enabled/slop_s/offset_s/timeout_s/reuse``, ``reference``, ``rate_hz``,
+    ``fallback_on_dead_reference``, ``sync.queue_size``, ``sync.reorder_window_s``) and a clock
+    ``() -> ns``. Used by the node and by offline replay, so both synchronise identically.
+    ValueError for an inconsistent set."""
     sensors = [SensorConfig(m, float(values[f"{m}.slop_s"]), float(values[f"{m}.offset_s"]),
-                            float(values[f"{m}.timeout_s"]))
+                            float(values[f"{m}.timeout_s"]), bool(values.get(f"{m}.reuse", True)))
                for m in MODALITIES if values[f"{m}.enabled"]]
     ref = values["reference"]
     rate = float(values["rate_hz"])
     return Synchronizer(sensors, clock, reference=None if ref == "rate" else ref, rate_hz=rate,
                         fallback_rate_hz=rate if values["fallback_on_dead_reference"] else None,
-                        queue_size=int(values["sync.queue_size"]))
+                        queue_size=int(values["sync.queue_size"]),
+                        reorder_window_s=float(values.get("sync.reorder_window_s", 0.1)))

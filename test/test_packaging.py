@@ -1,6 +1,7 @@
 """The repository is a ROS 2 ament_python package that `colcon build` installs completely."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
     assert root.find("export/build_type").text == "ament_python"
     exec_deps = {e.text for e in root.findall("exec_depend")}
     for dep in ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "launch", "launch_ros",
-                "python3-torch", "python3-numpy", "python3-open3d"):
+                "python3-torch", "python3-numpy", "python3-open3d-pip"):
         assert dep in exec_deps, f"package.xml lacks <exec_depend>{dep}</exec_depend>"
     test_deps = {e.text for e in root.findall("test_depend")}
     assert {"python3-pytest", "launch_testing"} <= test_deps
@@ -44,6 +45,7 @@ def test_colcon_build_installs_everything(tmp_path):
     install = ws / "install" / "rmmss_ros"
     lib = install / "lib" / "rmmss_ros"
     assert (lib / "perception_node").is_file() and (lib / "rmmss").is_file()
+    assert os.access(install / "bin" / "rmmss", os.X_OK)  # on PATH after sourcing the workspace
     share = install / "share" / "rmmss_ros"
     assert (share / "package.xml").is_file()
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "rmmss_ros").is_file()

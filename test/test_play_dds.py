@@ -73,3 +73,32 @@ def test_play_publishes_with_timing_remap_and_drops(tmp_path):
     bag_t = np.array(stamps) - 1_700_000_000 - 100.0  # the writer's epoch + the sequence start
     assert not np.any((bag_t > 0.52) & (bag_t < 0.98)), bag_t  # the dropped window is silent
     assert got["rgb"][-1][1].height == 24 and got["rgb"][-1][1].encoding == "rgb8"
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_play_loop_stops_with_exit_0_on_ctrl_c(tmp_path, sig):
+    """Issue 11 #10: `rmmss play --loop` exited 1 on Ctrl-C (3 of 3): rclpy's own handler
+    invalidated the context under a publish. Now Ctrl-C / SIGTERM end playback with exit 0."""
+    import signal as _signal
+
+    bag = tmp_path / "b"
+    write_bag(open_sequence(fake_dataset(tmp_path / "ds", frames=10)), bag, BagWriteOptions())
+    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 80 + 40), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "rmmss_core.cli", "play", str(bag), "--loop", "--rate", "4"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    import threading
+
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    t_end = time.monotonic() + 60
+    while time.monotonic() < t_end and not any(ln.startswith("schedule:") for ln in lines):
+        time.sleep(0.1)
+    time.sleep(2.0)  # a few loops of publishing
+    proc.send_signal(getattr(_signal, sig))
+    proc.wait(timeout=30)
+    reader.join(timeout=5)
+    out = "".join(lines)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out

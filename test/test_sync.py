@@ -89,9 +89,9 @@ def test_dead_sensor_adds_no_waiting():
         clock.advance(50)
 
 
-def test_late_messages_dropped_and_counted():
+def test_late_messages_counted_kept_while_useful_and_reference_reordering_window():
     clock = FakeClock()
-    sync = make(clock)
+    sync = make(clock)  # reorder window 100 ms (default)
     t = clock.t
     sync.add("rgb", t, "cam")
     clock.advance(150)
@@ -99,9 +99,27 @@ def test_late_messages_dropped_and_counted():
     assert set(fs.missing) == {"depth", "event", "lidar"}
     assert sync.add("depth", t + 1 * MS, "late-d") == []
     assert sync.add("lidar", t - 5 * MS, "late-l") == []
-    assert sync.stats["depth"].late == 1 and sync.stats["lidar"].late == 1
-    assert sync.buffered()["depth"] == 0
-    sync.add("rgb", t - 10 * MS, "late-cam")  # reference older than an emitted set
+    assert sync.stats["depth"].late == 1 and sync.stats["lidar"].late == 1  # missed their set
+    assert sync.buffered()["depth"] == 1  # kept: may still serve a reordered or later reference
+    # a reference 10 ms older than the emitted set is inside the reordering window: processed
+    out = sync.add("rgb", t - 10 * MS, "reordered-cam")
+    clock.advance(150)
+    out += sync.poll()
+    assert [(f.stamp_ns, f.messages.get("depth")) for f in out] == [(t - 10 * MS, "late-d")]
+    assert sync.stats["rgb"].late == 0
+    sync.add("rgb", t - 200 * MS, "too-old-cam")  # beyond the window: late
+    assert sync.stats["rgb"].late == 1 and sync.pending == 0
+    # far too old for anything to come: dropped
+    sync.add("depth", t - 500 * MS, "stale-d")
+    assert sync.stats["depth"].late == 2 and sync.buffered()["depth"] == 1
+
+    clock = FakeClock()
+    sync = make(clock, reorder_window_s=0.0)  # no reordering: an older reference is late
+    t = clock.t
+    sync.add("rgb", t, "cam")
+    clock.advance(150)
+    sync.poll()
+    sync.add("rgb", t - 10 * MS, "late-cam")
     assert sync.stats["rgb"].late == 1 and sync.pending == 0
 
 
@@ -120,7 +138,7 @@ def test_out_of_order_and_duplicate_stamps():
     out += sync.add("lidar", t + 38 * MS, "l2")  # out of order: nearer to c2 than l3
     assert [(f.stamp_ns, f.messages["rgb"], f.messages["lidar"]) for f in out] == [
         (t, "c1", "l1"), (t + 40 * MS, "c2", "l3")]  # c2 completes as soon as l3 arrives
-    assert sync.stats["lidar"].late == 1  # l2 came after c2 was emitted
+    assert sync.stats["lidar"].late == 0  # l2 came after c2, but c2 had a LiDAR scan: not late
 
 
 def test_offset_corrects_sensor_stamps():
@@ -139,12 +157,16 @@ def test_time_jump_backwards_resets_and_keeps_going():
     for k in range(5):
         assert len(feed_frame(sync, clock, t0 + k * 100 * MS)) == 1
         clock.advance(100)
-    # bag loop: stamps restart 10 s earlier (the clock keeps running)
+    # bag loop: stamps restart 10 s earlier (the clock keeps running). Each sensor's first message
+    # on the new time line is held back until its second one confirms it; then both are used.
+    sets = []
     for k in range(5):
-        out = feed_frame(sync, clock, t0 - 10 * NS + k * 100 * MS)
-        assert len(out) == 1 and out[0].complete
+        sets += feed_frame(sync, clock, t0 - 10 * NS + k * 100 * MS)
         clock.advance(100)
-    assert sync.time_jumps == 1
+    assert [fs.stamp_ns for fs in sets] == [t0 - 10 * NS + k * 100 * MS for k in range(5)]
+    assert all(fs.complete for fs in sets)
+    assert sync.time_jumps == 1 and all(sync.stats[n].jumps == 1 for n in NAMES)
+    assert all(sync.stats[n].implausible == 0 for n in NAMES)
     # sim time restart: the clock itself jumps backwards
     clock.t -= 30 * NS
     assert sync.poll() == []
@@ -347,3 +369,202 @@ def test_fallback_ticks_follow_off_clock_stamps_and_reference_comes_back():
     assert len(ticks) >= 6 and all("depth" in fs.messages for fs in ticks)
     assert sum("rgb" in fs.messages for fs in after) >= 9
     assert sync.stats["depth"].late <= 1 and sync.time_jumps == 0
+
+
+# ------------------------------------------------------------ sensors at their own rates (issue 11)
+def _simulate(sync, clock, events, poll_ms=10, tail_ms=600):
+    """Feed (arrival_ns, name, stamp_ns) in arrival order, polling every ``poll_ms`` like the node.
+    Returns [(emission_ns, FrameSet)]."""
+    out = []
+    events = sorted(events, key=lambda e: e[0])
+    t, i, end = events[0][0], 0, events[-1][0] + tail_ms * MS
+    while t <= end:
+        while i < len(events) and events[i][0] <= t:
+            arrival, name, stamp = events[i]
+            clock.t = arrival
+            out += [(arrival, fs) for fs in sync.add(name, stamp, (name, stamp))]
+            i += 1
+        clock.t = t
+        out += [(t, fs) for fs in sync.poll()]
+        t += poll_ms * MS
+    return out
+
+
+def _periodic(name, hz, seconds, t0=100 * NS, phase_ms=0.0, delay_ms=5.0, stamp=None):
+    """(arrival, name, stamp) of a periodic sensor; ``stamp(k, s)`` may rewrite stamp k."""
+    ev = []
+    for k in range(int(seconds * hz)):
+        s = t0 + int((k / hz) * NS + phase_ms * MS)
+        ev.append((s + int(delay_ms * MS), name, stamp(k, s) if stamp else s))
+    return ev
+
+
+def _rates(seconds=4.0, lidar_phase_ms=7.0, **stamp_fns):
+    return [*_periodic("rgb", 30, seconds, delay_ms=8, stamp=stamp_fns.get("rgb")),
+            *_periodic("depth", 30, seconds, phase_ms=2, delay_ms=6, stamp=stamp_fns.get("depth")),
+            *_periodic("event", 30, seconds, phase_ms=-3, delay_ms=3, stamp=stamp_fns.get("event")),
+            *_periodic("lidar", 10, seconds + 0.1, phase_ms=lidar_phase_ms, delay_ms=12, stamp=stamp_fns.get("lidar"))]
+
+
+def _default_sync(clock, **kw):
+    return Synchronizer([SensorConfig(n, slop_s=0.05, timeout_s=0.25, reuse=kw.pop(f"{n}_reuse", True))
+                         for n in NAMES], clock, reference="rgb", **kw)
+
+
+def test_slow_lidar_serves_every_camera_frame_within_its_slop():
+    """Issue 11 #1: 30 Hz camera/depth/events + 10 Hz LiDAR, slop 50 ms: every camera stamp lies
+    within 50 ms of a scan, so every set must carry the LiDAR (old code: 33%, each scan used once)."""
+    clock = FakeClock(100 * NS)
+    sync = _default_sync(clock)
+    out = _simulate(sync, clock, _rates())
+    sets = [fs for _, fs in out]
+    assert len(sets) == 120 and len({fs.stamp_ns for fs in sets}) == 120
+    assert all(fs.complete for fs in sets)
+    assert sync.stats["lidar"].used == 120 and sync.stats["lidar"].received == 41
+    # policy per sensor: reuse=False is message_filters' rule, one set per scan
+    clock = FakeClock(100 * NS)
+    sync = _default_sync(clock, lidar_reuse=False)
+    sets = [fs for _, fs in _simulate(sync, clock, _rates())]
+    assert len(sets) == 120 and sum("lidar" in fs.messages for fs in sets) == 41
+
+
+def test_camera_frames_out_of_order_within_the_window_are_processed():
+    """Issue 11 #2: camera frames swapped in pairs (33 ms out of order) -> every frame emitted once
+    (old code: 50% dropped as late)."""
+    clock = FakeClock(100 * NS)
+    sync = _default_sync(clock)
+    ev = [e for e in _rates() if e[1] != "rgb"]
+    cams = _periodic("rgb", 30, 4.0, delay_ms=8)
+    for k in range(0, len(cams) - 1, 2):  # frame k arrives after frame k+1
+        (_, n0, s0), (a1, n1, s1) = cams[k], cams[k + 1]
+        ev += [(a1 + 1 * MS, n0, s0), (a1, n1, s1)]
+    sets = [fs for _, fs in _simulate(sync, clock, ev)]
+    assert sorted(fs.stamp_ns for fs in sets) == sorted(s for _, _, s in cams)
+    assert sum(fs.complete for fs in sets) >= 0.95 * len(cams) and sync.stats["rgb"].late == 0
+
+
+@pytest.mark.parametrize("victim", NAMES)
+def test_implausible_stamps_rejected_counted_and_cost_no_frame_of_the_others(victim):
+    """Issue 11 #3: one message with stamp 0, -100 s or +1e6 s every third frame of one sensor:
+    rejected and counted; every other sensor's frames are still used (old code: resets, 75% lost)."""
+    bad = [0, -100 * NS, 1_000_000 * NS]
+    fuzz = {victim: lambda k, s: bad[(k // 3) % 3] if k % 3 == 1 else s}
+    clock = FakeClock(100 * NS)
+    sync = _default_sync(clock)
+    ev = _rates(**fuzz)
+    sets = [fs for _, fs in _simulate(sync, clock, ev)]
+    n_bad = sum(1 for _, n, s in ev if n == victim and s in bad)
+    assert sync.stats[victim].implausible == n_bad and sync.time_jumps == 0
+    good_cams = 120 - (n_bad if victim == "rgb" else 0)
+    assert len(sets) == good_cams
+    for other in NAMES:
+        if other != victim:
+            assert all(other in fs.messages for fs in sets), other
+    if victim in ("depth", "event"):  # the good two of every three are used
+        assert sum(victim in fs.messages for fs in sets) >= 120 - n_bad
+
+
+def test_out_of_sync_sensor_detected_with_offset_and_stops_adding_wait():
+    """Issue 11 #4: depth stamps 1000 s off: flagged within a few frames with its measured offset;
+    afterwards sets are emitted without waiting for it (old code: every frame waited ~250 ms)."""
+    clock = FakeClock(1000 * NS)
+    sync = _default_sync(clock)
+    ev = [(a, n, s - 1000 * NS if n == "depth" else s) for a, n, s in _rates()]
+    ev = [(a + 900 * NS, n, s + 900 * NS) for a, n, s in ev]
+    out = _simulate(sync, clock, ev)
+    st = sync.stats["depth"]
+    assert "out of sync" in st.out_of_sync and abs(st.offset_ms + 1_000_000) < 50
+    assert f"measured offset {st.offset_ms:+.1f} ms" in st.out_of_sync
+    arrivals = {s: a for a, n, s in ev if n == "rgb"}
+    waits = [(t - arrivals[fs.stamp_ns]) / MS for t, fs in out]
+    assert len(out) == 120 and max(waits[10:]) < 60  # no more waiting for depth (LiDAR: < 50 ms)
+    assert all(fs.missing == ("depth",) for _, fs in out)
+
+
+def test_flapping_sensor_flagged_and_recovers_when_steady():
+    """Issue 11 #4: events on/off every 0.2-0.5 s: flagged as flapping; afterwards most frames no
+    longer wait for it; once steady for recover_s it is waited for again."""
+    rng = random.Random(3)
+    on, t_switch, windows = True, 0.0, []
+    while t_switch < 6.0:
+        d = rng.uniform(0.2, 0.5)
+        windows.append((t_switch, t_switch + d, on))
+        t_switch, on = t_switch + d, not on
+
+    def alive(s):
+        x = (s - 100 * NS) / NS
+        return x >= 6.0 or any(a <= x < b and o for a, b, o in windows)
+
+    clock = FakeClock(100 * NS)
+    sync = _default_sync(clock)
+    ev = [e for e in _rates(seconds=10.0) if e[1] != "event" or alive(e[2])]
+    out = _simulate(sync, clock, ev)
+    arrivals = {s: a for a, n, s in ev if n == "rgb"}
+    waits = [(t - arrivals[fs.stamp_ns]) / MS for t, fs in out]
+    flapping = [w for (t, fs), w in zip(out, waits, strict=True) if fs.stamp_ns < 106 * NS]
+    assert sum(w > 60 for w in flapping[60:]) <= 0.1 * len(flapping[60:])
+    assert sync.stats["event"].missed > 0
+    assert sync.out_of_sync("event") == ""  # steady since 6 s: recovered
+    late = [fs for _, fs in out if fs.stamp_ns > 109 * NS]
+    assert late and all(fs.complete for fs in late)
+
+
+def test_flag_reported_while_flapping():
+    clock = FakeClock(100 * NS)
+    sync = _default_sync(clock)
+    ev = [e for e in _rates(seconds=3.0) if e[1] != "event" or int((e[2] - 100 * NS) / (0.3 * NS)) % 2 == 0]
+    _simulate(sync, clock, ev)
+    assert "flapping" in sync.out_of_sync("event")
+    assert sync.out_of_sync("lidar") == "" and sync.out_of_sync("depth") == ""
+
+
+def test_a_single_outage_is_not_out_of_sync():
+    clock = FakeClock(100 * NS)
+    sync = _default_sync(clock)
+    ev = [e for e in _rates(seconds=4.0) if not (e[1] == "lidar" and 101 * NS < e[2] < 102 * NS)]
+    _simulate(sync, clock, ev)
+    assert all(sync.out_of_sync(n) == "" for n in NAMES)
+
+
+# ---------------------------------------------------------------- planted bugs (issue 15)
+def test_fast_reference_emitting_a_set_keeps_what_the_next_set_needs():
+    """Camera period under twice the slop: slop 20 ms, depth at +1 and +15 ms, camera at 0 and
+    +33 ms: the second set must be complete (pruning must not drop depth +15 on the first emit)."""
+    for reuse in (True, False):
+        clock = FakeClock()
+        sync = Synchronizer([SensorConfig("rgb", 0.02, timeout_s=0.1), SensorConfig("depth", 0.02, timeout_s=0.1,
+                                                                                 reuse=reuse)],
+                            clock, reference="rgb")
+        t = clock.t
+        sync.add("depth", t + 1 * MS, "d1")
+        sync.add("depth", t + 15 * MS, "d2")
+        (a,) = sync.add("rgb", t, "c1")
+        clock.advance(33)
+        (b,) = sync.add("rgb", t + 33 * MS, "c2")
+        assert a.messages["depth"] == "d1" and b.complete and b.messages["depth"] == "d2"
+
+
+def test_repeated_reference_stamp_is_published_once():
+    clock = FakeClock()
+    sync = make(clock, names=("rgb", "depth"))
+    t = clock.t
+    sync.add("depth", t, "d")
+    (fs,) = sync.add("rgb", t, "c")
+    clock.advance(40)
+    assert sync.add("rgb", t, "c-again") == [] and sync.poll() == []
+    clock.advance(200)
+    assert sync.poll() == [] and sync.stats["rgb"].duplicate == 1 and sync.sets_emitted == 1
+
+
+def test_message_exactly_one_slop_away_is_matched():
+    for d in (20, -20):
+        clock = FakeClock()
+        sync = make(clock, names=("rgb", "depth"), slop=0.02)
+        t = clock.t
+        sync.add("depth", t + d * MS, "edge")
+        (fs,) = sync.add("rgb", t, "c")
+        assert fs.complete and fs.messages["depth"] == "edge"
+    clock = FakeClock()
+    sync = make(clock, names=("rgb", "depth"), slop=0.02)
+    sync.add("depth", clock.t + 20 * MS + 1, "beyond")
+    assert sync.add("rgb", clock.t, "c") == []

@@ -72,9 +72,15 @@ def run(args: argparse.Namespace) -> int:
     bag = open_bag(args.bag)
     print(bag.describe())
     print(f"schedule: {opts.schedule}")
+    from rclpy.signals import SignalHandlerOptions
+
     stop = threading.Event()
+    # Ctrl-C / SIGTERM end playback cleanly (exit 0): our handlers stop the loop; rclpy's own
+    # handlers are off, as they would invalidate the context under a publish in progress.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    rclpy.init(args=[])  # our argv is not ROS arguments (a remap here would apply twice)
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # our argv is not ROS arguments (a remap here would apply twice)
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = rclpy.create_node("rmmss_player")
         player = Player(node, bag, opts)
