@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
@@ -396,6 +397,11 @@ def main(args: list[str] | None = None) -> int:
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        # SIGTERM shuts the context down from rclpy's signal handler; when that lands while spin()
+        # builds its wait set, rcl reports an invalid context instead of ExternalShutdownException
+        if rclpy.ok():
+            raise
     finally:
         # a second Ctrl-C / SIGTERM (ros2 launch forwards one, the terminal sends another) must
         # not interrupt the clean-up with a KeyboardInterrupt traceback
