@@ -8,11 +8,22 @@ measurements that must not be blended with empty pixels, and for LiDAR the densi
 -> ``(x - mean) / std``. A modality that is absent becomes zeros *after* normalisation and is
 flagged unavailable. An image already at ``input_size`` (e.g. LiDAR projected at the network
 resolution by the node) passes through unchanged.
+
+Fast path (issue #14, the node): an encoder may hand over :class:`Codes`, its 8-bit values
+``round(x * 255)`` instead of the float image ``x / 255`` (every quantised encoder's output is on
+that grid). Resampling that only selects pixels (identity, crop, nearest, letterbox padding) is
+done on the codes, and normalisation is a 256-entry table per channel built with
+:func:`normalize` itself (``cv2.LUT``), so the result is bit-identical to the float path while
+touching a quarter of the bytes; bilinear RGB and the ``nearest_return`` LiDAR reduction at another
+size go through the float path unchanged.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,11 +32,66 @@ from rmmss_core.geometry import InputGeometry
 from rmmss_core.modalities import MODALITIES
 from rmmss_core.spec import Normalization, PreprocessSpec
 
-ImageLike = np.ndarray | torch.Tensor
+
+@dataclass(frozen=True)
+class Codes:
+    """An encoded image as its 8-bit codes: value = ``code / 255`` exactly (float32).
+
+    ``planes``: uint8 ``H x W x 3`` (channels last, any row stride; a reversed-channel view such as
+    a bgr8 message read as RGB is fine), or ``H x W`` (one plane standing for all 3 channels, e.g.
+    metric depth). ``sparse``: optional ``(index, values)`` - flat pixel indices (int, M) and their
+    uint8 ``M x 3`` codes on an otherwise all-zero ``H x W x 3`` image of shape ``shape`` (then
+    ``planes`` is None), as a projected LiDAR image is.
+    """
+
+    planes: np.ndarray | None
+    shape: tuple[int, int]
+    sparse: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def dense(cls, planes: np.ndarray) -> Codes:
+        a = np.asarray(planes)
+        if a.dtype != np.uint8 or not (a.ndim == 2 or a.ndim == 3 and a.shape[2] == 3):
+            raise ValueError(f"codes must be uint8 H x W or H x W x 3, got {a.dtype} {a.shape}")
+        return cls(a, (int(a.shape[0]), int(a.shape[1])))
+
+    @classmethod
+    def of_sparse(cls, shape: tuple[int, int], index: np.ndarray, values: np.ndarray) -> Codes:
+        return cls(None, (int(shape[0]), int(shape[1])), (np.asarray(index), np.asarray(values, dtype=np.uint8)))
+
+    def to_uint8(self) -> np.ndarray:
+        """Dense uint8 ``H x W x 3``."""
+        if self.sparse is not None:
+            out = np.zeros((self.shape[0] * self.shape[1], 3), np.uint8)
+            out[self.sparse[0]] = self.sparse[1]
+            return out.reshape(*self.shape, 3)
+        a = self.planes
+        return np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a
+
+    def to_float(self) -> np.ndarray:
+        """The float32 ``H x W x 3`` image in [0, 1] these codes stand for (``code / 255``)."""
+        out = self.to_uint8().astype(np.float32)
+        return np.divide(out, np.float32(255.0), out=out)
+
+    def channel_planes(self) -> list[np.ndarray]:
+        """Three uint8 ``H x W`` planes (shared for a single-plane image), each OpenCV-readable."""
+        a = self.to_uint8() if self.sparse is not None else self.planes
+        if a.ndim == 2:
+            return [a] * 3
+        if a.strides[2] == -1 and a[:, :, ::-1].strides[1:] == (3, 1):  # bgr read as rgb: split as stored
+            return cv2.split(a[:, :, ::-1])[::-1]
+        if a.strides[1:] != (3, 1):
+            a = np.ascontiguousarray(a)
+        return list(cv2.split(a))
+
+
+ImageLike = np.ndarray | torch.Tensor | Codes
 
 
 def to_chw(img: ImageLike, name: str = "image") -> torch.Tensor:
-    """``H x W x 3`` numpy or ``3 x H x W`` tensor -> float32 tensor ``3 x H x W``."""
+    """``H x W x 3`` numpy, ``3 x H x W`` tensor or :class:`Codes` -> float32 tensor ``3 x H x W``."""
+    if isinstance(img, Codes):
+        img = img.to_float()
     if isinstance(img, np.ndarray):
         if img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"{name}: expected an H x W x 3 array, got shape {img.shape}")
@@ -161,6 +227,62 @@ def normalize(x: torch.Tensor, norm: Normalization) -> torch.Tensor:
     return out
 
 
+@lru_cache(maxsize=64)
+def normalize_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """float32 ``3 x 256``: :func:`normalize` of ``code / 255`` for every code, per channel (the
+    values the float path computes, so a table lookup is bit-identical to it)."""
+    grid = torch.from_numpy(np.arange(256, dtype=np.uint8).astype(np.float32) / np.float32(255.0))
+    x = grid.view(1, 1, 256).expand(3, 1, 256)
+    return normalize(x, Normalization(tuple(mean), tuple(std)))[:, 0].numpy().copy()
+
+
+def _nearest_only(modality: str, spec: PreprocessSpec) -> bool:
+    """True when resampling this modality only selects pixels (so it commutes with the 8-bit codes)."""
+    if modality == "rgb":
+        return False
+    return not (modality == "lidar" and spec.lidar.resample == "nearest_return")
+
+
+def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
+                        spec: PreprocessSpec) -> torch.Tensor:
+    """:class:`Codes` -> normalised network input ``3 x h x w`` float32, bit-identical to
+    ``normalize(fit(to_chw(codes.to_float())))``: geometry on the codes when it only selects
+    pixels, then one table lookup per channel; otherwise the float path."""
+    norm = spec.normalization[modality]
+    geo = InputGeometry.of(codes.shape, size, spec.resize_policy)
+    h, w = size
+    if not geo.identity and not _nearest_only(modality, spec):
+        return normalize(fit(to_chw(codes, modality), size, modality, spec), norm)
+    table = normalize_table(tuple(norm.mean), tuple(norm.std))
+    out = torch.empty(3, h, w)
+    o = out.numpy()
+    if geo.identity and codes.sparse is not None:  # mostly empty: fill with code 0, scatter the rest
+        idx, vals = codes.sparse
+        for c in range(3):
+            plane = o[c].reshape(-1)
+            plane.fill(table[c, 0])
+            plane[idx] = table[c][vals[:, c]]
+        return out
+    planes = codes.channel_planes()
+    if not geo.identity:
+        x0, y0, ws, hs = geo.window
+        px, py, bw, bh = geo.box
+        src = np.stack([p[y0:y0 + hs, x0:x0 + ws] for p in planes]) if planes[0] is not planes[1] else \
+            planes[0][None, y0:y0 + hs, x0:x0 + ws]
+        t = torch.from_numpy(np.ascontiguousarray(src))[None]
+        if (bh, bw) != (hs, ws):
+            t = F.interpolate(t, size=(bh, bw), mode="nearest")
+        if (bw, bh) != (w, h):
+            t = F.pad(t, (px, w - bw - px, py, h - bh - py))
+        small = t[0].numpy()
+        planes = [small[0]] * 3 if small.shape[0] == 1 else [small[0], small[1], small[2]]
+    for c in range(3):
+        r = cv2.LUT(planes[c], table[c], dst=o[c])
+        if not np.shares_memory(r, o):  # OpenCV allocated instead of writing in place
+            o[c] = r
+    return out
+
+
 def denormalize(x: torch.Tensor, norm: Normalization) -> torch.Tensor:
     """Inverse of :func:`normalize`: back to the encoded [0, 1] image."""
     mean, std = _stats(norm, x)
@@ -184,6 +306,10 @@ def preprocess(images: Mapping[str, ImageLike | None], spec: PreprocessSpec,
         img = images.get(m)
         if img is None:
             out[m] = torch.zeros(3, *size)
+            continue
+        if isinstance(img, Codes):
+            out[m] = fit_normalize_codes(img, size, m, spec)
+            available[i] = True
             continue
         x = fit(to_chw(img, m), size, m, spec)
         out[m] = normalize(x, spec.normalization[m])

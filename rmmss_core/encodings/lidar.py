@@ -8,6 +8,7 @@ import numpy as np
 
 from rmmss_core.encodings.camera import MIN_DEPTH_M, CameraModel
 from rmmss_core.encodings.common import quantize as quantize_values
+from rmmss_core.encodings.common import to_uint8
 from rmmss_core.spec import LidarEncoding
 
 
@@ -106,11 +107,32 @@ def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     without a return are 0. Returns float32 ``H x W x 3`` (camera height x width), on the 1/255
     grid (``round(v * 255) / 255``) if ``quantize``.
     """
+    target, values = lidar_returns(points, T_cam_lidar, camera, enc, intensity_units)
+    out = np.zeros((camera.height * camera.width, 3), dtype=np.float32)
+    out[target] = quantize_values(values) if quantize else values
+    return out.reshape(camera.height, camera.width, 3)  # pixels without a return stay exactly 0
+
+
+def project_lidar_codes(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
+                        enc: LidarEncoding = LidarEncoding(),
+                        intensity_units: str = "unit") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`project_lidar` with ``quantize=True`` as sparse 8-bit codes: (flat pixel index
+    ``row * width + col`` int64 M, uint8 ``M x 3`` codes ``round(v * 255)``); every other pixel is
+    0. ``from_uint8`` of the codes scattered into a zero image equals :func:`project_lidar`'s
+    output exactly (same returns, same values)."""
+    target, values = lidar_returns(points, T_cam_lidar, camera, enc, intensity_units)
+    return target, to_uint8(values)
+
+
+def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
+                  enc: LidarEncoding = LidarEncoding(),
+                  intensity_units: str = "unit") -> tuple[np.ndarray, np.ndarray]:
+    """The returns :func:`project_lidar` keeps: (flat pixel index int64 M, float32 ``M x 3``
+    channel values clipped to [0, 1], not quantised), one per pixel hit, in float64 geometry."""
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise ValueError(f"lidar points must be N x 4 (x, y, z, intensity), got shape {pts.shape}")
     H, W = camera.height, camera.width
-    out = np.zeros((H * W, 3), dtype=np.float32)
     T = np.asarray(T_cam_lidar, dtype=np.float64)
     if T.shape != (4, 4):
         raise ValueError(f"T_cam_lidar must be 4 x 4, got shape {T.shape}")
@@ -121,24 +143,25 @@ def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     ok = valid_points(xyz)
     if not ok.all():
         front, xyz = front[ok], xyz[ok]
-    pts = pts[front]
     cam = transform_points(xyz, T)
     pix, valid = camera.pixel_indices(cam)
-    keep = nearest_per_pixel(pix, cam[valid, 2], H * W)
-    src = np.flatnonzero(valid)[keep]
-    target = pix[keep]
+    vidx = np.flatnonzero(valid)
+    keep = nearest_per_pixel(pix, cam[vidx, 2], H * W)
+    src = vidx[keep]
+    values = np.empty((src.size, 3), dtype=np.float32)
     for c, name in enumerate(enc.channels):  # values clipped to [0, 1] in _channel
-        v = _channel(name, pts, xyz, cam, src, enc, intensity_units).astype(np.float32)
-        out[target, c] = quantize_values(v) if quantize else v
-    return out.reshape(H, W, 3)  # pixels without a return stay exactly 0 (finish() of a sparse image)
+        values[:, c] = _channel(name, pts, front, xyz, cam, src, enc, intensity_units)
+    return pix[keep], values
 
 
-def _channel(name: str, pts: np.ndarray, xyz: np.ndarray, cam: np.ndarray, src: np.ndarray,
-             enc: LidarEncoding, units: str) -> np.ndarray:
+def _channel(name: str, pts: np.ndarray, front: np.ndarray, xyz: np.ndarray, cam: np.ndarray,
+             src: np.ndarray, enc: LidarEncoding, units: str) -> np.ndarray:
+    """Channel ``name`` of the kept returns ``src`` (indices into ``xyz`` / ``cam``; ``front``
+    maps them to rows of ``pts``), clipped to [0, 1]."""
     if name == "range":  # in the LiDAR frame: the sensor's own measurement
         v = np.sqrt((xyz[src] ** 2).sum(axis=1)) / enc.max_range
     elif name == "intensity":
-        v = normalize_intensity(pts[src, 3], units) if pts.shape[1] > 3 else np.zeros(src.size)
+        v = normalize_intensity(pts[front[src], 3], units) if pts.shape[1] > 3 else np.zeros(src.size)
     elif name == "height":
         v = (xyz[src, 2] - enc.min_height) / (enc.max_height - enc.min_height)
     elif name == "depth":
