@@ -243,6 +243,36 @@ def _nearest_only(modality: str, spec: PreprocessSpec) -> bool:
     return not (modality == "lidar" and spec.lidar.resample == "nearest_return")
 
 
+def _reduce_codes_nearest_return(codes: Codes, geo: InputGeometry, key: int | None) -> Codes:
+    """:func:`reduce_nearest_return` (with the geometry's crop and letterbox) on sparse codes:
+    the same winner per input cell - smallest key code (codes order like the quantised values
+    they stand for), ties -> first source pixel in row-major order - as sparse codes at the input
+    size. Only pixels with a nonzero code take part, as in the dense version."""
+    if codes.sparse is None:
+        codes = Codes.of_sparse(codes.shape, *_dense_to_sparse(codes.to_uint8()))
+    idx, vals = codes.sparse
+    W = codes.shape[1]
+    x0, y0, ws, hs = geo.window
+    px, py, bw, bh = geo.box
+    r, c = np.divmod(np.asarray(idx, dtype=np.int64), W)
+    sel = (r >= y0) & (r < y0 + hs) & (c >= x0) & (c < x0 + ws) & ((vals[:, 0] | vals[:, 1] | vals[:, 2]) != 0)
+    r, c, vals = r[sel] - y0, c[sel] - x0, vals[sel]
+    cell = (((2 * r + 1) * bh) // (2 * hs) + py) * geo.dst_w + ((2 * c + 1) * bw) // (2 * ws) + px
+    src = r * ws + c  # row-major order in the window
+    k = vals[:, key].astype(np.int64) if key is not None else np.zeros(src.size, np.int64)
+    order = (k << 40) | src  # per cell: smallest key, then first in row-major order (src < 2^40)
+    best = np.full(geo.dst_h * geo.dst_w, np.iinfo(np.int64).max)
+    np.minimum.at(best, cell, order)
+    win = best[cell] == order
+    return Codes.of_sparse((geo.dst_h, geo.dst_w), cell[win], vals[win])
+
+
+def _dense_to_sparse(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = u8.reshape(-1, 3)
+    idx = np.flatnonzero(flat.any(axis=1))
+    return idx, flat[idx]
+
+
 def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
                         spec: PreprocessSpec, out: torch.Tensor | None = None) -> torch.Tensor:
     """:class:`Codes` -> normalised network input ``3 x h x w`` float32, bit-identical to
@@ -253,11 +283,24 @@ def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
     geo = InputGeometry.of(codes.shape, size, spec.resize_policy)
     h, w = size
     out = torch.empty(3, h, w) if out is None else out
-    if not geo.identity and not _nearest_only(modality, spec):
-        out.copy_(normalize(fit(to_chw(codes, modality), size, modality, spec), norm))
-        return out
     table = normalize_table(tuple(norm.mean), tuple(norm.std))
     o = out.numpy()
+    if not geo.identity and modality == "lidar" and spec.lidar.resample == "nearest_return" \
+            and geo.box[2] <= geo.window[2] and geo.box[3] <= geo.window[3]:
+        codes = _reduce_codes_nearest_return(codes, geo, lidar_key_channel(spec))
+        geo = InputGeometry.of(size, size, spec.resize_policy)
+    if not geo.identity and not _nearest_only(modality, spec):
+        # float path (bilinear RGB, LiDAR upscaled): the float image built channel-first (same
+        # values as to_chw's channels-last view, read by interpolate in one contiguous pass)
+        x = torch.empty(3, *codes.shape)
+        xn = x.numpy()
+        unit = normalize_table((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # code / 255
+        for c, plane in enumerate(codes.channel_planes()):
+            r = cv2.LUT(plane, unit[c], dst=xn[c])
+            if not np.shares_memory(r, xn):
+                xn[c] = r
+        out.copy_(normalize(fit(x, size, modality, spec), norm))
+        return out
     if geo.identity and codes.sparse is not None:  # mostly empty: fill with code 0, scatter the rest
         idx, vals = codes.sparse
         for c in range(3):

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from _frozen_prepare import reference_prepare
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-from _frozen_prepare import reference_prepare
 from rmmss_core.spec import DepthEncoding, LidarEncoding, PreprocessSpec
 from rmmss_ros.conversions import fill_cloud, fill_image
 from rmmss_ros.conversions.event_packet import encode_mono
@@ -107,14 +107,18 @@ CASES = [  # (camera, depth, cloud, events, input_size, policy, lidar resample, 
     ("yuv422_yuy2", "32FC1", "velodyne", "image", (240, 320), "stretch", "nearest_return", False),
     ("bgr8", "16UC1", "ouster", "packet", (256, 320), "letterbox", "nearest", True),
     ("rgb8", "16UC1", "velodyne", "image", (256, 256), "crop", "nearest_return", False),
+    ("rgb8", "32FC1", "ouster", "image", (256, 320), "letterbox", "nearest_return", False),
+    ("bgr8", "16UC1", "velodyne", "image", (96, 160), "letterbox", "nearest_return", True),
 ]
+LIDAR_CHANNELS = {(96, 160): ("depth", "intensity", "height")}  # key channel "depth", not "range"
 
 
 @pytest.mark.parametrize("cam,dep,cloud,events,size,policy,resample,distorted", CASES)
 def test_prepare_gives_the_model_exactly_the_old_input(cam, dep, cloud, events, size, policy, resample, distorted):
     rng = np.random.default_rng(zlib.crc32(repr((cam, dep, cloud, size)).encode()))
     spec = PreprocessSpec(input_size=size, resize_policy=policy,
-                          lidar=LidarEncoding(resample=resample, intensity_units="auto"),
+                          lidar=LidarEncoding(resample=resample, intensity_units="auto",
+                                              channels=LIDAR_CHANNELS.get(size, ("range", "intensity", "height"))),
                           depth=DepthEncoding(max_depth=20.0))
     params = PipelineParams(event_format="image" if events == "image" else "packet")
     pipe = Pipeline(SimpleNamespace(spec=spec), params)
