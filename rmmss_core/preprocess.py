@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from rmmss_core.geometry import InputGeometry
 from rmmss_core.modalities import MODALITIES
-from rmmss_core.spec import Normalization, PreprocessSpec
+from rmmss_core.spec import LidarEncoding, Normalization, PreprocessSpec
 
 
 @dataclass(frozen=True)
@@ -120,13 +120,15 @@ def resize(x: torch.Tensor, size: tuple[int, int], modality: str) -> torch.Tenso
     return out if batched else out[0]
 
 
-def lidar_key_channel(spec: PreprocessSpec | None) -> int | None:
-    """Index of the LiDAR channel that orders returns (``range`` or ``depth``: nearest wins), or None."""
+def lidar_key_channel(spec: PreprocessSpec | LidarEncoding | None) -> int | None:
+    """Index of the LiDAR channel that orders returns (``range`` or ``depth``: nearest wins), or None.
+    ``spec``: a PreprocessSpec or its LidarEncoding."""
     if spec is None:
         return None
+    lidar = spec.lidar if isinstance(spec, PreprocessSpec) else spec
     for name in ("depth", "range"):
-        if name in spec.lidar.channels:
-            return spec.lidar.channels.index(name)
+        if name in lidar.channels:
+            return lidar.channels.index(name)
     return None
 
 

@@ -43,7 +43,7 @@ def build_train_set(cfg: TrainConfig, spec: PreprocessSpec) -> Dataset:
     from rmmss_core.data.augment import train_transform
     if not cfg.data.root:
         raise ValueError("no training data: pass --data DIR (or data.root=DIR)")
-    transform = train_transform(tuple(cfg.data.input_size)) if cfg.data.augment else None
+    transform = train_transform(tuple(cfg.data.input_size), lidar=spec.lidar) if cfg.data.augment else None
     data = build_dataset(cfg.data.dataset, root=cfg.data.root, split=cfg.data.train_split, spec=spec,
                          transform=transform, **_sensors(cfg))
     if cfg.data.labeled_fraction < 1.0:
