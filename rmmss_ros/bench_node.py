@@ -55,21 +55,35 @@ def _tiny_backend(tmp: Path, size: tuple[int, int]):
     return create_backend("torch", path)
 
 
-def _paired(fa, fb, iters: int, warmup: int = 3) -> tuple[dict[str, float], dict[str, float], float]:
-    """Time ``fa`` and ``fb`` alternately: ({"p50_ms"} of a, of b, median of b / a per pair)."""
+def _interleaved(fns, iters: int, warmup: int = 3) -> list[list[float]]:
+    """Time each of ``fns`` in turn, ``iters`` rounds: per function the list of ms (same rounds)."""
     for _ in range(warmup):
-        fa(), fb()
-    ta, tb = [], []
+        for f in fns:
+            f()
+    out: list[list[float]] = [[] for _ in fns]
     for _ in range(iters):
-        t0 = time.perf_counter()
-        fa()
-        t1 = time.perf_counter()
-        fb()
-        t2 = time.perf_counter()
-        ta.append((t1 - t0) * 1e3)
-        tb.append((t2 - t1) * 1e3)
-    return ({"p50_ms": float(np.median(ta))}, {"p50_ms": float(np.median(tb))},
-            float(np.median(np.asarray(tb) / np.asarray(ta))))
+        for k, f in enumerate(fns):
+            t0 = time.perf_counter()
+            f()
+            out[k].append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _float_path(pipe, msgs, info):
+    """The composition before issue #14's CPU work: every modality encoded to a float32 image
+    (float64 depth, dense LiDAR image), then per-modality float preprocessing (its LiDAR
+    projection already has this change's speed-ups)."""
+    from rmmss_core.encodings import encode_depth, encode_rgb, project_lidar
+    from rmmss_core.preprocess import preprocess
+    from rmmss_ros.conversions import cloud_to_xyzi, encode_event_image, to_depth_m, to_rgb8
+
+    spec, cam = pipe.spec, pipe.camera(info)
+    enc = {"rgb": encode_rgb(to_rgb8(msgs["rgb"])),
+           "depth": encode_depth(to_depth_m(msgs["depth"]), spec.depth, True),
+           "event": encode_event_image(msgs["event"]),
+           "lidar": project_lidar(cloud_to_xyzi(msgs["lidar"]), pipe.T_cam_lidar, cam, spec.lidar, True,
+                                  intensity_units=pipe.lidar_units(msgs["lidar"]))}
+    return preprocess(enc, spec)
 
 
 def _stages(pipe, msgs, info, iters: int) -> dict[str, float]:
@@ -124,9 +138,12 @@ def run(quick: bool) -> BenchReport:
         pipe = Pipeline(_tiny_backend(Path(tmp), (H, W)))
         fs = SimpleNamespace(stamp_ns=10 * NS, messages=msgs, missing=())
         raw = {m: (serialize_message(msg), type(msg)) for m, msg in msgs.items()}
-        # interleaved, so load swings on the shared machine hit both alike
-        deser, prep, pair_ratio = _paired(lambda: [deserialize_message(b, t) for b, t in raw.values()],
-                                          lambda: pipe.prepare(fs, info), iters * 2)
+        # interleaved, so load swings on the shared machine hit all alike
+        t_deser, t_prep, t_float = _interleaved(
+            [lambda: [deserialize_message(b, t) for b, t in raw.values()], lambda: pipe.prepare(fs, info),
+             lambda: _float_path(pipe, msgs, info)], iters * 2)
+        deser, prep, flt = ({"p50_ms": float(np.median(t))} for t in (t_deser, t_prep, t_float))
+        pair_ratio = float(np.median(np.asarray(t_prep) / np.asarray(t_deser)))
         stages = _stages(pipe, msgs, info, iters)
         floor = time_callable(lambda: torch.empty(4, 3, H, W).fill_(1.0), iters=iters)
         pipe_small = Pipeline(SimpleNamespace(spec=PreprocessSpec(input_size=(256, 320), resize_policy="letterbox")))
@@ -167,6 +184,7 @@ def run(quick: bool) -> BenchReport:
         {"metric": "node_overhead_no_inference_ms_p50", "value": prep["p50_ms"]},
         {"metric": "overhead_ratio_vs_deserialise", "value": ratio},
         {"metric": "overhead_ratio_vs_deserialise_median_of_pairs", "value": pair_ratio},
+        {"metric": "float_path_before_14_ms_p50", "value": flt["p50_ms"]},
         {"metric": "write_floor_4_inputs_ms_p50", "value": floor["p50_ms"]},
         {"metric": "node_overhead_input_256x320_letterbox_ms_p50", "value": prep_small["p50_ms"]},
         *({"metric": f"stage_{k}_ms_p50", "value": v} for k, v in stages.items()),
@@ -179,15 +197,18 @@ def run(quick: bool) -> BenchReport:
     md = "\n".join([
         f"Machine: {mi['cpu']}, {mi['cores']} cores, torch threads {mi['torch_threads']}, GPU {mi['gpu']}. "
         f"Inputs 640 x 480 (bgr8 camera, 16UC1 depth, rgb8 event frame) and a {N_POINTS}-point cloud; "
-        f"{'quick' if quick else 'full'} run, {iters} timed iterations ({2 * iters} interleaved pairs for "
-        "the overhead / deserialise ratio). Model input at the camera resolution (480 x 640) unless said.",
+        f"{'quick' if quick else 'full'} run, {iters} timed iterations ({2 * iters} interleaved rounds of "
+        "deserialise / overhead / float path). Model input at the camera resolution (480 x 640) unless said.",
         "",
         "| measure | value |", "| --- | --- |",
         f"| deserialise the 4 CDR messages (rclpy), p50 | {deser['p50_ms']:.2f} ms |",
         f"| node overhead without inference (decode, encode, LiDAR projection, preprocess), p50 | "
         f"{prep['p50_ms']:.2f} ms |",
         f"| overhead / deserialise | {ratio:.1f}x |",
-        f"| overhead / deserialise, median over interleaved pairs | {pair_ratio:.1f}x |",
+        f"| overhead / deserialise, median over interleaved rounds | {pair_ratio:.1f}x |",
+        f"| the same inputs through the float encoders (the composition before issue #14: float32 images, "
+        f"float64 depth, dense LiDAR image, float preprocessing), p50 | {flt['p50_ms']:.2f} ms "
+        f"({flt['p50_ms'] / deser['p50_ms']:.1f}x deserialise; this path {flt['p50_ms'] / prep['p50_ms']:.1f}x faster) |",
         f"| floor: allocate and write the four 3 x 480 x 640 float32 inputs, p50 | {floor['p50_ms']:.2f} ms "
         f"({floor['p50_ms'] / deser['p50_ms']:.1f}x deserialise) |",
         f"| node overhead, same frame set, network input 256 x 320 (letterbox), p50 | {prep_small['p50_ms']:.2f} ms "
