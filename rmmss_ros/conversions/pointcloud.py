@@ -107,7 +107,7 @@ def cloud_to_xyzi(msg: Any, intensity: str = "intensity", what: str = "lidar", u
     finite &= np.isfinite(out[:, 2])
     if not finite.any():
         raise ConversionError(f"{what}: none of the {len(out)} points has finite x, y, z")
-    out = out[finite] if not finite.all() else out
+    out = out.take(np.flatnonzero(finite), axis=0) if not finite.all() else out
     np.nan_to_num(out[:, 3], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     if units is not None and has_i:
         from rmmss_core.encodings import intensity_units_for, normalize_intensity
