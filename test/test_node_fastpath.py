@@ -158,3 +158,20 @@ def test_missing_modalities_are_zeros_and_unavailable():
     assert got.used == ("depth",)
     for m in ("rgb", "depth", "event", "lidar"):
         assert torch.equal(got.inputs[m], want[m]), m
+
+
+def test_unquantised_spec_keeps_the_float_path():
+    """quantize_8bit = False: depth and LiDAR stay float (no codes); camera and event bytes are
+    exact either way."""
+    rng = np.random.default_rng(7)
+    spec = PreprocessSpec(input_size=(240, 320), quantize_8bit=False, depth=DepthEncoding(max_depth=20.0))
+    pipe = Pipeline(SimpleNamespace(spec=spec))
+    msgs = {"rgb": camera_msg(rng, "bgr8"), "depth": depth_msg(rng, "32FC1"), "lidar": velodyne_cloud(rng),
+            "event": fill_image(Image(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "rgb8")}
+    fs = SimpleNamespace(stamp_ns=STAMP, messages=msgs, missing=())
+    got = pipe.prepare(fs, camera_info(False))
+    want = reference_prepare(pipe, fs, camera_info(False))
+    for m in ("rgb", "depth", "event", "lidar"):
+        assert torch.equal(got.inputs[m], want[m]), m
+    off_grid = want["depth"] * spec.normalization["depth"].std[0] + spec.normalization["depth"].mean[0]
+    assert not torch.equal((off_grid * 255).round() / 255, off_grid)  # really unquantised values
