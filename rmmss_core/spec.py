@@ -65,6 +65,10 @@ LIDAR_RESAMPLE = ("nearest_return", "nearest")
 # on its own), "crop" (centre crop to the input aspect ratio, then resize; the mask is 255 =
 # ignore outside the crop), "letterbox" (resize to fit, pad with encoded 0; nothing is lost).
 RESIZE_POLICIES = ("stretch", "crop", "letterbox")
+# New specs keep the aspect ratio; a spec saved without the field (a checkpoint from before
+# resize policies existed) was trained on stretched images and is served the same.
+DEFAULT_RESIZE_POLICY = "letterbox"
+LEGACY_RESIZE_POLICY = "stretch"
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,9 @@ class PreprocessSpec:
     """What a model expects as input and what its outputs mean.
 
     input_size is (height, width) of the network input. class_names / palette index the logits.
-    resize_policy: how images of another aspect ratio reach input_size (RESIZE_POLICIES).
+    resize_policy: how images of another aspect ratio reach input_size (RESIZE_POLICIES); new
+    specs default to ``letterbox`` (aspect ratio kept, nothing lost, the mask mapped back to the
+    full image), specs loaded without the field to ``stretch`` (what they were trained with).
     quantize_8bit: encoders round to 1/255 steps, the way the dataset PNGs store encoded images,
     so a node fed raw sensor data produces bit-identical inputs to training on the files.
     """
@@ -146,7 +152,7 @@ class PreprocessSpec:
     lidar: LidarEncoding = field(default_factory=LidarEncoding)
     event: EventEncoding = field(default_factory=EventEncoding)
     quantize_8bit: bool = True
-    resize_policy: str = "stretch"
+    resize_policy: str = DEFAULT_RESIZE_POLICY
 
     def __post_init__(self):
         if tuple(self.modalities) != MODALITIES:
@@ -187,6 +193,7 @@ class PreprocessSpec:
         if "normalization" in kw:
             kw["normalization"] = {k: Normalization(tuple(v["mean"]), tuple(v["std"]))
                                    for k, v in kw["normalization"].items()}
+        kw.setdefault("resize_policy", LEGACY_RESIZE_POLICY)  # saved before policies existed: stretched
         if isinstance(kw.get("lidar"), Mapping) and "resample" not in kw["lidar"]:
             # saved before density-preserving reduction existed: the model was trained on
             # nearest-resampled LiDAR images, so serve it the same

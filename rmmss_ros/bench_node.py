@@ -1,7 +1,9 @@
 """``make bench`` section "node": the perception node's own costs, measured in-process.
 
 - per-frame overhead without inference (decode, encode/projection, preprocess) at 640 x 480 with a
-  64k-point cloud, as a ratio to simply deserialising the same CDR messages (rclpy);
+  64k-point cloud, as a ratio to simply deserialising the same CDR messages (rclpy), with its
+  per-stage breakdown, the memory-write floor (allocating and writing the four float32 inputs) and
+  the same frame set at a smaller network input (256 x 320, letterbox);
 - synchronizer cost per message;
 - output rate with one of four sensors dead, as a share of the reference rate (message_filters'
   approximate policy emits nothing then: it needs every input);
@@ -12,12 +14,14 @@
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 from rmmss_core.bench.report import BenchReport, machine_info, time_callable
 from rmmss_ros.sync import NS, SensorConfig, Synchronizer
@@ -53,6 +57,60 @@ def _tiny_backend(tmp: Path, size: tuple[int, int]):
     return create_backend("torch", path)
 
 
+def _interleaved(fns, iters: int, warmup: int = 3) -> list[list[float]]:
+    """Time each of ``fns`` in turn, ``iters`` rounds: per function the list of ms (same rounds)."""
+    for _ in range(warmup):
+        for f in fns:
+            f()
+    out: list[list[float]] = [[] for _ in fns]
+    for _ in range(iters):
+        for k, f in enumerate(fns):
+            t0 = time.perf_counter()
+            f()
+            out[k].append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _float_path(pipe, msgs, info):
+    """The composition before issue #14's CPU work: every modality encoded to a float32 image
+    (float64 depth, dense LiDAR image), then per-modality float preprocessing (its LiDAR
+    projection already has this change's speed-ups)."""
+    from rmmss_core.encodings import encode_depth, encode_rgb, project_lidar
+    from rmmss_core.preprocess import preprocess
+    from rmmss_ros.conversions import cloud_to_xyzi, encode_event_image, to_depth_m, to_rgb8
+
+    spec, cam = pipe.spec, pipe.camera(info)
+    enc = {"rgb": encode_rgb(to_rgb8(msgs["rgb"])),
+           "depth": encode_depth(to_depth_m(msgs["depth"]), spec.depth, True),
+           "event": encode_event_image(msgs["event"]),
+           "lidar": project_lidar(cloud_to_xyzi(msgs["lidar"]), pipe.T_cam_lidar, cam, spec.lidar, True,
+                                  intensity_units=pipe.lidar_units(msgs["lidar"]))}
+    return preprocess(enc, spec)
+
+
+def _stages(pipe, msgs, info, iters: int) -> dict[str, float]:
+    """p50 ms of each stage of ``Pipeline.prepare`` alone (decode + encode per modality, LiDAR
+    decode separately, preprocess of the four encoded inputs)."""
+    from rmmss_core.modalities import MODALITIES
+    from rmmss_core.preprocess import Codes, preprocess
+    from rmmss_ros.conversions import cloud_to_xyzi, event_image_codes, to_rgb8
+
+    cam = pipe.camera(info)
+    spec = pipe.spec
+    fns = {"camera_decode_bgr8_to_rgb_codes": lambda: Codes.dense(to_rgb8(msgs["rgb"])),
+           "depth_decode_and_encode_16UC1": lambda: pipe.encode_depth(msgs["depth"], cam),
+           "event_frame_decode": lambda: Codes.dense(event_image_codes(msgs["event"])),
+           "lidar_decode_cloud_to_xyzi": lambda: cloud_to_xyzi(msgs["lidar"]),
+           "lidar_decode_and_project_64k": lambda: pipe.encode_lidar(msgs["lidar"], cam, codes=True)}
+    out = {k: time_callable(f, iters=iters)["p50_ms"] for k, f in fns.items()}
+    encoded = {m: fns[k]() for m, k in zip(MODALITIES, ("camera_decode_bgr8_to_rgb_codes",
+                                                        "depth_decode_and_encode_16UC1", "event_frame_decode",
+                                                        "lidar_decode_and_project_64k"), strict=True)}
+    out["preprocess_4_inputs_fit_normalise"] = time_callable(
+        lambda: preprocess(encoded, spec, out=torch.empty(4, 3, *spec.input_size)), iters=iters)["p50_ms"]
+    return out
+
+
 def _dead_sensor_share(seconds: float) -> float:
     """Simulated 10 Hz camera + depth + events, LiDAR dead: sets emitted / camera frames."""
     clock = SimpleNamespace(t=100 * NS)
@@ -70,13 +128,11 @@ def _dead_sensor_share(seconds: float) -> float:
 
 
 def run(quick: bool) -> BenchReport:
-    import os
-
     from rclpy.serialization import deserialize_message, serialize_message
 
+    from rmmss_core.spec import PreprocessSpec
     from rmmss_ros.pipeline import Pipeline
 
-    load = os.getloadavg()[0]  # the development machines are shared: say how busy this one was
     rng = np.random.default_rng(0)
     msgs, info = _messages(rng)
     iters = 5 if quick else 30
@@ -84,8 +140,16 @@ def run(quick: bool) -> BenchReport:
         pipe = Pipeline(_tiny_backend(Path(tmp), (H, W)))
         fs = SimpleNamespace(stamp_ns=10 * NS, messages=msgs, missing=())
         raw = {m: (serialize_message(msg), type(msg)) for m, msg in msgs.items()}
-        deser = time_callable(lambda: [deserialize_message(b, t) for b, t in raw.values()], iters=iters)
-        prep = time_callable(lambda: pipe.prepare(fs, info), iters=iters)
+        # interleaved, so load swings on the shared machine hit all alike
+        t_deser, t_prep, t_float = _interleaved(
+            [lambda: [deserialize_message(b, t) for b, t in raw.values()], lambda: pipe.prepare(fs, info),
+             lambda: _float_path(pipe, msgs, info)], iters * 2)
+        deser, prep, flt = ({"p50_ms": float(np.median(t))} for t in (t_deser, t_prep, t_float))
+        pair_ratio = float(np.median(np.asarray(t_prep) / np.asarray(t_deser)))
+        stages = _stages(pipe, msgs, info, iters)
+        floor = time_callable(lambda: torch.empty(4, 3, H, W).fill_(1.0), iters=iters)
+        pipe_small = Pipeline(SimpleNamespace(spec=PreprocessSpec(input_size=(256, 320), resize_policy="letterbox")))
+        prep_small = time_callable(lambda: pipe_small.prepare(fs, info), iters=iters)
         full = time_callable(lambda: pipe.process(fs, info), iters=iters)
 
         n = 4000 if quick else 40000
@@ -119,10 +183,17 @@ def run(quick: bool) -> BenchReport:
     ours, mf = compare(10.0 if quick else 60.0)
     ratio = prep["p50_ms"] / deser["p50_ms"]
     mi = machine_info()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     records = [
         {"metric": "deserialise_4_msgs_ms_p50", "value": deser["p50_ms"]},
         {"metric": "node_overhead_no_inference_ms_p50", "value": prep["p50_ms"]},
         {"metric": "overhead_ratio_vs_deserialise", "value": ratio},
+        {"metric": "overhead_ratio_vs_deserialise_median_of_pairs", "value": pair_ratio},
+        {"metric": "float_path_before_14_ms_p50", "value": flt["p50_ms"]},
+        {"metric": "write_floor_4_inputs_ms_p50", "value": floor["p50_ms"]},
+        {"metric": "node_overhead_input_256x320_letterbox_ms_p50", "value": prep_small["p50_ms"]},
+        *({"metric": f"stage_{k}_ms_p50", "value": v} for k, v in stages.items()),
+        {"metric": "load_average_1min", "value": load},
         {"metric": "pipeline_with_tiny_model_ms_p50", "value": full["p50_ms"]},
         {"metric": "sync_us_per_message", "value": sync_us},
         {"metric": "output_share_one_of_four_dead", "value": share, "message_filters": 0.0},
@@ -146,18 +217,34 @@ def run(quick: bool) -> BenchReport:
     md = "\n".join([
         f"Machine: {mi['cpu']}, {mi['cores']} cores, torch threads {mi['torch_threads']}, GPU {mi['gpu']}. "
         f"Inputs 640 x 480 (bgr8 camera, 16UC1 depth, rgb8 event frame) and a {N_POINTS}-point cloud; "
-        f"{'quick' if quick else 'full'} run, {iters} timed iterations; load average {load:.1f} at the start.",
+        f"{'quick' if quick else 'full'} run, {iters} timed iterations ({2 * iters} interleaved rounds of "
+        "deserialise / overhead / float path). Model input at the camera resolution (480 x 640) unless said.",
         "",
         "| measure | value |", "| --- | --- |",
         f"| deserialise the 4 CDR messages (rclpy), p50 | {deser['p50_ms']:.2f} ms |",
         f"| node overhead without inference (decode, encode, LiDAR projection, preprocess), p50 | "
         f"{prep['p50_ms']:.2f} ms |",
         f"| overhead / deserialise | {ratio:.1f}x |",
+        f"| overhead / deserialise, median over interleaved rounds | {pair_ratio:.1f}x |",
+        f"| the same inputs through the float encoders (the composition before issue #14: float32 images, "
+        f"float64 depth, dense LiDAR image, float preprocessing), p50 | {flt['p50_ms']:.2f} ms "
+        f"({flt['p50_ms'] / deser['p50_ms']:.1f}x deserialise; this path {flt['p50_ms'] / prep['p50_ms']:.1f}x faster) |",
+        f"| floor: allocate and write the four 3 x 480 x 640 float32 inputs, p50 | {floor['p50_ms']:.2f} ms "
+        f"({floor['p50_ms'] / deser['p50_ms']:.1f}x deserialise) |",
+        f"| node overhead, same frame set, network input 256 x 320 (letterbox), p50 | {prep_small['p50_ms']:.2f} ms "
+        f"({prep_small['p50_ms'] / deser['p50_ms']:.1f}x) |",
         f"| synchronizer, per message | {sync_us:.1f} us |",
         f"| output rate, LiDAR dead, share of the reference rate | {share:.1%} (message_filters: 0%) |",
         f"| latency stamp -> mask, tiny model, CPU, in process (no DDS hop), p50 | {lat[len(lat) // 2]:.1f} ms |",
         "",
         *cmp_rows,
+        f"Load average (1 min) when the run ended: {load:.1f} on {mi['cores']} cores (shared machine: compare "
+        "ratios within one run, not absolute times across runs).",
+        "",
+        "Per-stage breakdown of the overhead at 640 x 480 (each stage timed alone, p50):",
+        "",
+        "| stage | ms |", "| --- | --- |",
+        *(f"| {k.replace('_', ' ')} | {v:.2f} |" for k, v in stages.items()),
         "",
         "B0 at 1024 x 1024 on a GPU: not measured here (no GPU and no rclpy on the GPU machine).",
         "",

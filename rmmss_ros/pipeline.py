@@ -20,6 +20,13 @@ readers use the same encoders):
   accumulates them with the shared encoder at the camera resolution, then ``fit`` (nearest);
 * the mask goes back to the camera resolution through the inverse of the same geometry.
 
+With ``quantize_8bit`` (every shipped spec) the quantised encoders hand over their 8-bit codes
+(:class:`rmmss_core.preprocess.Codes`: the camera's RGB bytes, the metric depth codes, the event
+frame's bytes, the LiDAR returns as sparse codes) and preprocessing normalises them with one table
+lookup per channel, resampling on the codes where it only selects pixels: the same model input,
+bit for bit, as encoding to float first (test/test_node_fastpath.py pins it against the old path),
+at a fraction of the cost (docs/bench/node.md).
+
 Each malformed input is caught here: whatever one modality's decoding or encoding raises is reported
 in ``Result.errors`` and that modality counts as missing for the frame; only the shared stages
 (preprocess, inference) can raise out of ``process``. :class:`Worker` runs frames on a thread that
@@ -36,20 +43,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from rmmss_core.encodings import (
     CameraModel,
     accumulate_events,
     encode_depth,
-    encode_rgb,
     event_pixel_map,
     map_event_pixels,
     project_lidar,
+    project_lidar_codes,
     scaled_pixel_map,
 )
 from rmmss_core.geometry import InputGeometry, resize_nearest_np
 from rmmss_core.modalities import MODALITIES
-from rmmss_core.preprocess import preprocess
+from rmmss_core.preprocess import Codes, preprocess
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import (
     ConversionError,
@@ -58,7 +66,8 @@ from rmmss_ros.conversions import (
     camera_info_warnings,
     cloud_to_xyzi,
     decode_event_message,
-    encode_event_image,
+    depth_codes,
+    event_image_codes,
     event_sensor_size,
     intensity_units_of,
     is_event_packet,
@@ -257,16 +266,28 @@ class Pipeline:
             units = intensity_units_of(msg) or "unit"
         return units
 
-    def encode_lidar(self, msg: Any, camera: CameraModel) -> np.ndarray:
-        """Cloud -> LiDAR image ``H x W x 3`` at the camera resolution (preprocess then reduces it
-        to the input with ``reduce_nearest_return``, as for the dataset files)."""
+    def encode_lidar(self, msg: Any, camera: CameraModel, codes: bool = False) -> np.ndarray | Codes:
+        """Cloud -> LiDAR image ``H x W x 3`` float32 at the camera resolution (preprocess then
+        reduces it to the input with ``reduce_nearest_return``, as for the dataset files); with
+        ``codes`` and ``quantize_8bit``: the same image as sparse :class:`Codes` (what prepare uses)."""
         units = self.lidar_units(msg)
         pts = cloud_to_xyzi(msg)
         if units == "byte" and pts.shape[0] and float(pts[:, 3].max()) > 255.0:
             self._warn(f"lidar: intensity up to {float(pts[:, 3].max()):.0f} exceeds the byte scale 0..255; "
                        "set lidar.intensity_units to counts16 if this is a photon-count (Ouster-like) sensor")
-        return project_lidar(pts, self.T_cam_lidar, camera, self.spec.lidar, self.spec.quantize_8bit,
-                             intensity_units=units)
+        if self.spec.quantize_8bit:  # codes: exactly project_lidar(quantize=True)'s image
+            target, values = project_lidar_codes(pts, self.T_cam_lidar, camera, self.spec.lidar, units)
+            c = Codes.of_sparse((camera.height, camera.width), target, values)
+            return c if codes else c.to_float()
+        return project_lidar(pts, self.T_cam_lidar, camera, self.spec.lidar, False, intensity_units=units)
+
+    def encode_depth(self, msg: Any, camera: CameraModel | None) -> np.ndarray | Codes:
+        """Depth image -> encoded depth (``H x W x 3`` float32), or its :class:`Codes` for the
+        quantised metric encoding."""
+        spec = self.spec
+        if spec.quantize_8bit and spec.depth.kind == "metric":
+            return Codes.dense(depth_codes(msg, spec.depth))
+        return encode_depth(to_depth_m(msg), spec.depth, spec.quantize_8bit, camera=camera)
 
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
         """Decode + encode + preprocess every present, enabled modality (the node's per-frame
@@ -274,7 +295,7 @@ class Pipeline:
         if self._device_prep is not None:
             return self._device_prep.prepare(frame_set, camera_info)
         t0 = time.perf_counter()
-        spec, q = self.spec, self.spec.quantize_8bit
+        spec = self.spec
         msgs = {m: msg for m, msg in frame_set.messages.items() if m in self.params.enabled and msg is not None}
         errors: dict[str, str] = {}
         try:
@@ -283,18 +304,16 @@ class Pipeline:
             camera = None
             errors["camera_info"] = str(e) if isinstance(e, ConversionError) else \
                 f"camera_info: {type(e).__name__}: {e}"
-        encoded: dict[str, np.ndarray] = {}
+        encoded: dict[str, np.ndarray | Codes] = {}
         rgb = None
         if "rgb" in msgs:
             rgb = self._try(errors, "rgb", lambda: to_rgb8(msgs["rgb"]))
-            enc_rgb = None if rgb is None else self._try(errors, "rgb", lambda: encode_rgb(rgb))
-            if enc_rgb is not None:
-                encoded["rgb"] = enc_rgb
+            if rgb is not None:  # RGB8 bytes are the encoding's codes (encode_rgb = bytes / 255)
+                encoded["rgb"] = Codes.dense(rgb)
         size = (rgb.shape[:2] if rgb is not None else (camera.height, camera.width) if camera is not None
                 else None)
         if "depth" in msgs:
-            d = self._try(errors, "depth", lambda: encode_depth(to_depth_m(msgs["depth"]), spec.depth, q,
-                                                                camera=camera))
+            d = self._try(errors, "depth", lambda: self.encode_depth(msgs["depth"], camera))
             if d is not None:
                 encoded["depth"] = d
                 size = size or d.shape[:2]
@@ -309,7 +328,7 @@ class Pipeline:
                     if e is not None:
                         encoded["event"] = e
             else:
-                e = self._try(errors, "event", lambda: encode_event_image(msg))
+                e = self._try(errors, "event", lambda: Codes.dense(event_image_codes(msg)))
                 if e is not None:
                     encoded["event"] = e
                     size = size or e.shape[:2]
@@ -317,13 +336,14 @@ class Pipeline:
             if camera is None:
                 errors["lidar"] = "lidar: no valid CameraInfo received yet; cannot project the cloud"
             else:
-                li = self._try(errors, "lidar", lambda: self.encode_lidar(msgs["lidar"], camera))
+                li = self._try(errors, "lidar", lambda: self.encode_lidar(msgs["lidar"], camera, codes=True))
                 if li is not None:
                     encoded["lidar"] = li
                     size = size or (camera.height, camera.width)
         t1 = time.perf_counter()
-        tensors, available = preprocess(encoded, spec)
-        inputs = {m: x[None] for m, x in tensors.items()}
+        batch = torch.empty(len(MODALITIES), 3, *spec.input_size)  # one allocation for the 4 inputs
+        _, available = preprocess(encoded, spec, out=batch)
+        inputs = {m: batch[i:i + 1] for i, m in enumerate(MODALITIES)}
         t2 = time.perf_counter()
         out_size = tuple(size) if size is not None else tuple(spec.input_size)
         warnings, self._pending_warnings = self._pending_warnings, []

@@ -115,3 +115,47 @@ def test_in_encoded_space_round_trip():
         torch.tensor(spec.normalization["rgb"].std)[:, None, None]
     out = C.in_encoded_space(xn, "rgb", spec, C.zero)
     assert torch.allclose(out[0], torch.full((6, 7), -0.485 / 0.229))
+
+
+def _sparse_lidar(H=40, W=60, density=0.1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    hit = torch.rand(H, W, generator=g) < density
+    img = torch.rand(3, H, W, generator=g) * 0.9 + 0.05
+    return img * hit
+
+
+def test_random_scale_shrinks_lidar_like_serving_nearest_return():
+    """#12 follow-up: augmentation used plain nearest on LiDAR, so a random downscale dropped ~3/4 of
+    the returns that serving (spec lidar.resample = nearest_return) keeps: training saw sparser
+    LiDAR than the node feeds. Now the same density-preserving reduction, nearest range wins."""
+    from rmmss_core.preprocess import reduce_nearest_return, resize
+    from rmmss_core.spec import LidarEncoding
+
+    lidar = _sparse_lidar()
+    d = {**coords_sample(40, 60), "lidar": lidar}
+    out = RandomResizedCrop((20, 30), scale=(1.0, 1.0), generator=torch.Generator().manual_seed(0))(d)
+    # factor min(20/40, 30/60) = 0.5: the whole image rescaled to 20 x 30, no crop, no pad
+    want = reduce_nearest_return(lidar, (20, 30), key=0)  # channel 0 = range
+    assert torch.equal(out["lidar"], want)
+    returns = (out["lidar"] != 0).any(0).sum().item()
+    plain = (resize(lidar, (20, 30), "lidar") != 0).any(0).sum().item()
+    assert returns > 2 * plain  # ~34% of cells hold a return vs ~10% with nearest
+    # each kept return is the nearest (smallest range) of its 2 x 2 source cell
+    blocks = lidar[0].reshape(20, 2, 30, 2).permute(0, 2, 1, 3).reshape(20, 30, 4)
+    nearest = torch.where(blocks > 0, blocks, torch.full_like(blocks, 9.0)).min(-1).values
+    kept = out["lidar"][0] > 0
+    assert torch.equal(out["lidar"][0][kept], nearest[kept]) and kept.sum() == (nearest < 9).sum()
+    # a spec from an older checkpoint (resample nearest) keeps plain nearest, as it was trained
+    old = RandomResizedCrop((20, 30), scale=(1.0, 1.0), generator=torch.Generator().manual_seed(0),
+                            lidar=LidarEncoding(resample="nearest"))(d)
+    assert torch.equal(old["lidar"], resize(lidar, (20, 30), "lidar"))
+    # depth keeps nearest
+    assert torch.equal(out["depth"], resize(d["depth"], (20, 30), "depth"))
+
+
+def test_train_transform_uses_the_spec_lidar_rule():
+    from rmmss_core.spec import LidarEncoding
+
+    t = train_transform((20, 30), lidar=LidarEncoding(resample="nearest"))
+    assert t.transforms[0].lidar.resample == "nearest"
+    assert train_transform((20, 30)).transforms[0].lidar.resample == "nearest_return"

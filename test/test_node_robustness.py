@@ -61,7 +61,8 @@ def test_unexpected_exception_in_one_conversion_costs_only_that_sensor(backend, 
     def boom(*a, **k):
         raise FloatingPointError("overflow in encoder")
 
-    monkeypatch.setattr(P, "encode_depth", boom)
+    monkeypatch.setattr(P, "encode_depth", boom)  # the float encoder (HHA, unquantised specs)
+    monkeypatch.setattr(P, "depth_codes", boom)   # the 8-bit codes path of quantised metric depth
     r = Pipeline(backend).process(_frame(np.random.default_rng(1)), _info())
     assert r.used_modalities == ("rgb",) and r.mask.shape == (H, W)
     assert r.errors == {"depth": "depth: FloatingPointError: overflow in encoder"}

@@ -4,9 +4,13 @@ Transforms take and return the dict a reader hands over before normalisation::
 
     {"rgb", "depth", "event", "lidar": FloatTensor 3 x H x W in [0, 1] or None, "label": LongTensor H x W}
 
-Geometry (resize, crop, flip) is shared; RGB is resized bilinearly, the other modalities and the
-label with nearest; padding is 0 for images and ``ignore_index`` (255) for the label. Photometric
-jitter touches RGB only.
+Geometry (resize, crop, flip) is shared; RGB is resized bilinearly, depth, events and the label
+with nearest, and LiDAR as the serving path does (``rmmss_core.preprocess.fit``): per the spec's
+``lidar.resample`` - ``nearest_return`` shrinks with the density-preserving
+:func:`~rmmss_core.preprocess.reduce_nearest_return` (nearest return per cell), so training sees
+LiDAR as dense as the node feeds it, ``nearest`` (specs from older checkpoints) plain nearest;
+padding is 0 for images and ``ignore_index`` (255) for the label. Photometric jitter touches RGB
+only.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ import torch.nn.functional as F
 
 from rmmss_core.classes import IGNORE_INDEX
 from rmmss_core.modalities import MODALITIES
-from rmmss_core.preprocess import resize, resize_label
+from rmmss_core.preprocess import lidar_key_channel, reduce_nearest_return, resize, resize_label
+from rmmss_core.spec import LidarEncoding
 
 Sample = dict[str, Any]
 
@@ -41,13 +46,22 @@ class Compose:
 
 class RandomResizedCrop:
     """Rescale by ``s * min(tH / H, tW / W)`` with ``s ~ U(scale)``, then a random ``size`` crop;
-    regions outside the rescaled image are padded (0 for images, ``ignore_index`` for the label)."""
+    regions outside the rescaled image are padded (0 for images, ``ignore_index`` for the label).
+    ``lidar``: the spec's LiDAR encoding, whose ``resample`` rule shrinks the LiDAR image
+    (default: ``nearest_return`` on the default channels, as a new spec serves it)."""
 
     def __init__(self, size: tuple[int, int], scale: tuple[float, float] = (0.5, 2.0),
-                 ignore_index: int = IGNORE_INDEX, generator: torch.Generator | None = None):
+                 ignore_index: int = IGNORE_INDEX, generator: torch.Generator | None = None,
+                 lidar: LidarEncoding | None = None):
         if len(size) != 2 or min(size) <= 0 or not 0 < scale[0] <= scale[1]:
             raise ValueError(f"RandomResizedCrop needs size (H, W) > 0 and 0 < scale min <= max, got {size}, {scale}")
         self.size, self.scale, self.ignore, self.g = tuple(size), scale, ignore_index, generator
+        self.lidar = lidar if lidar is not None else LidarEncoding()
+
+    def _rescale(self, x: torch.Tensor, size: tuple[int, int], modality: str) -> torch.Tensor:
+        if modality == "lidar" and self.lidar.resample == "nearest_return":
+            return reduce_nearest_return(x, size, lidar_key_channel(self.lidar))  # nearest when enlarging
+        return resize(x, size, modality)
 
     def __call__(self, d: Sample) -> Sample:
         H, W = d["label"].shape[-2:]
@@ -59,7 +73,7 @@ class RandomResizedCrop:
         out = dict(d)
         for m in MODALITIES:
             if d.get(m) is not None:
-                out[m] = self._crop_pad(resize(d[m], (nH, nW), m), y0, x0, 0.0)
+                out[m] = self._crop_pad(self._rescale(d[m], (nH, nW), m), y0, x0, 0.0)
         out["label"] = self._crop_pad(resize_label(d["label"], (nH, nW)), y0, x0, self.ignore)
         return out
 
@@ -108,8 +122,9 @@ class PhotometricJitter:
 
 
 def train_transform(size: tuple[int, int], scale: tuple[float, float] = (0.5, 2.0),
-                    generator: torch.Generator | None = None) -> Compose:
-    """The DELIVER training recipe: random resized crop (scale 0.5..2), flip, RGB photometric jitter."""
-    return Compose([RandomResizedCrop(size, scale, generator=generator),
+                    generator: torch.Generator | None = None, lidar: LidarEncoding | None = None) -> Compose:
+    """The DELIVER training recipe: random resized crop (scale 0.5..2), flip, RGB photometric jitter.
+    ``lidar``: the model spec's LiDAR encoding (its ``resample`` rule shrinks LiDAR)."""
+    return Compose([RandomResizedCrop(size, scale, generator=generator, lidar=lidar),
                     RandomHorizontalFlip(0.5, generator=generator),
                     PhotometricJitter(generator=generator)])

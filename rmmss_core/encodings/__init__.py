@@ -11,7 +11,7 @@ from rmmss_core.encodings.common import (
     quantize,
     to_uint8,
 )
-from rmmss_core.encodings.depth import depth_to_hha, depth_to_metres, encode_depth
+from rmmss_core.encodings.depth import depth_to_hha, depth_to_metres, encode_depth, metric_depth_codes
 from rmmss_core.encodings.events import (
     accumulate_events,
     event_pixel_map,
@@ -21,16 +21,18 @@ from rmmss_core.encodings.events import (
 )
 from rmmss_core.encodings.lidar import (
     intensity_units_for,
+    lidar_returns,
     nearest_per_pixel,
     normalize_intensity,
     project_lidar,
+    project_lidar_codes,
     transform_points,
     valid_points,
 )
 
 __all__ = [
-    "CameraModel", "accumulate_events", "event_pixel_map", "map_event_pixels", "map_event_points", "scaled_pixel_map", "depth_to_hha", "depth_to_metres", "encode_depth",
+    "CameraModel", "accumulate_events", "event_pixel_map", "map_event_pixels", "map_event_points", "scaled_pixel_map", "depth_to_hha", "depth_to_metres", "encode_depth", "metric_depth_codes",
     "encode_rgb", "encode_to_png_uint8", "from_uint8", "intensity_units_for", "nearest_per_pixel",
-    "normalize_intensity", "project_lidar",
+    "normalize_intensity", "project_lidar", "project_lidar_codes", "lidar_returns",
     "quantize", "to_uint8", "transform_points", "valid_points",
 ]

@@ -54,6 +54,34 @@ def encode_depth(depth_m: np.ndarray, enc: DepthEncoding = DepthEncoding(), quan
     return finish(img, quantize)
 
 
+def metric_depth_codes(depth_m: np.ndarray, enc: DepthEncoding = DepthEncoding()) -> np.ndarray:
+    """The 8-bit codes of :func:`encode_depth` (``metric``, ``quantize=True``) of float depth in
+    metres: uint8 ``H x W`` with ``from_uint8(code)`` equal, in every channel, to its output.
+
+    One single-channel float32 pass instead of float64 x 3 channels: when ``max_depth`` is a
+    float32 number the float32 quotient equals the float64 quotient rounded to float32 (double
+    rounding is innocuous for a division computed with >= 2 * 24 + 2 bits), clipping commutes with
+    that rounding, and the code is ``rint(x * 255)`` of the same float32 as before; otherwise the
+    float64 route is taken. Invalid pixels (NaN, <= 0, +-Inf) are 0.
+    """
+    if enc.kind != "metric":
+        raise ValueError(f"metric_depth_codes is for the metric encoding, got {enc.kind!r}")
+    d = np.asarray(depth_m)
+    if d.ndim == 3 and d.shape[2] == 1:
+        d = d[:, :, 0]
+    if d.ndim != 2 or not np.issubdtype(d.dtype, np.floating):
+        raise ValueError(f"depth must be H x W float metres, got {d.dtype} {np.shape(depth_m)}")
+    md = float(enc.max_depth)
+    if d.dtype == np.float32 and float(np.float32(md)) == md:
+        x = np.divide(d, np.float32(md))
+    else:
+        x = (d.astype(np.float64) / md).astype(np.float32)
+    np.copyto(x, np.float32(0.0), where=~((d > 0) & (d != np.inf)))  # invalid (NaN, <= 0, +-Inf) -> 0
+    np.minimum(x, np.float32(1.0), out=x)
+    np.multiply(x, np.float32(255.0), out=x)
+    return np.rint(x, out=x).astype(np.uint8)
+
+
 def depth_to_hha(depth: np.ndarray, valid: np.ndarray, camera: CameraModel) -> np.ndarray:
     """HHA (Gupta et al., ECCV 2014) of ``H x W`` metric depth -> ``H x W x 3`` float in [0, 1].
 

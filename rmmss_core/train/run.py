@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from rmmss_core.spec import PreprocessSpec
+from rmmss_core.spec import DEFAULT_RESIZE_POLICY, PreprocessSpec
 from rmmss_core.train.config import TrainConfig
 from rmmss_core.train.data import PartiallyLabeled
 from rmmss_core.train.distributed import resolve_device
@@ -30,11 +30,13 @@ log = logging.getLogger("rmmss.train")
 
 
 def dataset_spec(cfg: TrainConfig) -> PreprocessSpec:
-    """The dataset's own spec (``rmmss_dataset.json``) or the class set's, at ``data.input_size``."""
+    """The dataset's own spec (``rmmss_dataset.json``: its encodings) or the class set's, at
+    ``data.input_size``, with the resize policy of a new spec (letterbox: the model being trained
+    is new, whatever policy the dataset's writer recorded)."""
     from rmmss_core.data.deliver import read_dataset_info
     info = read_dataset_info(cfg.data.root) if cfg.data.root else {}
     spec = PreprocessSpec.from_dict(info["spec"]) if "spec" in info else PreprocessSpec.for_class_set(cfg.data.class_set)
-    return dataclasses.replace(spec, input_size=tuple(cfg.data.input_size))
+    return dataclasses.replace(spec, input_size=tuple(cfg.data.input_size), resize_policy=DEFAULT_RESIZE_POLICY)
 
 
 def build_train_set(cfg: TrainConfig, spec: PreprocessSpec) -> Dataset:
@@ -43,7 +45,7 @@ def build_train_set(cfg: TrainConfig, spec: PreprocessSpec) -> Dataset:
     from rmmss_core.data.augment import train_transform
     if not cfg.data.root:
         raise ValueError("no training data: pass --data DIR (or data.root=DIR)")
-    transform = train_transform(tuple(cfg.data.input_size)) if cfg.data.augment else None
+    transform = train_transform(tuple(cfg.data.input_size), lidar=spec.lidar) if cfg.data.augment else None
     data = build_dataset(cfg.data.dataset, root=cfg.data.root, split=cfg.data.train_split, spec=spec,
                          transform=transform, **_sensors(cfg))
     if cfg.data.labeled_fraction < 1.0:

@@ -13,12 +13,14 @@ from rmmss_ros.conversions.events import (
     decode_event_message,
     encode_event_cloud,
     encode_event_image,
+    event_image_codes,
     event_sensor_size,
     events_from_cloud,
     is_event_packet,
 )
 from rmmss_ros.conversions.image import (
     IMAGE_ENCODINGS,
+    depth_codes,
     fill_image,
     image_to_numpy,
     to_depth_m,
@@ -37,6 +39,6 @@ __all__ = [
     "EVENT_PACKET", "EVENT_PACKET_MSG", "Events", "Evt3Decoder", "decode_event_message", "decode_event_packet",
     "event_sensor_size", "is_event_packet",
     "DATATYPES", "IMAGE_ENCODINGS", "ConversionError", "camera_from_info", "camera_info_warnings", "cloud_dtype", "cloud_to_xyzi",
-    "encode_event_cloud", "encode_event_image", "events_from_cloud", "fill_cloud", "fill_image",
+    "depth_codes", "encode_event_cloud", "encode_event_image", "event_image_codes", "events_from_cloud", "fill_cloud", "fill_image",
     "image_to_numpy", "intensity_units_of", "read_points", "stamp_to_ns", "to_depth_m", "to_rgb8",
 ]

@@ -70,8 +70,14 @@ def encode_event_cloud(msg: Any, frame_stamp_ns: int, height: int, width: int, e
 def encode_event_image(msg: Any, what: str = "event") -> np.ndarray:
     """Event-frame Image (rgb8/bgr8/mono8..., the encoded event image as the dataset stores it)
     -> ``H x W x 3`` float32 [0, 1]."""
+    return from_uint8(np.ascontiguousarray(event_image_codes(msg, what)))
+
+
+def event_image_codes(msg: Any, what: str = "event") -> np.ndarray:
+    """Event-frame Image -> its ``H x W x 3`` uint8 RGB codes (``encode_event_image`` is these
+    / 255); a view of the message where the encoding allows. 16-bit and float frames raise."""
     if str(msg.encoding) in ("32FC1", "16UC1", "mono16"):
         a = image_to_numpy(msg, what)
         raise ConversionError(f"{what}: event frame must be 8-bit (rgb8, bgr8, mono8), got {msg.encoding!r} "
                               f"{a.shape}")
-    return from_uint8(np.ascontiguousarray(to_rgb8(msg, what)))
+    return to_rgb8(msg, what)
