@@ -1,21 +1,27 @@
 """RMMSS stage 2: the feature selection module (FSM) and the final RMMSS student.
 
-**Our reading.** The RMMSS paper names an FSM that scores the frozen teacher's and the frozen
-robust model's features ("feature score") and selects the best representation, but no public
-code or equation defines it. This module is our reading, consistent with the abstract and with
-CMNeXt's hub (docs/METHODS.md):
+The student is a frozen teacher + a frozen robust model (RMMSS stage 1) + a trainable FSM, and a
+SegFormer decoder (initialised from the robust model's) that decodes the selected pyramid.
 
-- At each of the 4 encoder stages, for each source s in (teacher, robust) with fused features
-  ``f_s`` (``B x C x h x w``): ``a_s = conv1x1(dwconv3x3(f_s)) + mask_bias_s(available)``,
-  ``f_s' = sigmoid(a_s) * f_s + f_s``; the selected feature is the element-wise max over sources
-  (``select="max"``) or the ``softmax_s(a_s)``-weighted sum (``select="softmax"``).
-  ``mask_bias_s`` is our addition: a linear map of the explicit availability mask ``B x 4`` to a
-  per-channel bias, so the gate knows which sensors are missing instead of inferring it.
-- A trainable SegFormer decoder (initialised from the robust model's) decodes the selected pyramid.
-- At the logits, the teacher's, the robust model's and the decoded logits are weighted per pixel
-  by ``softmax_s(conv1x1(dwconv3x3(z_s)) + mask_bias_s)`` and summed: the final prediction.
-- Training (recipe ``rmmss-fsm``): both models frozen, any-modal dropout, OHEM CE plus logit KD to
-  the teacher with all modalities.
+``variant="authors"`` (default) is the public FSM, RobustSeg/UMMSS@b08d32a:mmkd/FSM.py:14-73
+(``PredictorConv`` and ``TokenSelectionModule.tokenselect``), per encoder stage over the two
+sources (teacher, robust) with fused features ``x_s`` (``B x C x h x w``):
+
+- one spatial score per source: ``s_s = Sigmoid(Conv1x1_{C->1}(DWConv3x3_C(x_s)))`` (``B x 1 x h x w``),
+  a separate score net per source (FSM.py:14-29);
+- ``w_s = s_s * x_s + x_s``; the arg-max over sources of ``w`` at every element (``B x C x h x w``,
+  the code's ``torch.argmax(stacked, dim=0)``, FSM.py:47-53);
+- the **original** features ``x_s`` of the winning source are returned (FSM.py:55-73); the
+  fraction of elements won by each source is the code's ``percentages`` (``selection_share``).
+
+Since the arg-max is not differentiable, the score nets receive no gradient from any loss on the
+output: in training only the decoder learns (the authors' stage-2 loss and decoding are not
+released, METHODS.md "Open"). There is no logit-level selection in this variant.
+
+``variant="ours"`` (our former reading, kept as a named option): channel-wise scores
+``a_s = conv1x1_{C->C}(dwconv3x3(x_s)) + bias(available)``, the element-wise max (or a
+score-softmax weighting) of the refined ``sigmoid(a_s) * x_s + x_s``, and a per-pixel softmax
+selection among the teacher's, robust model's and decoded logits. Differentiable end to end.
 """
 from __future__ import annotations
 
@@ -28,10 +34,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rmmss_core.modalities import NUM_MODALITIES
-from rmmss_core.models import SegFeatures, SegOutput, build_model, register_model
-from rmmss_core.train.recipes.base import freeze
+from rmmss_core.models.registry import build_model, register_model
+from rmmss_core.models.segmentor import SegFeatures, SegOutput
 
 SOURCES = ("teacher", "robust")
+VARIANTS = ("authors", "ours")
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """No gradients and eval mode for good (training's ``Recipe.train`` keeps it in eval mode)."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    module.eval()
+    module._rmmss_frozen = True  # type: ignore[attr-defined]
+    return module
 
 
 @dataclass(frozen=True)
@@ -40,10 +56,13 @@ class FSMStudentConfig:
 
     teacher: dict[str, Any] = field(default_factory=dict)
     robust: dict[str, Any] = field(default_factory=dict)
+    variant: str = "ours"  # checkpoints written before the authors' FSM existed are "ours"
     select: str = "max"
     hidden: int = 0  # reserved: the scorers are depth-wise + 1x1 (no hidden width)
 
     def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"FSM variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.select not in ("max", "softmax"):
             raise ValueError(f"FSM select must be 'max' or 'softmax', got {self.select!r}")
         for role in SOURCES:
@@ -52,6 +71,38 @@ class FSMStudentConfig:
                 raise ValueError(f"FSM student needs the {role} model as {{'name', 'config'}}, got {spec!r}")
 
 
+# ---------------------------------------------------------------- the authors' FSM
+class SpatialScore(nn.Module):
+    """``Sigmoid(Conv1x1_{C->1}(DWConv3x3(x)))``: ``B x C x h x w`` -> ``B x 1 x h x w`` in (0, 1)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.dw = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.pw = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.pw(self.dw(x)))
+
+
+class TokenSelect(nn.Module):
+    """One stage of the authors' FSM over ``S`` sources (each ``B x C x h x w``).
+
+    forward(feats) -> (selected ``B x C x h x w``, winner index ``B x C x h x w`` long).
+    Ties go to the first source (``torch.argmax`` returns the first maximum).
+    """
+
+    def __init__(self, channels: int, sources: int = len(SOURCES)):
+        super().__init__()
+        self.scores = nn.ModuleList(SpatialScore(channels) for _ in range(sources))
+
+    def forward(self, feats: list[Tensor]) -> tuple[Tensor, Tensor]:
+        x = torch.stack(feats)                                                   # S x B x C x h x w
+        s = torch.stack([net(f) for net, f in zip(self.scores, feats, strict=True)])  # S x B x 1 x h x w
+        winner = torch.argmax(s * x + x, dim=0)                                  # B x C x h x w
+        return torch.gather(x, 0, winner[None]).squeeze(0), winner
+
+
+# ---------------------------------------------------------------- our former reading
 class Scorer(nn.Module):
     """``a = conv1x1(dwconv3x3(x)) + Linear(available)``: ``B x C x h x w`` -> ``B x out x h x w``."""
 
@@ -68,7 +119,7 @@ class Scorer(nn.Module):
 
 
 class StageSelect(nn.Module):
-    """One stage of the FSM over the sources' fused features (each ``B x C x h x w``)."""
+    """One stage of our FSM over the sources' fused features (each ``B x C x h x w``)."""
 
     def __init__(self, channels: int, select: str, sources: int = len(SOURCES)):
         super().__init__()
@@ -98,23 +149,32 @@ class LogitSelect(nn.Module):
 
 
 class FSMStudent(nn.Module):
-    """Frozen teacher + frozen robust model + trainable FSM (stage selection, decoder, logit selection).
+    """Frozen teacher + frozen robust model + trainable FSM and decoder.
 
-    forward(inputs, available, return_features=False) -> SegOutput(logits B x K x H x W)
+    forward(inputs, available, return_features=False) -> SegOutput(logits B x K x H x W).
+    With features, ``branch_logits`` holds the selection shares ``B x S x 1 x 1 x 1`` (authors:
+    the fraction of elements each source won over the 4 stages) or the logit-selection weights
+    ``B x 3 x 1 x H x W`` (ours).
     """
 
-    def __init__(self, teacher: nn.Module, robust: nn.Module, select: str = "max"):
+    def __init__(self, teacher: nn.Module, robust: nn.Module, select: str = "max", variant: str = "authors"):
         super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"FSM variant must be one of {VARIANTS}, got {variant!r}")
         t_ch, r_ch = tuple(teacher.encoder.out_channels), tuple(robust.encoder.out_channels)
         if t_ch != r_ch or teacher.num_classes != robust.num_classes:
             raise ValueError(f"FSM needs teacher and robust models of the same stage widths and classes: "
                              f"{t_ch}/{teacher.num_classes} vs {r_ch}/{robust.num_classes}")
+        self.variant = variant
         self.teacher, self.robust = freeze(teacher), freeze(robust)
-        self.stages = nn.ModuleList(StageSelect(c, select) for c in t_ch)
+        if variant == "authors":
+            self.stages = nn.ModuleList(TokenSelect(c) for c in t_ch)
+        else:
+            self.stages = nn.ModuleList(StageSelect(c, select) for c in t_ch)
+            self.logit_select = LogitSelect(robust.num_classes, len(SOURCES) + 1)
         self.decoder = copy.deepcopy(robust.decoder)
         for p in self.decoder.parameters():
             p.requires_grad_(True)
-        self.logit_select = LogitSelect(robust.num_classes, len(SOURCES) + 1)
 
     @property
     def num_classes(self) -> int:
@@ -123,24 +183,38 @@ class FSMStudent(nn.Module):
     def init_decoder_from_robust(self) -> None:
         self.decoder.load_state_dict(self.robust.decoder.state_dict())
 
+    def select(self, t_fused: list[Tensor], r_fused: list[Tensor], avail: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        """Selected pyramid (4 x ``B x C_s x h x w``) and, for the authors' FSM, the shares ``B x 2``."""
+        if self.variant == "ours":
+            return [stage([t, r], avail) for stage, t, r in zip(self.stages, t_fused, r_fused, strict=True)], None
+        selected, won = [], []
+        for stage, t, r in zip(self.stages, t_fused, r_fused, strict=True):
+            x, winner = stage([t, r])
+            selected.append(x)
+            won.append(torch.stack([(winner == i).flatten(1).float().mean(dim=1) for i in range(len(SOURCES))], 1))
+        return selected, torch.stack(won).mean(dim=0)
+
     def forward(self, inputs: dict[str, Tensor], available: Tensor, return_features: bool = False) -> SegOutput:
         avail = available.bool()
         with torch.no_grad():
             t = self.teacher(inputs, avail, return_features=True)
             r = self.robust(inputs, avail, return_features=True)
-        selected = [stage(list(fs), avail) for stage, fs in
-                    zip(self.stages, zip(t.features.fused, r.features.fused, strict=True), strict=True)]
+        selected, shares = self.select(t.features.fused, r.features.fused, avail)
         dec = self.decoder(selected, r.features.per_modality, avail[:, self.robust.mask_index])
         size = t.logits.shape[-2:]
-        decoded = F.interpolate(dec.logits, size=size, mode="bilinear", align_corners=False)
-        logits, weights = self.logit_select([t.logits, r.logits, decoded], avail)
+        logits = F.interpolate(dec.logits, size=size, mode="bilinear", align_corners=False)
+        if self.variant == "ours":
+            logits, weights = self.logit_select([t.logits, r.logits, logits], avail)
+            extra = weights[:, :, None]
+        else:
+            extra = shares[:, :, None, None, None]
         if not return_features:
             return SegOutput(logits)
         return SegOutput(logits, SegFeatures(per_modality=r.features.per_modality, fused=selected,
-                                             embedding=dec.embedding, branch_logits=weights[:, :, None]))
+                                             embedding=dec.embedding, branch_logits=extra))
 
 
 @register_model("rmmss_fsm", FSMStudentConfig)
 def build_fsm_student(cfg: FSMStudentConfig) -> FSMStudent:
-    """Rebuild the FSM student (weights of all three parts come from the checkpoint's state_dict)."""
-    return FSMStudent(build_model(cfg.teacher), build_model(cfg.robust), cfg.select)
+    """Rebuild the FSM student (weights of all parts come from the checkpoint's state_dict)."""
+    return FSMStudent(build_model(cfg.teacher), build_model(cfg.robust), cfg.select, cfg.variant)
