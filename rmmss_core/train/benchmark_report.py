@@ -383,7 +383,10 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
     atomic_write_text(md, "\n".join(lines))
     atomic_write_json(report_dir / "robustness.json", {"name": "robustness", "machine": m, "timings": dict(timings),
                                                         "config": config_to_dict(cfg), "seeds": seeds,
-                                                        "aggregate": agg, "per_seed": list(per_seed)})
+                                                        "aggregate": agg,
+                                                        # full per-condition results stay in <out>/results.json
+                                                        "per_seed": [{"seed": p["seed"], "timings": p["timings"]}
+                                                                     for p in per_seed]})
     if report_dir.resolve() == (Path(__file__).resolve().parents[2] / "docs" / "bench").resolve():
         from rmmss_core.bench.__main__ import write_index
         write_index(report_dir)
