@@ -11,7 +11,7 @@ from rmmss_core.eval import Evaluator, build_conditions, evaluate
 from rmmss_core.eval.plots import colorize, plot_overlays, plot_subset_bars
 from rmmss_core.eval.report import build_report, markdown_report, write_report
 from rmmss_core.modalities import MODALITIES, SUBSET_NAMES, parse_subset
-from rmmss_core.spec import Normalization, PreprocessSpec
+from rmmss_core.spec import PreprocessSpec
 
 K = 3
 SPEC = PreprocessSpec(class_names=("a", "b", "c"), palette=((200, 0, 0), (0, 200, 0), (0, 0, 200)),
