@@ -533,3 +533,32 @@ def test_u2mkd_feature_kd_through_an_adapter_on_the_lidar_branch(tmp_path):
             assert recipe.adapter[0].weight.grad is not None and recipe.adapter[0].weight.grad.abs().sum() > 0
         else:
             assert not hasattr(recipe, "adapter")
+
+
+def test_hpdm_student_missing_inputs_dropped_by_default_zero_padded_as_option(tmp_path):
+    import yaml
+    from _recipe_helpers import SPEC, recipe_config
+
+    from rmmss_core.models import create_model, save_model_checkpoint
+    from rmmss_core.train.recipes import build_recipe
+    from rmmss_core.train.recipes.distill import DistillRecipe
+    from rmmss_core.train.recipes.rmmss_hpdm import HPDMRecipe
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "config" / "train" / "rmmss_hpdm.yaml").read_text())
+    assert raw["model"]["options"]["missing"] == "drop"          # the authors' select model
+    assert issubclass(HPDMRecipe, DistillRecipe)
+    teacher = create_model("anymodal", size="tiny", num_classes=SPEC.num_classes)
+    path = tmp_path / "t.pt"
+    save_model_checkpoint(path, teacher, SPEC)
+    batch = _block_batch()
+    losses = {}
+    for missing in ("drop", "zero"):
+        cfg = recipe_config("rmmss-hpdm", options={"missing": missing}, teacher=str(path))
+        torch.manual_seed(0)
+        recipe = build_recipe("rmmss-hpdm", cfg, SPEC)
+        assert recipe.model.missing.kind == missing
+        torch.manual_seed(3)
+        loss, logs = recipe(batch, 0)
+        assert torch.isfinite(loss) and set(logs) == {"ce", "kd", "proto", "ifv"}
+        losses[missing] = loss.item()
+    assert losses["drop"] != pytest.approx(losses["zero"])
