@@ -85,16 +85,21 @@ def test_benchmark_harness_smoke(tmp_path):
     cfg = load_preset("smoke", overrides=[
         f"out={tmp_path / 'bench'}", "synth.frames=24", "synth.sequences=3", "train.iters=2",
         "train.data.input_size=[32,40]", "train.data.val_frames=2", "eval.max_samples=2",
-        "eval.protocols=[emm]", "eval.latency_iters=1"])
+        "eval.protocols=[emm,emm_told]", "eval.latency_iters=1", "seeds=[0,1]", "jobs=1",
+        "runs=[teacher,teacher_lidar,dropout,anyseg,rmmss-hpdm,rmmss-fsm,m3l,u2mkd,compress,dropout_semi,m3l_semi]"])
     md = main(cfg, "rmmss benchmark --preset smoke (test)")
     text = md.read_text()
     assert md.parent == tmp_path / "bench" / "report"
     for label in ("Teacher (all sensors)", "Dropout baseline", "AnySeg", "RMMSS-FSM", "M3L", "U2MKD",
-                  "Compressed RMMSS-FSM"):
+                  "Compressed RMMSS-FSM", "M3L, 10% labels", "Dropout baseline, 10% labels"):
         assert f"| {label} |" in text
-    assert "RMMSS-FSM best on mean missing-modality mIoU" in text
+    assert "RMMSS-FSM above the best other robust recipe" in text and "M3L with 10% labels above" in text
+    assert " ± " in text and "Seeds [0, 1]" in text
     assert (md.parent / "robustness_subsets.png").stat().st_size > 1000
-    # a second run reuses every trained model
-    t = json.loads((tmp_path / "bench" / "runs" / "teacher" / "result.json").read_text())
+    agg = json.loads((md.parent / "robustness.json").read_text())["aggregate"]
+    assert agg["teacher"]["full"]["n"] == 2 and len(agg["teacher"]["full"]["values"]) == 2
+    # a second run reuses every trained model of every seed
+    res = tmp_path / "bench" / "seed1" / "runs" / "teacher" / "result.json"
+    t = json.loads(res.read_text())
     main(cfg)
-    assert json.loads((tmp_path / "bench" / "runs" / "teacher" / "result.json").read_text()) == t
+    assert json.loads(res.read_text()) == t

@@ -11,7 +11,7 @@ from rmmss_core.eval import Evaluator, build_conditions, evaluate
 from rmmss_core.eval.plots import colorize, plot_overlays, plot_subset_bars
 from rmmss_core.eval.report import build_report, markdown_report, write_report
 from rmmss_core.modalities import MODALITIES, SUBSET_NAMES, parse_subset
-from rmmss_core.spec import Normalization, PreprocessSpec
+from rmmss_core.spec import PreprocessSpec
 
 K = 3
 SPEC = PreprocessSpec(class_names=("a", "b", "c"), palette=((200, 0, 0), (0, 200, 0), (0, 0, 200)),
@@ -67,11 +67,12 @@ def _class0_only_miou(samples):
 
 def test_build_conditions():
     conds = build_conditions(["emm", "rmm", "nm"])
-    assert len(conds) == 15 + 3 + 6
+    assert len(conds) == 15 + 3 * 15 + 3
     assert [c.name for c in conds[:15]] == list(SUBSET_NAMES)
-    gauss = [c for c in conds if c.corruption == "gaussian"]
-    assert [c.level for c in gauss] == [0.1, 0.2, 0.5] and all(c.corrupted == (0, 1, 3) for c in gauss)
-    assert [c.level for c in conds if c.corruption == "salt_pepper"] == [0.05, 0.1, 0.2]
+    assert [c.name for c in conds if c.protocol == "nm"] == ["low", "mid", "high"]
+    assert [c.name for c in conds if c.protocol == "rmm"][:2] == ["0.25/none", "0.25/R"]
+    told = build_conditions(["emm", "emm_told"], tell_missing=False)
+    assert [c.tell for c in told] == [False] * 15 + [True] * 15
     with pytest.raises(ValueError, match="bogus"):
         build_conditions(["emm", "bogus"])
 
@@ -113,19 +114,24 @@ def test_rmm_nm_seeded_and_monotone():
     c = Evaluator(SPEC, build_conditions(["rmm", "nm"]), seed=4).run(
         RgbOracle(), _loader(samples), progress=False).summary()
     assert c != a
-    rmm = [a["rmm"][r]["miou"] for r in ("0.25", "0.5", "0.75")]
+    rmm = [a["rmm"][r]["miou_avg"] for r in ("0.25", "0.5", "0.75")]
     assert 1.0 > rmm[0] > rmm[1] > rmm[2]
-    assert set(a["nm"]) == {"salt_pepper", "gaussian"} and set(a["nm"]["gaussian"]) == {"0.1", "0.2", "0.5"}
+    # the oracle reads RGB only: combinations that leave RGB alone are perfect
+    assert a["rmm"]["0.75"]["combinations"]["DEL"]["miou"] == pytest.approx(1.0)
+    assert a["rmm"]["0.75"]["combinations"]["R"]["miou"] < 1.0
+    assert set(a["nm"]) == {"low", "mid", "high"}
+    assert 1.0 > a["nm"]["low"]["miou"] > a["nm"]["high"]["miou"]
 
 
-def test_gaussian_condition_leaves_event_untouched():
+def test_nm_leaves_event_without_gaussian_noise():
     samples = _samples(n=2)
     model = RgbOracle()
-    conds = [c for c in build_conditions(["nm"]) if c.corruption == "gaussian"][:1]
-    Evaluator(SPEC, conds).run(model, _loader(samples), progress=False)
+    Evaluator(SPEC, build_conditions(["nm"])[:1]).run(model, _loader(samples), progress=False)
     _, inputs = model.calls[0]
     clean = torch.stack([s["event"] for s in samples])
-    assert torch.equal(inputs["event"], clean)
+    changed = inputs["event"] != clean
+    assert changed.any()                                   # salt-and-pepper only: max or min values
+    assert set(inputs["event"][changed].unique().tolist()) <= {clean.max().item(), clean.min().item()}
     assert not torch.equal(inputs["depth"], torch.stack([s["depth"] for s in samples]))
 
 
@@ -143,30 +149,20 @@ def test_max_samples_callable_model_and_resize():
         evaluate(lambda i, a: torch.zeros(2, 3), _loader(samples), SPEC, ["emm"], progress=False)
 
 
-def test_protocol_corruptions_use_the_shared_functions_in_the_right_space():
-    """RMM zeroes whole pixels of the normalised input; NM noise lives in the encoded [0, 1] space."""
-    norm = Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    spec = PreprocessSpec(input_size=(64, 64), normalization={m: norm for m in MODALITIES})
-    conds = {c.key: c for c in build_conditions(["rmm", "nm"])}
-    ev = Evaluator(spec, list(conds.values()))
+def test_rmm_corrupts_only_the_affected_modalities_of_the_normalised_input():
+    conds = {c.key: c for c in build_conditions(["rmm"])}
+    ev = Evaluator(SPEC, list(conds.values()))
     x = {m: torch.randn(2, 3, 64, 64) for m in MODALITIES}
-    rmm = next(c for c in conds.values() if c.corruption == "rmm" and c.level == 0.5)
-    y = ev._corrupt(rmm, x, torch.Generator().manual_seed(0))
-    for m in MODALITIES:
-        zero_px = (y[m] == 0).all(dim=1)
-        assert 0.4 < zero_px.float().mean() < 0.6
-        keep = ~zero_px[:, None].expand_as(y[m])
+    y = ev._corrupt(conds["rmm/0.5/RL"], x, torch.Generator().manual_seed(0))
+    for m in ("rgb", "lidar"):
+        assert 0.45 < (y[m] == 0).float().mean() < 0.55
+        keep = y[m] != 0
         assert torch.equal(y[m][keep], x[m][keep])
-    enc = {m: torch.zeros(1, 3, 100, 100) for m in MODALITIES}  # normalised 0 == encoded 0.5
-    sp = next(c for c in conds.values() if c.corruption == "salt_pepper" and c.level == 0.2)
-    noisy = ev._corrupt(sp, enc, torch.Generator().manual_seed(1))["rgb"] * 0.25 + 0.5
-    assert 0.08 < (noisy == 1).float().mean() < 0.12 and 0.08 < (noisy == 0).float().mean() < 0.12
-    gs = [c for c in conds.values() if c.corruption == "gaussian" and c.level == 0.1]
-    assert gs and all(MODALITIES.index("event") not in c.corrupted for c in gs)
-    gn = ev._corrupt(gs[0], enc, torch.Generator().manual_seed(2))["rgb"] * 0.25 + 0.5
-    assert gn.min() >= 0 and gn.max() <= 1 and 0.08 < (gn - 0.5).std() < 0.12
-    again = ev._corrupt(gs[0], enc, torch.Generator().manual_seed(2))["rgb"] * 0.25 + 0.5
-    assert torch.equal(gn, again)
+    for m in ("depth", "event"):
+        assert torch.equal(y[m], x[m])
+    again = ev._corrupt(conds["rmm/0.5/RL"], x, torch.Generator().manual_seed(0))
+    assert torch.equal(again["rgb"], y["rgb"])
+    assert all(torch.equal(v, x[k]) for k, v in ev._corrupt(conds["rmm/0.75/none"], x, torch.Generator()).items())
 
 
 def test_report_and_plots(tmp_path):
@@ -187,8 +183,9 @@ def test_report_and_plots(tmp_path):
     loaded = json.loads(paths["json"].read_text())
     assert loaded["checkpoints"]["oracle"]["emm"]["subsets"]["R"]["miou"] == pytest.approx(1.0)
     md = paths["markdown"].read_text()
-    assert "| R | 100.00 |" in md and "mIoU^E(p=0.2)" in md and "RMM r=0.75" in md
-    assert "NM Gaussian std (R, D, L) 0.5" in md and "| c |" in md
+    assert "| R | 100.00 |" in md and "mIoU^E(p=0.2)" in md and "| r=0.75 mIoU^Avg |" in md
+    assert "| r=0.25 mIoU^E(p=0.05) |" in md and "| r=0.5 DEL | 100.00 |" in md
+    assert "| high |" in md and "| c |" in md
     assert md == markdown_report(report) + "\n"
     assert not list(tmp_path.glob(".*.tmp"))
     bars = plot_subset_bars(report, tmp_path / "emm_subsets.png")
@@ -251,7 +248,8 @@ def test_cli_eval_end_to_end(tmp_path):
     assert r0["samples"] == 3 and len(r0["emm"]["subsets"]) == 15
     assert r0["emm"]["subsets"]["RDEL"]["pixels"] == 3 * 28 * 32
     assert len(r0["emm"]["subsets"]["RDEL"]["iou"]) == 25
-    assert set(r0["rmm"]) == {"0.25", "0.5", "0.75"} and set(r0["nm"]) == {"salt_pepper", "gaussian"}
+    assert set(r0["rmm"]) == {"0.25", "0.5", "0.75"} and set(r0["nm"]) == {"low", "mid", "high"}
+    assert len(r0["rmm"]["0.5"]["combinations"]) == 15 and r0["emm"]["told"] is False
     assert r0 != report["checkpoints"]["model1"]
     md = (out / "eval.md").read_text()
     assert "| subset | model0 | model1 |" in md and "| Truck |" in md

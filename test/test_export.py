@@ -21,14 +21,16 @@ SIZE = (64, 80)
 
 def make_checkpoint(path, fusion="mean", missing="drop", size="tiny"):
     """A tiny any-modal segmentor, or with ``fusion="fsm"`` the composite RMMSS-FSM student
-    (teacher + robust model + selection module, softmax selection)."""
+    (teacher + robust model + selection module: our variant with softmax selection), with
+    ``fusion="fsm_authors"`` the authors' FSM (arg-max selection of the original features)."""
     torch.manual_seed(0)
-    if fusion == "fsm":
+    if fusion in ("fsm", "fsm_authors"):
         from rmmss_core.models import model_spec
 
         teacher, robust = (model_spec(create_model("anymodal", size=size, fusion=f, missing=missing))
                            for f in ("linear", "mean"))
-        model = create_model("rmmss_fsm", teacher=teacher, robust=robust, select="softmax").eval()
+        variant = {"variant": "authors"} if fusion == "fsm_authors" else {"variant": "ours", "select": "softmax"}
+        model = create_model("rmmss_fsm", teacher=teacher, robust=robust, **variant).eval()
     else:
         model = create_model("anymodal", size=size, fusion=fusion, missing=missing).eval()
     spec = PreprocessSpec.for_class_set("deliver", input_size=SIZE)
@@ -62,7 +64,7 @@ def compare_all_subsets(model, path, batch=1, fp16=False):
 
 
 @pytest.mark.parametrize("fusion,opset", [("mean", 18), ("mean", 17), ("linear", 17), ("hub", 17),
-                                          ("impute", 17), ("fsm", 17)])
+                                          ("impute", 17), ("fsm", 17), ("fsm_authors", 17)])
 def test_graph_matches_torch_on_all_15_subsets(tmp_path, fusion, opset):
     model, _ = make_checkpoint(tmp_path / "m.pt", fusion)
     out = export_checkpoint(tmp_path / "m.pt", tmp_path / "m.onnx", opset=opset)

@@ -80,7 +80,9 @@ def test_ohem_rejects_mismatched_shapes():
 def test_mad_known_value_and_zero():
     t = torch.zeros(1, 2, 1, 1)
     s = torch.tensor([math.log(3), 0.0]).reshape(1, 2, 1, 1)
-    assert mad_loss(s, t).item() == pytest.approx(0.5 * math.log(4 / 3), rel=1e-5)
+    # KLDivLoss('mean') as the authors: the per-pixel KL 0.5 ln(4/3) divided by K = 2
+    assert mad_loss(s, t).item() == pytest.approx(0.25 * math.log(4 / 3), rel=1e-5)
+    assert mad_loss(s, t, reduction="pixel").item() == pytest.approx(0.5 * math.log(4 / 3), rel=1e-5)
     x = torch.randn(2, 5, 3, 4)
     assert mad_loss(x, x.clone()).item() == pytest.approx(0.0, abs=1e-6)
     assert mad_loss(torch.randn(2, 5, 3, 4), x).item() > 0
@@ -123,11 +125,14 @@ def test_umd_known_value_zero_and_masking():
     s = torch.zeros(1, 2, 2, 1, 1)
     s[0, 0, 0] = math.log(3)
     both = torch.tensor([[True, True]])
-    # modality 0: 0.5 ln(4/3), modality 1: 0 -> mean over the 2 pairs
-    assert umd_loss(s, t, both).item() == pytest.approx(0.25 * math.log(4 / 3), rel=1e-5)
+    # our channel-softmax reading: modality 0: 0.5 ln(4/3), modality 1: 0 -> mean over the 2 pairs
+    opt = {"axis": "channel", "stages": "mean"}
+    assert umd_loss(s, t, both, **opt).item() == pytest.approx(0.25 * math.log(4 / 3), rel=1e-5)
     only0 = torch.tensor([[True, False]])
-    assert umd_loss(s, t, only0).item() == pytest.approx(0.5 * math.log(4 / 3), rel=1e-5)
-    assert umd_loss(s, t, both, modalities=[1]).item() == pytest.approx(0.0, abs=1e-7)
+    assert umd_loss(s, t, only0, **opt).item() == pytest.approx(0.5 * math.log(4 / 3), rel=1e-5)
+    assert umd_loss(s, t, both, modalities=[1], **opt).item() == pytest.approx(0.0, abs=1e-7)
+    # the authors' H-axis softmax: with H = 1 every distribution is a point mass, so 0
+    assert umd_loss(s, t, both).item() == pytest.approx(0.0, abs=1e-7)
 
 
 def test_umd_unavailable_modality_contributes_nothing_and_teacher_detached():
@@ -154,7 +159,9 @@ def test_umd_unavailable_modality_contributes_nothing_and_teacher_detached():
 def test_cmd_known_value():
     s = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).reshape(1, 2, 2, 1, 1)   # orthogonal: sim 0
     t = torch.tensor([[1.0, 0.0], [1.0, 0.0]]).reshape(1, 2, 2, 1, 1)   # parallel: sim 1
-    assert cmd_loss(s, t, torch.tensor([[True, True]])).item() == pytest.approx(1.0)
+    assert cmd_loss(s, t, torch.tensor([[True, True]]), per_channel=False).item() == pytest.approx(1.0)
+    # per channel (the authors): student 0 and 0 -> 0; teacher 1 and 0 (a zero channel) -> 0.5
+    assert cmd_loss(s, t, torch.tensor([[True, True]])).item() == pytest.approx(0.25)
     # one available modality: nothing to compare
     assert cmd_loss(s, t, torch.tensor([[True, False]])).item() == 0.0
 
@@ -247,15 +254,17 @@ def test_ifv_zero_positive_ignore_and_teacher_width():
     t = torch.randn(2, 6, 8, 8)
     assert ifv_kd_loss(t.clone(), t, label, 3).item() == pytest.approx(0.0, abs=1e-6)
     s = torch.randn(2, 6, 8, 8)
-    base = ifv_kd_loss(s, t, label, 3)
+    base = ifv_kd_loss(s, t, label, 3, softmax="flat")
     assert base.item() > 0
     s2 = s.clone()
     s2[0, :, :2] = 1000 * torch.randn(6, 2, 8)    # ignore pixels changed: no effect
-    assert ifv_kd_loss(s2, t, label, 3).item() == pytest.approx(base.item(), rel=1e-5)
-    assert ifv_kd_loss(s * 5.0, t, label, 3).item() == pytest.approx(base.item(), rel=1e-4)
+    assert ifv_kd_loss(s2, t, label, 3, softmax="flat").item() == pytest.approx(base.item(), rel=1e-5)
+    assert ifv_kd_loss(s * 5.0, t, label, 3, softmax="flat").item() == pytest.approx(base.item(), rel=1e-4)
     wide_teacher = torch.cat([t, t], dim=1)        # same cosine maps, twice the channels
-    assert ifv_kd_loss(s, wide_teacher, label, 3).item() == pytest.approx(base.item(), rel=1e-4)
+    assert ifv_kd_loss(s, wide_teacher, label, 3, softmax="flat").item() == pytest.approx(base.item(), rel=1e-4)
+    _teacher_only_grad_free(ifv_kd_loss, s, t, label, 3, softmax="flat")
     _teacher_only_grad_free(ifv_kd_loss, s, t, label, 3)
+    assert ifv_kd_loss(t.clone(), t, label, 3).item() == pytest.approx(0.0, abs=1e-6)  # row (authors)
     assert ifv_kd_loss(s, t, torch.full_like(label, 255), 3).item() == 0.0
 
 
@@ -266,7 +275,7 @@ def test_ifv_temperature_factor():
     sim_t, _ = intra_class_similarity(t, label, 2)
     p_t = torch.softmax(sim_t / 2, 1)
     want = 4 * (p_t * (torch.log_softmax(sim_t / 2, 1) - torch.log_softmax(sim_s / 2, 1))).sum()
-    assert ifv_kd_loss(s, t, label, 2).item() == pytest.approx(want.item(), rel=1e-5)
+    assert ifv_kd_loss(s, t, label, 2, softmax="flat").item() == pytest.approx(want.item(), rel=1e-5)
 
 
 # ---------------------------------------------------------------- M3L

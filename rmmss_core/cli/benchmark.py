@@ -1,8 +1,8 @@
 """``rmmss benchmark --preset cpu|gpu|smoke``: the robustness benchmark (train every recipe with the
 same budget on the seeded synthetic world, evaluate side by side, write docs/bench/robustness.md).
 
-    rmmss benchmark --preset cpu                       # ~1 h on 2 cores
-    rmmss benchmark --preset gpu                       # < 25 min on one H100
+    rmmss benchmark --preset cpu                       # 3 seeds side by side, <= 90 min on 2 cores
+    rmmss benchmark --preset gpu                       # 3 seeds one after the other on one GPU
     rmmss benchmark --preset smoke train.iters=2       # the harness in minutes
 """
 from __future__ import annotations

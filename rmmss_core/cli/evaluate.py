@@ -31,7 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate on these sensors only, e.g. RDE (default: all four; a missing folder "
                              "is an error). Subsets with a left-out sensor are scored without it; the report says so")
     parser.add_argument("--split", default="val", help="split to evaluate (default val)")
-    parser.add_argument("--protocols", default="emm,rmm,nm", help="comma list of emm, rmm, nm")
+    parser.add_argument("--protocols", default="emm,rmm,nm",
+                        help="comma list of emm, emm_told, rmm, nm (METHODS.md: RMM = 3 rates x 15 "
+                             "combinations of affected modalities, NM = 3 levels)")
+    parser.add_argument("--tell-missing", action="store_true",
+                        help="EMM: also pass the availability mask to the model (default: the authors' "
+                             "protocol, inputs of missing sensors zeroed and the model not told)")
     parser.add_argument("--out", required=True, help="output folder for eval.json, eval.md and PNGs")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-workers", type=int, default=0)
@@ -100,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             from rmmss_core.utils.io import load_checkpoint
             load_checkpoint(path)  # raises the CheckpointError that says what is wrong
     device = _device(args.device)
-    conditions = build_conditions(args.protocols.split(","))
+    conditions = build_conditions(args.protocols.split(","), tell_missing=args.tell_missing)
     overlay_samples = _int_list(args.overlay_samples, "--overlay-samples")
     overlay_subsets = [subset_name(parse_subset(s)) for s in args.overlay_subsets.split(",") if s.strip()]
     sensors: dict[str, Any] = {}

@@ -1,7 +1,10 @@
 """Sensor corruptions for robustness training and the evaluation protocols (RMM, NM).
 
-Space: every function works on *encoded* images in [0, 1] (before normalisation), ``3 x H x W`` or
-``B x 3 x H x W`` float tensors, and returns a new tensor of the same shape (inputs are never
+The protocols' corruptions act on the **normalised network input**, as the authors' evaluation
+scripts do: ``rmm_zero`` (RMM) and ``nm_salt_and_pepper`` / ``nm_gaussian`` (NM), unclipped.
+
+Space of the other functions: *encoded* images in [0, 1] (before normalisation), ``3 x H x W`` or
+``B x 3 x H x W`` float tensors; each returns a new tensor of the same shape (inputs are never
 modified in place). To corrupt a normalised network input use :func:`in_encoded_space`, which
 denormalises, corrupts and normalises again with the spec's statistics. All randomness comes from
 the optional ``generator`` (global torch RNG otherwise), so protocols can be made reproducible.
@@ -67,6 +70,52 @@ def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | Non
     _check(x, "gaussian_noise")
     noise = torch.randn(tuple(x.shape), generator=generator).to(x.device, x.dtype)
     return (x + std * noise).clamp(0.0, 1.0)
+
+
+def rmm_zero(x: torch.Tensor, rate: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """RMM: every element (each value of each channel) of ``x`` zeroed with probability ``rate``.
+
+    On the normalised network input ``B x 3 x H x W``, as RobustSeg/UMMSS@b08d32a:tools/val_mm_RMM.py:124-125
+    (``mask = torch.rand(image.shape) < r; image[mask] = 0``).
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"RMM rate must be in [0, 1], got {rate}")
+    _check(x, "rmm_zero")
+    keep = _rand(tuple(x.shape), x, generator) >= rate
+    return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def nm_salt_and_pepper(x: torch.Tensor, density: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """NM salt-and-pepper on a normalised tensor, as RobustSeg/UMMSS@b08d32a:tools/val_mm_NM.py:68-82.
+
+    ``ceil(density * numel / 2)`` element positions drawn uniformly *with replacement* over the
+    whole tensor (all dims, channels separately) are set to the tensor's max (salt), then as many
+    again to its min (pepper; pepper wins where both fall). Max and min are over the whole tensor
+    given (the authors pass the batch), computed before any change. No clipping.
+    """
+    if not 0.0 <= density <= 1.0:
+        raise ValueError(f"salt-and-pepper density must be in [0, 1], got {density}")
+    _check(x, "nm_salt_and_pepper")
+    n = math.ceil(density * x.numel() * 0.5)
+    out = x.clone()
+    if n == 0 or x.numel() == 0:
+        return out
+    hi, lo = x.max(), x.min()
+    flat = out.view(-1)
+    salt = torch.randint(0, x.numel(), (n,), generator=generator).to(x.device)
+    flat[salt] = hi
+    pepper = torch.randint(0, x.numel(), (n,), generator=generator).to(x.device)
+    flat[pepper] = lo
+    return out
+
+
+def nm_gaussian(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """NM Gaussian noise: ``x + N(0, std^2)`` per element of the normalised tensor, **unclipped**
+    (RobustSeg/UMMSS@b08d32a:tools/val_mm_NM.py:85-89)."""
+    if std < 0:
+        raise ValueError(f"noise std must be >= 0, got {std}")
+    _check(x, "nm_gaussian")
+    return x + std * torch.randn(tuple(x.shape), generator=generator).to(x.device, x.dtype)
 
 
 def motion_blur(rgb: torch.Tensor, kernel_size: int = 15, angle_deg: float = 0.0) -> torch.Tensor:

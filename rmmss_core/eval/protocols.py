@@ -1,4 +1,20 @@
-"""Evaluation protocols of METHODS.md: EMM (15 subsets), RMM (random missing pixels), NM (noise).
+"""Evaluation protocols of METHODS.md, as the authors' scripts define them (RobustSeg/UMMSS@b08d32a
+tools/val_mm_EMM.py, val_mm_RMM.py, val_mm_NM.py):
+
+- EMM: each of the 15 available subsets, inputs of missing modalities zeroed; mIoU^Avg and
+  mIoU^E(p). ``tell_missing``: the authors call the model on the zeroed inputs without saying
+  which are missing (``False``, the default of ``rmmss eval`` and the benchmark;
+  RobustSeg/UMMSS@b08d32a:tools/val_mm_EMM.py); ``True`` (our option, what the ROS node does and
+  what validation during training uses) also passes the availability mask. The benchmark runs
+  both (protocol ``emm_told`` = always told).
+- RMM: for each rate r in {0.25, 0.5, 0.75} and each of the 15 combinations of 0..3 *affected*
+  modalities (never all four; val_mm_RMM.py:107-108), every element of the affected modalities'
+  normalised inputs is zeroed with probability r (val_mm_RMM.py:124-125); all modalities are
+  available. mIoU^Avg_RMM and mIoU^E_RMM(p) per rate, with ``p^#affected (1-p)^(4-#affected)``
+  weights renormalised over the 15 (val_mm_RMM.py:294-324).
+- NM: three levels; each applies salt-and-pepper (density 0.05/0.1/0.2) to R, D, E, L and then
+  Gaussian noise (std 0.1/0.2/0.5) to R, D, L, on the normalised inputs, unclipped
+  (val_mm_NM.py:100-118).
 
 One pass over the data evaluates every condition on every batch: the loader is read once and
 each condition has its own seeded generator, so results do not depend on which protocols run.
@@ -7,6 +23,7 @@ A model is any ``nn.Module`` or callable following ``model(inputs, available)`` 
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,26 +33,46 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from rmmss_core.data.corruptions import element_dropout, gaussian_noise, in_encoded_space, salt_and_pepper
+from rmmss_core.data.corruptions import nm_gaussian, nm_salt_and_pepper, rmm_zero
 from rmmss_core.eval.metrics import ConfusionMatrix, expected_miou
 from rmmss_core.modalities import MODALITIES, NUM_MODALITIES, SUBSET_NAMES, SUBSETS, subset_mask
 from rmmss_core.spec import PreprocessSpec
 
-PROTOCOLS = ("emm", "rmm", "nm")
+PROTOCOLS = ("emm", "emm_told", "rmm", "nm")
+DEFAULT_PROTOCOLS = ("emm", "rmm", "nm")
 RMM_RATES = (0.25, 0.5, 0.75)
+NM_LEVELS = ("low", "mid", "high")
 SALT_PEPPER_DENSITIES = (0.05, 0.1, 0.2)
 GAUSSIAN_STDS = (0.1, 0.2, 0.5)
+SALT_PEPPER_MODALITIES = (0, 1, 2, 3)      # R, D, E, L
 GAUSSIAN_MODALITIES = (0, 1, 3)            # R, D, L
 EXPECTED_PS = (0.2, 0.1, 0.05)
 ALL = tuple(range(NUM_MODALITIES))
+# the 15 combinations of 0..3 affected modalities, in the authors' order (by count, then lexicographic)
+RMM_COMBINATIONS: tuple[tuple[int, ...], ...] = tuple(
+    c for k in range(NUM_MODALITIES) for c in itertools.combinations(range(NUM_MODALITIES), k))
+
+
+def combination_name(affected: tuple[int, ...]) -> str:
+    """``()`` -> ``"none"``, ``(0, 3)`` -> ``"RL"``."""
+    return "".join("RDEL"[i] for i in affected) or "none"
+
+
+def expected_weights(counts: Sequence[int], p: float, num_modalities: int = NUM_MODALITIES) -> list[float]:
+    """``p^k (1-p)^(M-k)`` for each count k (missing or affected modalities), renormalised to sum 1."""
+    w = [p ** k * (1 - p) ** (num_modalities - k) for k in counts]
+    total = sum(w)
+    return [x / total for x in w]
 
 
 @dataclass(frozen=True)
 class Condition:
     """One evaluated setting: which modalities are available and which corruption is applied.
 
-    ``corruption`` is None (EMM), ``"rmm"``, ``"salt_pepper"`` or ``"gaussian"``, at ``level``,
-    applied to the modalities ``corrupted``.
+    ``corruption`` is None (EMM), ``"rmm"`` (rate ``level`` on the modalities ``corrupted``) or
+    ``"nm"`` (level index ``level`` into NM_LEVELS: salt-and-pepper on SALT_PEPPER_MODALITIES, then
+    Gaussian noise on GAUSSIAN_MODALITIES). ``tell``: the model is given the availability mask
+    (otherwise it gets all modalities marked available, the missing ones' inputs zeroed).
     """
 
     protocol: str
@@ -44,26 +81,34 @@ class Condition:
     corruption: str | None = None
     level: float = 0.0
     corrupted: tuple[int, ...] = ()
+    tell: bool = True
 
     @property
     def key(self) -> str:
         return f"{self.protocol}/{self.name}"
 
 
-def build_conditions(protocols: Iterable[str] = PROTOCOLS) -> list[Condition]:
-    """The conditions of the named protocols, in a fixed order."""
+def build_conditions(protocols: Iterable[str] = DEFAULT_PROTOCOLS, tell_missing: bool = True) -> list[Condition]:
+    """The conditions of the named protocols, in a fixed order.
+
+    ``emm``: the 15 subsets, the model told which are missing only if ``tell_missing`` (``True``
+    here, for validation during training; ``rmmss eval`` and the benchmark pass ``False``, the
+    authors' protocol, unless asked); ``emm_told``: the same, always told; ``rmm``: 3 rates x 15
+    combinations; ``nm``: 3 levels.
+    """
     protocols = [p.strip().lower() for p in protocols if p.strip()]
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
         raise ValueError(f"unknown protocol(s) {bad or protocols}; choose from {PROTOCOLS}")
     out: list[Condition] = []
-    if "emm" in protocols:
-        out += [Condition("emm", name, subset) for name, subset in zip(SUBSET_NAMES, SUBSETS, strict=True)]
+    for proto, tell in (("emm", tell_missing), ("emm_told", True)):
+        if proto in protocols:
+            out += [Condition(proto, name, subset, tell=tell) for name, subset in zip(SUBSET_NAMES, SUBSETS, strict=True)]
     if "rmm" in protocols:
-        out += [Condition("rmm", f"{r:g}", ALL, "rmm", r, ALL) for r in RMM_RATES]
+        out += [Condition("rmm", f"{r:g}/{combination_name(c)}", ALL, "rmm", r, c)
+                for r in RMM_RATES for c in RMM_COMBINATIONS]
     if "nm" in protocols:
-        out += [Condition("nm", f"salt_pepper/{d:g}", ALL, "salt_pepper", d, ALL) for d in SALT_PEPPER_DENSITIES]
-        out += [Condition("nm", f"gaussian/{s:g}", ALL, "gaussian", s, GAUSSIAN_MODALITIES) for s in GAUSSIAN_STDS]
+        out += [Condition("nm", lv, ALL, "nm", float(i), ALL) for i, lv in enumerate(NM_LEVELS)]
     return out
 
 
@@ -111,22 +156,31 @@ class EvalRun:
         by_proto: dict[str, list[Condition]] = {}
         for c in self.conditions:
             by_proto.setdefault(c.protocol, []).append(c)
-        if "emm" in by_proto:
-            subsets = {c.name: self.confusion[c.key].summary() for c in by_proto["emm"]}
+        for proto in ("emm", "emm_told"):
+            if proto not in by_proto:
+                continue
+            subsets = {c.name: self.confusion[c.key].summary() for c in by_proto[proto]}
             mious = {n: s["miou"] for n, s in subsets.items()}
             nan_mious = {n: s["miou_nanmean"] for n, s in subsets.items()}
-            out["emm"] = {"subsets": subsets,
+            out[proto] = {"subsets": subsets, "told": by_proto[proto][0].tell,
                           "miou_avg": sum(mious.values()) / len(mious),
                           "miou_avg_nanmean": sum(nan_mious.values()) / len(nan_mious),
                           "miou_e": {f"{p:g}": expected_miou(mious, p) for p in EXPECTED_PS}}
         if "rmm" in by_proto:
-            out["rmm"] = {c.name: self.confusion[c.key].summary() for c in by_proto["rmm"]}
+            rmm: dict[str, Any] = {}
+            for c in by_proto["rmm"]:
+                rate, combo = c.name.split("/")
+                rmm.setdefault(rate, {"combinations": {}})["combinations"][combo] = self.confusion[c.key].summary()
+            for entry in rmm.values():
+                combos = entry["combinations"]
+                mious = [v["miou"] for v in combos.values()]
+                counts = [0 if n == "none" else len(n) for n in combos]
+                entry["miou_avg"] = sum(mious) / len(mious)
+                entry["miou_e"] = {f"{p:g}": sum(w * m for w, m in zip(expected_weights(counts, p), mious, strict=True))
+                                   for p in EXPECTED_PS}
+            out["rmm"] = rmm
         if "nm" in by_proto:
-            nm: dict[str, dict[str, Any]] = {}
-            for c in by_proto["nm"]:
-                kind, level = c.name.split("/")
-                nm.setdefault(kind, {})[level] = self.confusion[c.key].summary()
-            out["nm"] = nm
+            out["nm"] = {c.name: self.confusion[c.key].summary() for c in by_proto["nm"]}
         return out
 
 
@@ -151,24 +205,19 @@ class Evaluator:
         self.overlay_subsets = tuple(overlay_subsets)
 
     def _corrupt(self, cond: Condition, inputs: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """The shared corruptions of ``rmmss_core.data.corruptions`` (the ones training uses).
-
-        RMM zeroes whole pixels (all channels) of the normalised input, as the ``zero`` missing
-        representation does; NM noise is added in the encoded [0, 1] space and normalised again.
-        """
+        """The protocols' corruptions (``rmmss_core.data.corruptions``) on the normalised inputs."""
         out = dict(inputs)
-        for i in cond.corrupted:
-            m, level = MODALITIES[i], cond.level
-            if cond.corruption == "rmm":
-                out[m] = element_dropout(out[m], level, per_pixel=True, generator=gen)
-            elif cond.corruption == "salt_pepper":
-                out[m] = in_encoded_space(out[m], m, self.spec,
-                                          lambda x, lv=level: salt_and_pepper(x, lv, generator=gen))
-            elif cond.corruption == "gaussian":
-                out[m] = in_encoded_space(out[m], m, self.spec,
-                                          lambda x, lv=level: gaussian_noise(x, lv, generator=gen))
-            else:
-                raise ValueError(f"unknown corruption {cond.corruption!r} in condition {cond.key}")
+        if cond.corruption == "rmm":
+            for i in cond.corrupted:
+                out[MODALITIES[i]] = rmm_zero(out[MODALITIES[i]], cond.level, generator=gen)
+        elif cond.corruption == "nm":
+            lv = int(cond.level)
+            for i in SALT_PEPPER_MODALITIES:
+                out[MODALITIES[i]] = nm_salt_and_pepper(out[MODALITIES[i]], SALT_PEPPER_DENSITIES[lv], generator=gen)
+            for i in GAUSSIAN_MODALITIES:
+                out[MODALITIES[i]] = nm_gaussian(out[MODALITIES[i]], GAUSSIAN_STDS[lv], generator=gen)
+        else:
+            raise ValueError(f"unknown corruption {cond.corruption!r} in condition {cond.key}")
         return out
 
     @torch.inference_mode()
@@ -207,7 +256,8 @@ class Evaluator:
                         x, avail_ok, lab = {m: v[ok] for m, v in x.items()}, avail[ok], label[ok]
                     else:
                         avail_ok, lab = avail, label
-                    logits = model_logits(model, x, avail_ok)
+                    told = avail_ok if cond.tell else batch_avail[ok] if not ok.all() else batch_avail
+                    logits = model_logits(model, x, told)
                     if logits.shape[2:] != lab.shape[1:]:
                         logits = F.interpolate(logits.float(), size=lab.shape[1:], mode="bilinear",
                                                align_corners=False)
@@ -238,8 +288,8 @@ class Evaluator:
 
 
 def evaluate(model: nn.Module | Callable[..., Any], loader: Iterable[dict[str, Any]], spec: PreprocessSpec,
-             protocols: Iterable[str] = PROTOCOLS, device: str | torch.device = "cpu", seed: int = 0,
-             max_samples: int | None = None, progress: bool = True) -> dict[str, Any]:
+             protocols: Iterable[str] = DEFAULT_PROTOCOLS, device: str | torch.device = "cpu", seed: int = 0,
+             max_samples: int | None = None, progress: bool = True, tell_missing: bool = True) -> dict[str, Any]:
     """Convenience: run the protocols and return ``EvalRun.summary()``."""
-    ev = Evaluator(spec, build_conditions(protocols), device, seed)
+    ev = Evaluator(spec, build_conditions(protocols, tell_missing), device, seed)
     return ev.run(model, loader, max_samples, progress).summary()

@@ -53,25 +53,37 @@ def markdown_report(report: Mapping[str, Any]) -> str:
     if meta:
         out += [", ".join(f"{k}: {v}" for k, v in sorted(meta.items())), ""]
     first = next(iter(ckpts.values()))
-    if "emm" in first:
-        out += ["## EMM: entire missing modalities (per available subset)", ""]
-        rows = [[s, *(_pct(_get(ckpts[n], "emm", "subsets", s, "miou")) for n in names)]
-                for s in first["emm"]["subsets"]]
-        rows.append(["**mIoU^Avg**", *(_pct(_get(ckpts[n], "emm", "miou_avg")) for n in names)])
-        rows.append(["mIoU^Avg (nan-mean)", *(_pct(_get(ckpts[n], "emm", "miou_avg_nanmean")) for n in names)])
-        for p in first["emm"]["miou_e"]:
-            rows.append([f"mIoU^E(p={p})", *(_pct(_get(ckpts[n], "emm", "miou_e", p)) for n in names)])
+    for proto in ("emm", "emm_told"):
+        if proto not in first:
+            continue
+        told = "the model told which are missing" if first[proto].get("told", True) else \
+            "inputs of missing sensors zeroed, the model not told (the authors' protocol)"
+        out += [f"## {proto.upper().replace('_TOLD', ' (told)')}: entire missing modalities (per available subset; {told})", ""]
+        rows = [[s, *(_pct(_get(ckpts[n], proto, "subsets", s, "miou")) for n in names)]
+                for s in first[proto]["subsets"]]
+        rows.append(["**mIoU^Avg**", *(_pct(_get(ckpts[n], proto, "miou_avg")) for n in names)])
+        rows.append(["mIoU^Avg (nan-mean)", *(_pct(_get(ckpts[n], proto, "miou_avg_nanmean")) for n in names)])
+        for p in first[proto]["miou_e"]:
+            rows.append([f"mIoU^E(p={p})", *(_pct(_get(ckpts[n], proto, "miou_e", p)) for n in names)])
         out += _table(["subset", *names], rows) + [""]
-    robust: list[list[str]] = []
-    for r in first.get("rmm", {}):
-        robust.append([f"RMM r={r}", *(_pct(_get(ckpts[n], "rmm", r, "miou")) for n in names)])
-    for kind, levels in first.get("nm", {}).items():
-        label = "salt-and-pepper density" if kind == "salt_pepper" else "Gaussian std (R, D, L)"
-        for lv in levels:
-            robust.append([f"NM {label} {lv}", *(_pct(_get(ckpts[n], "nm", kind, lv, "miou")) for n in names)])
-    if robust:
-        out += ["## RMM (random missing pixels) and NM (noisy modalities), all modalities available", ""]
-        out += _table(["condition", *names], robust) + [""]
+    if "rmm" in first:
+        out += ["## RMM: random missing modalities (per rate r, mean over the 15 combinations of 0-3 "
+                "affected modalities; each element of an affected input zeroed with probability r)", ""]
+        rows = []
+        for r in first["rmm"]:
+            rows.append([f"r={r} mIoU^Avg", *(_pct(_get(ckpts[n], "rmm", r, "miou_avg")) for n in names)])
+            for p in first["rmm"][r]["miou_e"]:
+                rows.append([f"r={r} mIoU^E(p={p})", *(_pct(_get(ckpts[n], "rmm", r, "miou_e", p)) for n in names)])
+        out += _table(["rate", *names], rows) + [""]
+        out += ["### RMM per combination of affected modalities", ""]
+        rows = [[f"r={r} {c}", *(_pct(_get(ckpts[n], "rmm", r, "combinations", c, "miou")) for n in names)]
+                for r in first["rmm"] for c in first["rmm"][r]["combinations"]]
+        out += _table(["rate / affected", *names], rows) + [""]
+    if "nm" in first:
+        out += ["## NM: noisy modalities (salt-and-pepper 0.05/0.1/0.2 on R, D, E, L and Gaussian std "
+                "0.1/0.2/0.5 on R, D, L, together, on the normalised input)", ""]
+        rows = [[lv, *(_pct(_get(ckpts[n], "nm", lv, "miou")) for n in names)] for lv in first["nm"]]
+        out += _table(["level", *names], rows) + [""]
     if "emm" in first and "RDEL" in first["emm"]["subsets"]:
         out += ["## Per-class IoU, all modalities (RDEL)", ""]
         rows = []

@@ -13,6 +13,8 @@ from rmmss_core.losses.anyseg import cmd_loss, mad_loss, modality_similarity, um
 from rmmss_core.losses.hpdm import (
     class_prototypes,
     ifv_kd_loss,
+    image_prototype_kd,
+    image_prototypes,
     intra_class_similarity,
     prototype_kd_loss,
     random_modality_pairs,
@@ -24,7 +26,7 @@ from rmmss_core.losses.segmentation import ohem_cross_entropy
 from rmmss_core.losses.u2mkd import imputation_loss
 
 __all__ = [
-    "class_prototypes", "cmd_loss", "ema_decay", "ema_update", "feature_kd_loss", "ifv_kd_loss",
+    "class_prototypes", "cmd_loss", "ema_decay", "ema_update", "feature_kd_loss", "ifv_kd_loss", "image_prototype_kd", "image_prototypes",
     "imputation_loss", "intra_class_similarity", "logit_kd_loss", "mad_loss", "modality_similarity",
     "ohem_cross_entropy", "prototype_kd_loss", "pseudo_label_loss", "random_modality_pairs",
     "resize_label", "umd_loss",

@@ -64,6 +64,51 @@ def class_prototypes(features: torch.Tensor, label: torch.Tensor, num_classes: i
     return sums / counts.clamp(min=1)[:, None], present
 
 
+def image_prototypes(features: torch.Tensor, label: torch.Tensor, num_classes: int,
+                     ignore_index: int = IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class prototypes of every image separately: ``B x C x h x w`` -> (``B x K x C``, present ``B x K``).
+
+    All K rows are kept; a class absent from an image has a zero row, as the authors'
+    ``calculate_batch_prototypes`` (RobustSeg/RobustSeg@ea9add7:mmkd/Prototype.py:36-62, called per
+    image by mmkd/PCUMD.py:13-34) returns; the division by the pixel count happens once.
+    """
+    check_dim(features, 4, "features", "B x C x h x w")
+    if label.shape[0] != features.shape[0]:
+        raise ValueError(f"label batch {label.shape[0]} != features batch {features.shape[0]}")
+    onehot = _one_hot(resize_label(label, tuple(features.shape[2:])), num_classes, ignore_index)  # B x K x N
+    sums = torch.einsum("bkn,bcn->bkc", onehot, features.flatten(2).to(onehot.dtype))
+    counts = onehot.sum(dim=2)
+    return sums / counts.clamp(min=1)[..., None], counts > 0
+
+
+def image_prototype_kd(student_prototypes: torch.Tensor, teacher_prototypes: torch.Tensor,
+                       present: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image KL(teacher || student) over the class axis of ``B x K x C`` prototypes -> ``B``.
+
+    ``present is None`` (the authors): all K rows take part (absent classes as zero rows) and the
+    KL is ``KLDivLoss(reduction='mean')`` over the ``K*C`` elements (RobustSeg/RobustSeg@ea9add7:
+    mmkd/PCUMD.py:11,38-40). With ``present`` (bool ``B x K``, our reading): only the present rows
+    take part in the softmax, the KL is summed over classes and averaged over channels (an image
+    with fewer than two present classes gives 0).
+    """
+    check_dim(student_prototypes, 3, "student_prototypes", "B x K x C")
+    if student_prototypes.shape != teacher_prototypes.shape:
+        raise ValueError(f"student_prototypes {tuple(student_prototypes.shape)} != "
+                         f"teacher_prototypes {tuple(teacher_prototypes.shape)}")
+    t_in = teacher_prototypes.detach()
+    if present is None:
+        log_s = F.log_softmax(student_prototypes, dim=1)
+        log_t = F.log_softmax(t_in, dim=1)
+        return (log_t.exp() * (log_t - log_s)).mean(dim=(1, 2))
+    present = present.bool()
+    neg = torch.finfo(student_prototypes.dtype).min
+    keep = present[:, :, None]
+    log_s = F.log_softmax(student_prototypes.masked_fill(~keep, neg), dim=1)
+    log_t = F.log_softmax(t_in.masked_fill(~keep, neg), dim=1)
+    kl = (log_t.exp() * (log_t - log_s)).masked_fill(~keep, 0.0).sum(dim=1).mean(dim=1)
+    return torch.where(present.sum(dim=1) >= 2, kl, torch.zeros_like(kl))
+
+
 def prototype_kd_loss(student_prototypes: torch.Tensor, teacher_prototypes: torch.Tensor,
                       present: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """L_proto (RMMSS HPDM, cross-modal prototype distillation) for one modality pair.
@@ -115,7 +160,7 @@ def intra_class_similarity(features: torch.Tensor, label: torch.Tensor, num_clas
     """IFV map: each pixel's cosine similarity to its class centre in its own image.
 
     ``features`` ``B x C x h x w``, ``label`` ``B x H x W`` (resized nearest) ->
-    (similarity ``B x (h*w)``, valid bool ``B x (h*w)``).
+    (similarity ``B x (h*w)``, valid bool ``B x (h*w)``; invalid (ignore) pixels have similarity 0).
     """
     check_dim(features, 4, "features", "B x C x h x w")
     onehot = _one_hot(resize_label(label, tuple(features.shape[2:])), num_classes, ignore_index)
@@ -124,20 +169,30 @@ def intra_class_similarity(features: torch.Tensor, label: torch.Tensor, num_clas
     return sim, onehot.sum(dim=1) > 0
 
 
+IFV_SOFTMAX = ("row", "flat")
+
+
 def ifv_kd_loss(student_features: torch.Tensor, teacher_features: torch.Tensor, label: torch.Tensor,
                 num_classes: int, temperature: float = 2.0,
-                ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+                ignore_index: int = IGNORE_INDEX, softmax: str = "row") -> torch.Tensor:
     """L_ifv (RMMSS HPDM, intra-class feature variation distillation).
 
-    Each pixel's cosine similarity to its class centre gives a map for teacher and student
-    (``intra_class_similarity``); the loss is ``T^2 * KL(softmax(map_t / T) || softmax(map_s / T))``
-    with softmaxes over the spatial positions of one image (ignore pixels excluded), averaged over
-    images. Channel counts of student and teacher may differ; spatial sizes must match.
+    Each pixel's cosine similarity to its class centre gives an ``h x w`` map for teacher and
+    student (``intra_class_similarity``); the loss is ``T^2 * KL(softmax(map_t / T) || softmax(map_s / T))``.
+
+    ``softmax="row"`` (default, the authors' RMMSS mmkd/IFV.py as METHODS.md records it; that
+    repository cannot be fetched here): the softmax runs along each row (over w) and
+    ``KLDivLoss('batchmean')`` over a ``1 x h x w`` map sums the h row KLs; ignore pixels stay in
+    with similarity 1; the per-image sums are averaged over images (so the loss grows with h).
+    ``softmax="flat"`` (our reading): one softmax over all positions of an image, ignore pixels
+    excluded, averaged over images.
 
     Args:
         student_features: ``B x C_s x h x w``; teacher_features: ``B x C_t x h x w``.
         label: ``B x H x W`` class ids.
     """
+    if softmax not in IFV_SOFTMAX:
+        raise ValueError(f"ifv softmax must be one of {IFV_SOFTMAX}, got {softmax!r}")
     check_dim(student_features, 4, "student_features", "B x C x h x w")
     check_dim(teacher_features, 4, "teacher_features", "B x C x h x w")
     if (student_features.shape[0], *student_features.shape[2:]) != \
@@ -146,6 +201,15 @@ def ifv_kd_loss(student_features: torch.Tensor, teacher_features: torch.Tensor, 
                          f"{tuple(teacher_features.shape)} differ in batch or spatial size")
     sim_s, valid = intra_class_similarity(student_features, label, num_classes, ignore_index)
     sim_t, _ = intra_class_similarity(teacher_features.detach(), label, num_classes, ignore_index)
+    if softmax == "row":
+        b, (h, w) = sim_s.shape[0], student_features.shape[2:]
+        one = torch.ones((), dtype=sim_s.dtype, device=sim_s.device)
+        map_s = torch.where(valid, sim_s, one).reshape(b, h, w)
+        map_t = torch.where(valid, sim_t, one).reshape(b, h, w)
+        log_s = F.log_softmax(map_s / temperature, dim=2)
+        log_t = F.log_softmax(map_t / temperature, dim=2)
+        kl = (log_t.exp() * (log_t - log_s)).sum(dim=(1, 2))
+        return kl.mean() * temperature ** 2
     rows = valid.any(dim=1)
     if not rows.any():
         return zero_like_graph(student_features)

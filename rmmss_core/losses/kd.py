@@ -12,16 +12,21 @@ from rmmss_core.losses._common import check_same_shape, pixel_kl, zero_like_grap
 
 
 def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
-                  valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Logit distillation (Hinton KD): ``T^2 * mean_pixels KL(softmax(t/T) || softmax(s/T))``.
+                  valid: torch.Tensor | None = None, reduction: str = "pixel") -> torch.Tensor:
+    """Logit distillation (Hinton KD): ``T^2 * KL(softmax(t/T) || softmax(s/T))`` reduced over pixels.
 
     Args:
         student_logits, teacher_logits: ``B x K x H x W`` (or ``B x K``).
         temperature: T > 0.
         valid: optional bool mask ``B x H x W`` of pixels to include.
+        reduction: ``"pixel"`` (default here; U2MKD, FSM and compression): the mean over pixels of
+            the per-pixel KL. ``"element"``: ``KLDivLoss(reduction='mean')`` over ``B*K*H*W`` as
+            the RMMSS/RobustSeg code computes its logit KD (= the per-pixel mean / K;
+            RobustSeg/RobustSeg@ea9add7:tools/train_deliver_mad50_proto_cur_reg.py:75,162-165).
+            Its weight 50 was tuned on ``"element"``: with ``"pixel"`` it is K times stronger.
     """
     check_same_shape(student_logits, teacher_logits, "student_logits", "teacher_logits")
-    return pixel_kl(student_logits, teacher_logits, temperature, valid) * temperature ** 2
+    return pixel_kl(student_logits, teacher_logits, temperature, valid, reduction=reduction) * temperature ** 2
 
 
 def feature_kd_loss(student: torch.Tensor, teacher: torch.Tensor,

@@ -128,8 +128,19 @@ class TransformerBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor, hw: tuple[int, int], mix=None) -> Tensor:
-        """``N x L x C`` -> ``N x L x C``; ``mix`` (tokens -> tokens) runs after the attention."""
-        x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        if mix is not None:
+        """``N x L x C`` -> ``N x L x C``.
+
+        ``mix`` (tokens -> tokens, M3L linear fusion) mixes the branches. With
+        ``mix.position == "attention"`` (M3L, the default) it mixes the attention output before the
+        residual add, as M3L's ``Attention.forward`` ends with ``self.exchange(x)``
+        (harshm121/M3L@01ce42a:src/models/segmentation_models/linearfusemaskedconsmixbatch/mix_transformer.py:118-121,191-192);
+        with ``"stream"`` (our former reading) the whole token stream after the residual add.
+        """
+        position = getattr(mix, "position", "attention") if mix is not None else None
+        a = self.attn(self.norm1(x), hw)
+        if position == "attention":
+            a = mix(a)
+        x = x + self.drop_path(a)
+        if position == "stream":
             x = mix(x)
         return x + self.drop_path(self.mlp(self.norm2(x), hw))

@@ -51,7 +51,11 @@ class SegmentorConfig:
     size: a key of MIT_SIZES. fusion: one of FUSIONS. missing: one of MISSING.
     modalities: the sensors this model encodes, a subsequence of MODALITIES (``("lidar",)`` gives a
     LiDAR-only model; inputs and mask columns of other sensors are ignored).
-    decoder_dim: 0 = the size's default. linear_ratio: M3L's r (x_i' = r x_i + (1 - r) mean_j x_j).
+    decoder_dim: 0 = the size's default. linear_ratio: M3L's r (a_i' = r a_i + (1 - r) mean_{j != i} a_j).
+    linear_mean: ``"others"`` (M3L: the mean over the other branches) or ``"all"`` (our former
+    reading: the mean includes the branch itself). linear_position: ``"attention"`` (M3L: the
+    attention output is mixed before the residual add) or ``"stream"`` (our former reading: the
+    token stream after it). See models/fusion/linear.py.
     """
 
     size: str = "b0"
@@ -63,6 +67,8 @@ class SegmentorConfig:
     drop_path_rate: float = 0.1
     decoder_dropout: float = 0.1
     linear_ratio: float = 0.8
+    linear_mean: str = "others"
+    linear_position: str = "attention"
     impute_hidden_ratio: float = 1.0
 
     def __post_init__(self):
@@ -85,6 +91,10 @@ class SegmentorConfig:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if not 0.0 <= self.linear_ratio <= 1.0:
             raise ValueError(f"linear_ratio must be in [0, 1], got {self.linear_ratio}")
+        if self.linear_mean not in ("others", "all"):
+            raise ValueError(f"linear_mean must be 'others' or 'all', got {self.linear_mean!r}")
+        if self.linear_position not in ("attention", "stream"):
+            raise ValueError(f"linear_position must be 'attention' or 'stream', got {self.linear_position!r}")
         if not 0.0 <= self.drop_path_rate < 1.0 or not 0.0 <= self.decoder_dropout < 1.0:
             raise ValueError("drop_path_rate and decoder_dropout must be in [0, 1)")
 

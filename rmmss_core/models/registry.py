@@ -24,10 +24,9 @@ from rmmss_core.utils.config import ConfigError, config_from_dict, config_to_dic
 Builder = Callable[[Any], nn.Module]
 _REGISTRY: dict[str, tuple[type, Builder]] = {}
 
-# models registered outside this package: name -> module that registers it, imported on first use so
-# that loading e.g. an FSM checkpoint (deploy, eval) works without importing training code up front
+# models whose module is imported on first use: name -> module that registers it
 LAZY: dict[str, str] = {
-    "rmmss_fsm": "rmmss_core.train.fsm",
+    "rmmss_fsm": "rmmss_core.models.fsm",
 }
 
 
@@ -105,5 +104,5 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 
 def _ensure_builtin() -> None:
     """Import the modules that register the built-in models (kept lazy against import cycles)."""
+    import rmmss_core.models.fsm  # noqa: F401  (registers the RMMSS-FSM student "rmmss_fsm")
     import rmmss_core.models.segmentor  # noqa: F401
-    import rmmss_core.train.fsm  # noqa: F401  (registers the RMMSS-FSM student "rmmss_fsm")

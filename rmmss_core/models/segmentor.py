@@ -122,7 +122,8 @@ def build_segmentor(cfg: SegmentorConfig) -> AnyModalSegmentor:
     mit, m = cfg.mit, len(cfg.modalities)
     branches = m if cfg.fusion == "linear" else 1
     encoder = MiT(mit, drop_path_rate=cfg.drop_path_rate, branches=branches)
-    fusion = build_fusion(cfg.fusion, encoder.out_channels, m, cfg.linear_ratio, cfg.impute_hidden_ratio)
+    fusion = build_fusion(cfg.fusion, encoder.out_channels, m, cfg.linear_ratio, cfg.impute_hidden_ratio,
+                          cfg.linear_mean, cfg.linear_position)
     dim = cfg.resolved_decoder_dim
     if cfg.fusion == "linear":
         decoder: nn.Module = EnsembleDecoder(encoder.out_channels, dim, cfg.num_classes, m, cfg.decoder_dropout)

@@ -90,14 +90,33 @@ class LossConfig:
     uni_kd: float = 1.0  # U2MKD's LiDAR-teacher logit KD
     feature_kd: float = 1.0
     fsm_kd: float = 1.0  # RMMSS-FSM: KD of the selected logits to the full-modality teacher
+    # Readings (docs/METHODS-OURS.md): the authors' choice is the default, ours a named option.
+    dropout_per: Literal["batch", "sample"] = "batch"  # any-modal dropout: one subset per batch (code)
+    kl_reduction: Literal["element", "pixel"] = "element"  # L_mad / HPDM logit KD: KLDivLoss 'mean'
+    umd_axis: Literal["height", "channel"] = "height"  # L_umd softmax axis (code: dim 1 of C x H x W)
+    umd_stages: Literal["sum", "mean"] = "sum"  # L_umd: sum over stages and pairs / B (code)
+    cmd_per_channel: bool = True  # L_cmd: per-channel cosine averaged over channels (code)
+    cmd_stages: Literal["sum", "mean"] = "sum"  # L_cmd: per-stage MSEs summed (code)
+    proto_scope: Literal["image", "batch"] = "image"  # L_proto prototypes per image (code) or pooled
+    proto_absent: Literal["zero", "drop"] = "zero"  # absent classes: zero rows in the softmax (code)
+    proto_stages: Literal["sum", "mean"] = "sum"  # L_proto: sum over stages x slots / B (code)
+    ifv_softmax: Literal["row", "flat"] = "row"  # L_ifv: softmax along each row, rows summed (code)
+    ifv_stages: Literal["sum", "mean"] = "sum"  # L_ifv: stages summed (code)
+    u2mkd_feature: Literal["lidar", "fused"] = "lidar"  # U2MKD feature KD: LiDAR branch + adapter (code)
 
 
 @dataclass(frozen=True)
 class FSMConfig:
-    """The feature selection module (our reading, see rmmss_core/train/fsm.py)."""
+    """The feature selection module (rmmss_core/models/fsm.py).
 
+    variant: ``"authors"`` (RobustSeg/UMMSS mmkd/FSM.py: per-source spatial score, arg-max over
+    sources, the winner's original features) or ``"ours"`` (our former reading: channel-wise
+    scores told the availability mask, plus a logit-level selection). ``select`` applies to ``ours``.
+    """
+
+    variant: Literal["authors", "ours"] = "authors"
     select: Literal["max", "softmax"] = "max"
-    hidden: int = 64  # width of the logit-level scorer
+    hidden: int = 64  # reserved (unused)
 
 
 @dataclass(frozen=True)

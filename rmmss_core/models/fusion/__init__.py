@@ -15,10 +15,11 @@ from rmmss_core.models.fusion.mean import MeanFusion
 
 
 def build_fusion(name: str, channels: tuple[int, ...], num_modalities: int, linear_ratio: float = 0.8,
-                 impute_hidden_ratio: float = 1.0) -> nn.Module:
+                 impute_hidden_ratio: float = 1.0, linear_mean: str = "others",
+                 linear_position: str = "attention") -> nn.Module:
     builders = {
         "mean": lambda: MeanFusion(),
-        "linear": lambda: LinearFusion(num_modalities, linear_ratio),
+        "linear": lambda: LinearFusion(num_modalities, linear_ratio, linear_mean, linear_position),
         "hub": lambda: HubFusion(channels),
         "impute": lambda: ImputeFusion(channels, num_modalities, impute_hidden_ratio),
     }

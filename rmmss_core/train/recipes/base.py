@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from rmmss_core.modalities import MODALITIES
+from rmmss_core.models.fsm import freeze  # noqa: F401  (one definition, shared with the FSM)
 from rmmss_core.spec import PreprocessSpec
 
 
@@ -23,13 +24,6 @@ def split_batch(batch: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], torc
     return {m: batch[m] for m in MODALITIES}, batch["available"].bool(), batch["label"].long()
 
 
-def freeze(module: nn.Module) -> nn.Module:
-    """No gradients and eval mode for good (see ``Recipe.train``)."""
-    for p in module.parameters():
-        p.requires_grad_(False)
-    module.eval()
-    module._rmmss_frozen = True  # type: ignore[attr-defined]
-    return module
 
 
 class Recipe(nn.Module):

@@ -45,14 +45,35 @@ def load_frozen(path: str, role: str, spec: PreprocessSpec) -> nn.Module:
     return freeze(model)
 
 
-def anymodal_mask(available: torch.Tensor) -> torch.Tensor:
-    """Any-modal dropout (AnySeg): a random non-empty subset per sample, within what the sample has.
+DROPOUT_PER = ("batch", "sample")
 
-    available: bool ``B x 4`` -> bool ``B x 4``. Uses the global RNG, which the trainer seeds
-    per step, so masks replay exactly on resume."""
-    mask = random_anymodal_mask(available.shape[0]).to(available.device) & available
-    empty = ~mask.any(dim=1)
-    return torch.where(empty[:, None], available, mask)
+
+def anymodal_mask(available: torch.Tensor, per: str = "sample") -> torch.Tensor:
+    """Any-modal dropout (AnySeg): a random non-empty subset of the modalities each sample has.
+
+    ``per="sample"`` (METHODS' shared rule, our reading for AnySeg): per sample, k ~ U{1..n} over
+    the n modalities the sample has, then a uniform random subset of size k of *those* modalities.
+    ``per="batch"`` (the AnySeg/RobustSeg code: the student model draws one subset per forward,
+    RobustSeg/RobustSeg@ea9add7:semseg/models/segformer/seg_block_select_UMD.py:91-100): one subset of
+    all M modalities for the whole batch, intersected with what each sample has; a sample left
+    with nothing keeps what it has.
+
+    available: bool ``B x M`` -> bool ``B x M``; a row with at least one True never comes back
+    empty (a row with none stays empty). Uses the global RNG, which the trainer seeds per step, so
+    masks replay exactly on resume.
+    """
+    if per not in DROPOUT_PER:
+        raise ValueError(f"any-modal dropout per must be one of {DROPOUT_PER}, got {per!r}")
+    available = available.bool()
+    b, m = available.shape
+    if per == "batch":
+        mask = random_anymodal_mask(1, num_modalities=m).to(available.device).expand(b, m) & available
+        return torch.where(mask.any(dim=1, keepdim=True), mask, available)
+    have = available.sum(dim=1)                                           # B
+    k = (torch.rand(b) * have.cpu().clamp(min=1)).long().to(available.device) + 1   # U{1..n}
+    scores = torch.rand(b, m).to(available.device).masked_fill(~available, 2.0)     # absent: last
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    return (ranks < k[:, None]) & available
 
 
 def one_or_none_mask(available: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """``dropout``: the same network trained with any-modal dropout only (the baseline).
 
-Per sample, k ~ U{1..M} modalities are kept (a uniform random subset of size k); OHEM CE.
+A random non-empty subset of each frame's modalities is kept (``loss.dropout_per``: one draw per
+batch as the AnySeg code, or per sample; see ``common.anymodal_mask``); OHEM CE. With
+``data.labeled_fraction < 1`` it trains on the labelled frames only (the semi-supervised baseline).
 """
 from __future__ import annotations
 
@@ -17,6 +19,6 @@ class DropoutRecipe(Recipe):
 
     def forward(self, batch, step):
         inputs, available, label = split_batch(batch)
-        loss = supervised(self.cfg, self.model(inputs, anymodal_mask(available)).logits, label)
+        mask = anymodal_mask(available, self.cfg.loss.dropout_per)
+        loss = supervised(self.cfg, self.model(inputs, mask).logits, label)
         return loss, {"ce": loss.detach()}
-

@@ -3,10 +3,22 @@
 The model should use ``fusion: linear`` and ``missing: token`` (config/train/m3l.yaml). Per sample
 the student's inputs are masked (``loss.m3l_mask``: ``one`` = one modality or none, as in the
 paper's two-sensor setting; ``anymodal`` = any-modal dropout, the generalisation to four sensors
-we use by default, since masking at most one of four never shows single-sensor inputs). An EMA
-copy (decay ``min(1 - 1/(step+1), loss.ema_decay)``) sees the unmasked inputs; its argmax is the
-pseudo-label on unlabeled frames (``data.labeled_fraction < 1``):
-``L = OHEM-CE(labeled) + pseudo * CE(student, teacher argmax on unlabeled)``.
+we use by default, since masking at most one of four never shows single-sensor inputs).
+
+Losses as the authors' code (harshm121/M3L@01ce42a):
+
+- supervised: the mean over the predictions of every branch **and** the ensemble of the CE
+  against the label (``linearfusemaskedconsmixbatch/segformer.py:163-169``); the ensemble
+  combines the detached branch predictions, so its CE trains only the ensemble weights;
+- mean teacher: an EMA copy (decay ``min(1 - 1/(step+1), loss.ema_decay)``) sees the unmasked
+  inputs; the argmax of its ensemble prediction is the pseudo-label for **the whole batch**
+  (labelled and unlabelled frames alike), and the pseudo term is the same mean over branches and
+  ensemble of the CE against it (``semi_supervised/meanteachermaskstudent.py:286-292``), so the
+  mean teacher acts even when every frame is labelled:
+  ``L = sup + loss.pseudo * pseudo``.
+
+The supervised CE is the project's OHEM CE (as every recipe); M3L uses plain CE. Frames without
+labels (``data.labeled_fraction < 1``) have all-ignore labels and add nothing to it.
 """
 from __future__ import annotations
 
@@ -27,6 +39,15 @@ from rmmss_core.train.recipes.common import (
 log = logging.getLogger("rmmss.train")
 
 
+def prediction_list(out) -> list[torch.Tensor]:
+    """Logits ``B x K x H x W`` of every branch, then the ensemble, of a linear-fusion SegOutput
+    (requested with ``return_features=True``); other fusions give just their one prediction."""
+    feats = out.features
+    if feats is None or feats.branch_logits is None:
+        return [out.logits]
+    return [feats.branch_logits[:, i] for i in range(feats.branch_logits.shape[1])] + [out.logits]
+
+
 class M3LRecipe(Recipe):
     name = "m3l"
 
@@ -41,19 +62,18 @@ class M3LRecipe(Recipe):
 
     def forward(self, batch, step):
         inputs, available, label = split_batch(batch)
-        labeled = batch.get("labeled", torch.ones(label.shape[0], dtype=torch.bool, device=label.device)).bool()
-        mask = anymodal_mask(available) if self.cfg.loss.m3l_mask == "anymodal" else one_or_none_mask(available)
-        logits = self.model(inputs, mask).logits
-        terms = {"ce": supervised(self.cfg, logits, label)}
-        unlabeled = ~labeled
-        if unlabeled.any():
-            with torch.no_grad():
-                t_logits = self.ema(inputs, available).logits
-            valid = unlabeled[:, None, None].expand_as(label)
-            terms["pseudo"] = pseudo_label_loss(logits.float(), t_logits.float(), valid)
+        if self.cfg.loss.m3l_mask == "anymodal":
+            mask = anymodal_mask(available, self.cfg.loss.dropout_per)
         else:
-            terms["pseudo"] = torch.zeros((), device=logits.device)
-        loss = terms["ce"] + self.cfg.loss.pseudo * terms["pseudo"]
+            mask = one_or_none_mask(available)
+        out = self.model(inputs, mask, return_features=True)
+        preds = prediction_list(out)
+        with torch.no_grad():
+            t_logits = self.ema(inputs, available).logits
+        sup = torch.stack([supervised(self.cfg, p, label) for p in preds]).mean()
+        pseudo = torch.stack([pseudo_label_loss(p.float(), t_logits.float()) for p in preds]).mean()
+        terms = {"ce": sup, "pseudo": pseudo}
+        loss = sup + self.cfg.loss.pseudo * pseudo
         return loss, {k: v.detach() for k, v in terms.items()}
 
     def after_step(self, step):
@@ -65,4 +85,3 @@ class M3LRecipe(Recipe):
     def load_extra_state(self, state):
         if "ema" in state:
             self.ema.load_state_dict(state["ema"])
-

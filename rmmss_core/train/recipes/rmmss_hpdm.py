@@ -1,11 +1,20 @@
 """``rmmss-hpdm``: RMMSS stage 1, the robust model by hybrid prototype distillation (HPDM).
 
 Any-modal dropout for the student; frozen full-modality teacher (``teacher=PATH``).
-``L = OHEM-CE + 50 KL(teacher logits || student logits) + 100 L_proto + 12 L_ifv``:
-- L_proto, per stage: for every modality A the student has, its class prototypes are matched to
-  the teacher's prototypes of a randomly paired modality B (``random_modality_pairs``).
-- L_ifv, per stage on the fused features: each pixel's similarity to its class centre, KL
-  between spatial softmaxes at T = 2 (times T^2).
+``L = OHEM-CE + 50 KL(teacher logits || student logits) + 100 L_proto + 12 L_ifv``, as the
+authors' training script combines them (RobustSeg/RobustSeg@ea9add7:
+tools/train_deliver_mad50_proto_cur_reg.py:162-170):
+
+- logit KD: ``KLDivLoss(reduction='mean')`` over ``B*K*H*W`` (``loss.kl_reduction``).
+- L_proto, per stage and modality slot: for every modality A the student has, its class
+  prototypes are matched to the teacher's prototypes of a randomly paired modality B
+  (``random_modality_pairs``, re-drawn per stage and slot). Authors' default: prototypes per
+  image with all K rows (absent classes as zero rows), KLDiv 'mean' over ``K*C``, summed over
+  images, stages and slots, divided by B (mmkd/PCUMD.py:8-46). Options: ``loss.proto_scope=batch``
+  (prototypes pooled over the batch), ``loss.proto_absent=drop`` (softmax over the present classes
+  only), ``loss.proto_stages=mean``.
+- L_ifv, per stage on the fused features (``losses.ifv_kd_loss``; ``loss.ifv_softmax``,
+  ``loss.ifv_stages``).
 """
 from __future__ import annotations
 
@@ -14,49 +23,70 @@ import torch
 from rmmss_core.losses import (
     class_prototypes,
     ifv_kd_loss,
+    image_prototype_kd,
+    image_prototypes,
     logit_kd_loss,
     prototype_kd_loss,
     random_modality_pairs,
 )
-from rmmss_core.train.recipes.base import Recipe, split_batch
-from rmmss_core.train.recipes.common import anymodal_mask, build_student, load_frozen, supervised
+from rmmss_core.losses._common import zero_like_graph
+from rmmss_core.train.recipes.distill import DistillRecipe, DistillStep
 
 
-class HPDMRecipe(Recipe):
+def proto_loss(s_feats, t_feats, mask, t_mask, label, num_classes: int, scope: str = "image",
+               absent: str = "zero", stages: str = "sum", generator=None) -> torch.Tensor:
+    """L_proto over stages and modality slots. Features: 4 x ``B x M x C x h x w``; masks ``B x M``.
+
+    ``scope="image"``: per image and slot ``image_prototype_kd`` (``absent="zero"``: all K rows,
+    'mean' KL; ``"drop"``: present classes only); ``stages="sum"`` sums over images, stages and
+    slots and divides by B (the authors), ``"mean"`` averages over the (image, stage, slot) terms.
+    ``scope="batch"``: prototypes pooled over the samples that have the modality, one term per
+    stage and slot (``prototype_kd_loss``, present classes only), summed or averaged likewise.
+    """
+    have_s = [i for i in range(mask.shape[1]) if mask[:, i].any()]
+    have_t = [i for i in range(t_mask.shape[1]) if t_mask[:, i].any()]
+    batch = mask.shape[0]
+    terms: list[torch.Tensor] = []
+    count = 0
+    for s, t in zip(s_feats, t_feats, strict=True):
+        for a, b in random_modality_pairs(have_s, have_t, generator):
+            rows = mask[:, a] & t_mask[:, b]
+            if not rows.any():
+                continue
+            if scope == "image":
+                ps, present_s = image_prototypes(s[rows, a].float(), label[rows], num_classes)
+                pt, present_t = image_prototypes(t[rows, b].float(), label[rows], num_classes)
+                kl = image_prototype_kd(ps, pt, None if absent == "zero" else present_s & present_t)
+                terms.append(kl.sum())
+                count += int(rows.sum())
+            else:
+                ps, present_s = class_prototypes(s[:, a].float(), label, num_classes, sample_mask=rows)
+                pt, present_t = class_prototypes(t[:, b].float(), label, num_classes, sample_mask=rows)
+                terms.append(prototype_kd_loss(ps, pt, present_s & present_t))
+                count += 1
+    if not terms:
+        return zero_like_graph(s_feats[0])
+    total = torch.stack(terms).sum()
+    if stages == "sum":
+        return total / batch if scope == "image" else total
+    return total / count
+
+
+class HPDMRecipe(DistillRecipe):
     name = "rmmss-hpdm"
 
-    def __init__(self, cfg, spec):
-        super().__init__(cfg, spec)
-        self.model = build_student(cfg, spec)
-        self.teacher = load_frozen(cfg.teacher, "teacher", spec)
-
-    def proto_loss(self, s_feats, t_feats, mask, t_mask, label):
-        """Mean over stages and modality pairs of L_proto. Features: 4 x ``B x M x C x h x w``."""
-        k = self.spec.num_classes
-        have_s = [i for i in range(mask.shape[1]) if mask[:, i].any()]
-        have_t = [i for i in range(t_mask.shape[1]) if t_mask[:, i].any()]
-        losses = []
-        for s, t in zip(s_feats, t_feats, strict=True):
-            for a, b in random_modality_pairs(have_s, have_t):
-                ps, present_s = class_prototypes(s[:, a].float(), label, k, sample_mask=mask[:, a])
-                pt, present_t = class_prototypes(t[:, b].float(), label, k, sample_mask=t_mask[:, b])
-                losses.append(prototype_kd_loss(ps, pt, present_s & present_t))
-        return torch.stack(losses).mean()
-
-    def forward(self, batch, step):
-        inputs, available, label = split_batch(batch)
-        with torch.no_grad():
-            t = self.teacher(inputs, available, return_features=True)
-        mask = anymodal_mask(available)
-        s = self.model(inputs, mask, return_features=True)
+    def loss_terms(self, st: DistillStep):
         w, k = self.cfg.loss, self.spec.num_classes
-        terms = {
-            "ce": supervised(self.cfg, s.logits, label),
-            "kd": logit_kd_loss(s.logits.float(), t.logits.float(), w.kd_temperature),
-            "proto": self.proto_loss(s.features.per_modality, t.features.per_modality, mask, available, label),
-            "ifv": torch.stack([ifv_kd_loss(fs.float(), ft.float(), label, k, w.ifv_temperature)
-                                for fs, ft in zip(s.features.fused, t.features.fused, strict=True)]).mean(),
+        ifv = torch.stack([ifv_kd_loss(fs.float(), ft.float(), st.label, k, w.ifv_temperature, softmax=w.ifv_softmax)
+                           for fs, ft in zip(st.student.features.fused, st.teacher.features.fused, strict=True)])
+        return {
+            "kd": logit_kd_loss(st.student.logits.float(), st.teacher.logits.float(), w.kd_temperature,
+                                reduction=w.kl_reduction),
+            "proto": proto_loss(st.student.features.per_modality, st.teacher.features.per_modality, st.mask,
+                                st.available, st.label, k, w.proto_scope, w.proto_absent, w.proto_stages),
+            "ifv": ifv.sum() if w.ifv_stages == "sum" else ifv.mean(),
         }
-        loss = terms["ce"] + w.logit_kd * terms["kd"] + w.proto * terms["proto"] + w.ifv * terms["ifv"]
-        return loss, {k_: v.detach() for k_, v in terms.items()}
 
+    def weights(self):
+        w = self.cfg.loss
+        return {"kd": w.logit_kd, "proto": w.proto, "ifv": w.ifv}
