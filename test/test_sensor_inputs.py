@@ -233,22 +233,14 @@ def test_range_channel_is_measured_in_the_lidar_frame_with_a_mounting_offset():
 
 
 # ----------------------------------------------------------------- 3. density, aspect ratio
-KITTI_K = np.array([[721.5377, 0.0, 609.5593], [0.0, 721.5377, 172.854], [0.0, 0.0, 1.0]])
+# the same KITTI-like camera and HDL-64E-like scan as the density benchmark (docs/bench/encodings.md),
+# at a coarser azimuth step to keep the test fast
+from rmmss_core.bench.encodings import KITTI_K  # noqa: E402
+from rmmss_core.bench.encodings import hdl64_scan as _bench_scan  # noqa: E402
 
 
 def hdl64_scan(az_step_deg: float = 0.17) -> np.ndarray:
-    """A 64-beam (HDL-64E-like: -24.9 .. +2 deg) scan of flat ground 1.73 m below and a wall
-    30 m ahead / 15 m to the sides: N x 4 (x, y, z, intensity 0..255 float)."""
-    el = np.radians(np.linspace(-24.9, 2.0, 64))
-    az = np.radians(np.arange(-180, 180, az_step_deg))
-    E, A = np.meshgrid(el, az, indexing="ij")
-    d = np.stack([np.cos(E) * np.cos(A), np.cos(E) * np.sin(A), np.sin(E)], axis=-1).reshape(-1, 3)
-    t_ground = np.where(d[:, 2] < -1e-6, -1.73 / np.minimum(d[:, 2], -1e-6), np.inf)
-    t_wall = np.minimum(np.where(np.abs(d[:, 0]) > 1e-6, 30.0 / np.abs(d[:, 0]), np.inf),
-                        np.where(np.abs(d[:, 1]) > 1e-6, 15.0 / np.abs(d[:, 1]), np.inf))
-    t = np.minimum(t_ground, t_wall)
-    xyz = d * t[:, None]
-    return np.c_[xyz, np.full(len(xyz), 60.0)].astype(np.float32)
+    return _bench_scan(az_step_deg)
 
 
 def _fill(x: torch.Tensor) -> int:
