@@ -76,6 +76,35 @@ def test_train_refuses_to_overwrite_a_run_unless_resume_or_overwrite(world, tmp_
     assert load_checkpoint(run / "last.pt")["step"] == 3
 
 
+def test_overwrite_keeps_the_old_run_when_the_new_one_cannot_start(world, tmp_path, capsys):
+    """Found by a new user: --overwrite deleted the old run, then refused a missing --teacher; the
+    run was lost. Every check now comes first, a --teacher inside the replaced folder is refused, and
+    a run failing before its first checkpoint gives the old run back."""
+    run = tmp_path / "run"
+    shutil.copytree(world / "runs" / "teacher", run)
+    before = {f: (run / f).read_bytes() for f in ("best.pt", "last.pt", "result.json")}
+    assert _train(world, "anyseg", run, "--overwrite", "--teacher", str(tmp_path / "nope.pt")) == 1
+    assert "nope.pt" in _err(capsys)
+    assert {f: (run / f).read_bytes() for f in before} == before
+    assert _train(world, "rmmss-hpdm", run, "--overwrite", "--teacher", str(run / "best.pt")) == 1
+    assert "lies inside --out" in _err(capsys)
+    assert {f: (run / f).read_bytes() for f in before} == before
+    # a failure after the checks, before the first checkpoint: the old run comes back whole
+    import rmmss_core.train.run as run_mod
+    real = run_mod.build_train_set
+
+    def broken(*a, **k):
+        raise RuntimeError("frame 3: rgb file unreadable")
+    run_mod.build_train_set = broken
+    try:
+        assert _train(world, "teacher", run, "--overwrite") == 1
+    finally:
+        run_mod.build_train_set = real
+    assert "unreadable" in _err(capsys)
+    assert {f: (run / f).read_bytes() for f in before} == before
+    assert not (run / ".previous-run").exists()
+
+
 def test_runs_from_before_these_settings_still_resume(world, tmp_path):
     """A last.pt written before data.modalities existed resumes (the new key is at its default)."""
     run = tmp_path / "run"

@@ -96,12 +96,15 @@ RUN_FILES = ("last.pt", "best.pt", "result.json", "config.yaml", "spec.json")
 RUN_ENTRIES = (*RUN_FILES, "tb", "train.log")
 
 
+PREVIOUS_RUN = ".previous-run"  # where --overwrite parks the old run until the new one has a checkpoint
+
+
 def prepare_run_dir(out: str | Path, resume: bool = False, overwrite: bool = False) -> bool:
     """Check the run folder before any work; returns whether it must be created.
 
     Raises ValueError when ``out`` holds a run and neither ``resume`` nor ``overwrite`` is given,
-    when both are, when a file is in the way or the folder cannot be written. ``overwrite`` deletes
-    the previous run's files (only those, on rank 0) so that no stale ``best.pt`` survives.
+    when both are, when a file is in the way or the folder cannot be written. Deletes nothing:
+    ``overwrite`` is carried out by :func:`park_previous_run` once every other check has passed.
     """
     from rmmss_core.cli.checks import check_out_dir
     out = Path(out)
@@ -117,15 +120,55 @@ def prepare_run_dir(out: str | Path, resume: bool = False, overwrite: bool = Fal
                 at = f" (last.pt at step {load_training_checkpoint(out / 'last.pt')['step']})"
         raise ValueError(f"--out {out} already holds a run{at}: {', '.join(present)}; pass --resume to "
                          "continue it, --overwrite to replace it, or choose a new folder")
-    if overwrite and present and os.environ.get("RANK", "0") == "0":
-        log.warning("--overwrite: replacing the run in %s", out)
-        for name in RUN_ENTRIES:
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
     return not out.exists()
+
+
+def check_sources_outside(cfg: TrainConfig, out: Path) -> None:
+    """--overwrite replaces ``out``: a --teacher/--robust inside it would be replaced while in use."""
+    for role in ("teacher", "robust"):
+        src = getattr(cfg, role)
+        if src and out.resolve() in Path(src).resolve().parents:
+            raise ValueError(f"--{role} {src} lies inside --out {out}, which --overwrite replaces; copy it "
+                             "elsewhere or choose another --out")
+
+
+def park_previous_run(out: Path) -> Path | None:
+    """Move the previous run's files into ``out/.previous-run`` (rank 0); returns that folder.
+
+    The old run comes back (:func:`restore_previous_run`) if the new one fails before its first
+    checkpoint and is deleted (:func:`drop_previous_run`) once the new one has one.
+    """
+    present = [n for n in RUN_ENTRIES if (out / n).exists()]
+    if not present or os.environ.get("RANK", "0") != "0":
+        return None
+    log.warning("--overwrite: replacing the run in %s (kept in %s until the new run's first checkpoint)",
+                out, out / PREVIOUS_RUN)
+    park = out / PREVIOUS_RUN
+    shutil.rmtree(park, ignore_errors=True)
+    park.mkdir()
+    for name in present:
+        os.replace(out / name, park / name)
+    return park
+
+
+def restore_previous_run(out: Path, park: Path | None) -> None:
+    if park is None or not park.is_dir():
+        return
+    for name in RUN_ENTRIES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for p in park.iterdir():
+        os.replace(p, out / p.name)
+    park.rmdir()
+    log.warning("the new run failed before its first checkpoint: the previous run in %s is back", out)
+
+
+def drop_previous_run(park: Path | None) -> None:
+    if park is not None:
+        shutil.rmtree(park, ignore_errors=True)
 
 
 def check_run(cfg: TrainConfig) -> dict:
@@ -153,6 +196,10 @@ def train_recipe(cfg: TrainConfig, out: str | Path, resume: bool = False,
     out = Path(out)
     created = prepare_run_dir(out, resume=resume, overwrite=overwrite)
     check_run(cfg)
+    park = None
+    if overwrite:
+        check_sources_outside(cfg, out)
+        park = park_previous_run(out)
     try:
         spec = dataset_spec(cfg)
         train_set = build_train_set(cfg, spec)
@@ -166,12 +213,19 @@ def train_recipe(cfg: TrainConfig, out: str | Path, resume: bool = False,
         result = fit(cfg, recipe, train_set, out, spec=spec, validate=validate, resume=resume,
                      should_stop=should_stop)
     except BaseException:
-        # a run that never reached its first checkpoint leaves nothing behind
-        if created and not (out / "last.pt").exists() and os.environ.get("RANK", "0") == "0":
+        # a run that never reached its first checkpoint leaves nothing behind (and gives back the
+        # run that --overwrite was about to replace)
+        if not (out / "last.pt").exists() and os.environ.get("RANK", "0") == "0":
             from rmmss_core.train.logger import detach_text_log
             detach_text_log(out)
-            shutil.rmtree(out, ignore_errors=True)
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                restore_previous_run(out, park)
+        elif park is not None:
+            drop_previous_run(park)
         raise
+    drop_previous_run(park)
     _record_sensors(cfg, result)
     return result
 
