@@ -448,3 +448,34 @@ def test_readme_documents_every_train_option():
     flags = [o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
     assert flags and all(f in row for f in flags), [f for f in flags if f not in row]
 
+
+
+def test_bench_checks_the_runtime_before_any_export(world, tmp_path, capsys, monkeypatch):
+    """Found by a new user: `rmmss bench --backends tensorrt` without TensorRT exported ONNX for
+    ~10 s, then failed and left onnx-cache/ behind. The runtime is checked first; nothing is left."""
+    import importlib.util
+
+    import rmmss_core.cli.bench as bench_cli
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorrt" else real(name, *a))
+    monkeypatch.setattr(bench_cli, "run_matrix", lambda *a, **k: pytest.fail("benchmark ran before the check"))
+    out = tmp_path / "b"
+    assert rmmss(["bench", "--model", str(world / "runs" / "dropout" / "best.pt"), "--backends",
+                  "torch,tensorrt", "--sizes", "40x32", "--out", str(out)]) == 1
+    assert "--backends tensorrt: TensorRT is not installed" in _err(capsys)
+    assert not out.exists()
+
+
+def test_bench_failure_leaves_no_partial_output(world, tmp_path, capsys, monkeypatch):
+    import rmmss_core.cli.bench as bench_cli
+
+    def half_done(*a, cache_dir, **k):
+        cache_dir.mkdir(parents=True)
+        (cache_dir / "student.onnx").write_bytes(b"x")
+        raise RuntimeError("backend onnxruntime: session failed")
+    monkeypatch.setattr(bench_cli, "run_matrix", half_done)
+    out = tmp_path / "b"
+    assert rmmss(["bench", "--model", str(world / "runs" / "dropout" / "best.pt"), "--sizes", "40x32",
+                  "--out", str(out)]) == 1
+    assert "session failed" in _err(capsys)
+    assert not out.exists()

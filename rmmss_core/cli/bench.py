@@ -7,6 +7,7 @@ number of modalities; writes ``DIR/bench.json`` and ``DIR/bench.md``.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="folder for bench.json / bench.md")
 
 
+def check_runtimes(backends: list[str], device: str) -> None:
+    """Raise ValueError naming the first backend whose runtime (or device) is missing here."""
+    import importlib.util
+
+    import torch
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__})")
+    if "tensorrt" in backends and importlib.util.find_spec("tensorrt") is None:
+        from rmmss_core.deploy.backends.tensorrt_backend import INSTALL_HINT
+        raise ValueError(f"--backends tensorrt: {INSTALL_HINT}")
+    if "onnxruntime" in backends and importlib.util.find_spec("onnxruntime") is None:
+        raise ValueError("--backends onnxruntime: onnxruntime is not installed (pip install onnxruntime)")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -48,11 +63,18 @@ def run(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as e:
         raise ValueError(f"--sizes: {e}") from None
     modalities = [int(k) for k in args.modalities.split(",")]
+    check_runtimes(backends, args.device)  # before any export: a missing runtime is found in 1 s, not 10
     if args.threads:
         torch.set_num_threads(args.threads)
-    records = run_matrix(args.model, backends, sizes, modalities, device=args.device,
-                         precision=args.precision, batch=args.batch, warmup=args.warmup,
-                         iters=args.iters, cache_dir=args.out / "onnx-cache")
+    created = not args.out.exists()
+    try:
+        records = run_matrix(args.model, backends, sizes, modalities, device=args.device,
+                             precision=args.precision, batch=args.batch, warmup=args.warmup,
+                             iters=args.iters, cache_dir=args.out / "onnx-cache")
+    except BaseException:
+        if created:  # no partial output
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     machine = machine_info()
     command = "rmmss bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rmmss bench"
     atomic_write_json(args.out / "bench.json", {"command": command, "machine": machine,
