@@ -479,3 +479,29 @@ def test_bench_failure_leaves_no_partial_output(world, tmp_path, capsys, monkeyp
                   "--out", str(out)]) == 1
     assert "session failed" in _err(capsys)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["train", "techer", "--data", "d", "--out", "o"], ["rmmss train: error: argument recipe", "'techer'"]),
+    (["bag", "replay", "b"], ["rmmss bag: error:", "'replay'"]),
+    (["tain"], ["rmmss: error: unknown command 'tain'", "did you mean 'train'"]),
+    (["synth", "--out", "o", "--size", "10by10"], ["rmmss synth: error: argument --size", "WIDTHxHEIGHT"]),
+])
+def test_argument_mistakes_are_one_line(argv, names, capsys):
+    """Found by a new user: argparse printed its usage block before the error (several lines)."""
+    with pytest.raises(SystemExit) as e:
+        assert rmmss(argv) == 2  # unknown commands return, argparse mistakes exit
+        raise SystemExit(2)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert all(n in err for n in names), err
+
+
+def test_synth_warns_when_a_split_gets_no_frames(tmp_path, capsys):
+    """Found by a new user: `synth --frames 10 --sequences 1` put every frame in train, and `train`
+    later failed with 'no labelled frames for split val' without naming the cause."""
+    assert rmmss(["synth", "--out", str(tmp_path / "d"), "--frames", "5", "--size", "40x32", "--sequences", "1",
+                  "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "--sequences 1: split(s) test, val get no frames" in err and "--sequences >= 3" in err

@@ -29,6 +29,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors (``rmmss <command>: error: <problem> (see --help)``, exit 2)
+    instead of the usage block; sub-command parsers inherit it."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: rmmss <command> [options]", "", "commands:"]
@@ -44,11 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"rmmss: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        import difflib
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        print(f"rmmss: error: unknown command {name!r}"
+              + (f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(COMMANDS)} (see `rmmss --help`)"),
+              file=sys.stderr)
         return 2
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"rmmss {name}", description=help_)
+    parser = OneLineParser(prog=f"rmmss {name}", description=help_)
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING)")
     module.add_arguments(parser)
     args = parser.parse_args(rest)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rmmss_core.cli.sizes import HELP as SIZE_HELP
@@ -100,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out)  # before rendering anything
     if args.preview:
         check_out_file(args.preview, "--preview")
+    empty = sorted({sp for sp, f in cfg.splits if f > 0} - {pl.split for pl in plan_sequences(cfg)})
+    if empty:  # each sequence goes to one split: too few sequences leave some without frames
+        print(f"rmmss synth: warning: --sequences {cfg.sequences}: split(s) {', '.join(empty)} get no frames "
+              f"(each sequence belongs to one split; `rmmss train` validates on val); use --sequences "
+              f">= {sum(1 for _, f in cfg.splits if f > 0)} or --splits without them", file=sys.stderr)
     info = generate(cfg, args.out, workers=args.workers, overwrite=args.overwrite,
                     progress=not args.no_progress)
     if args.preview:
