@@ -156,7 +156,7 @@ def _run(ctx: Context, name: str) -> list[Row]:
     elif not ctx.smoke:  # the full report (plots, per-class tables) next to gpu.md
         report = write_robustness_report(cfg, results, trained, timings, Path(ctx.options["out"]) / "gpu_robustness",
                                          f"rmmss gpu-check (robustness step: {preset} preset, {iters} steps per recipe)")
-    table = {k: {kk: float(vv) for kk, vv in headline(v).items()} for k, v in results.items()}
+    table = {k: {kk: float(vv) for kk, vv in headline(v["summary"]).items()} for k, v in results.items()}
     fig = {"preset": preset, "iters_per_recipe": iters, "probe_step_ms": step_s * 1e3 if step_s else None, "data": how,
            "data_frames": meta.get("frames"), "data_size": meta.get("size"), "timings_s": timings,
            "headline": table, "trained_s": {k: v.get("seconds") for k, v in trained.items()},
