@@ -205,7 +205,7 @@ def view_candidates(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraM
     p = len(planes)
     with np.errstate(invalid="ignore", over="ignore"):
         vals = C.astype(np.float32) @ xyz.T  # (P + 3) x N; the identity rows are exact copies of x, y, z
-        p_max = np.array([np.abs(r).max() for r in vals[p:]], dtype=np.float64)  # per coordinate
+        p_max = np.array([max(r.max(), -r.min()) for r in vals[p:]], dtype=np.float64)  # per coordinate; NaN stays NaN
     if not np.all(np.isfinite(p_max)):
         return None
     d = np.array([a @ t + b for a, b in planes])
