@@ -4,6 +4,8 @@ One implementation for training data (synthetic writer, MUSES reader) and for th
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from rmmss_core.encodings.camera import MIN_DEPTH_M, CameraModel
@@ -204,7 +206,9 @@ def view_candidates(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraM
     C = np.stack([a @ R for a, _ in planes] + list(np.eye(3)))  # P + 3 rows: the planes, then x, y, z
     p = len(planes)
     with np.errstate(invalid="ignore", over="ignore"):
-        vals = C.astype(np.float32) @ xyz.T  # (P + 3) x N; the identity rows are exact copies of x, y, z
+        # (P + 3) x N into a reused per-thread buffer (a fresh multi-megabyte temporary per frame
+        # churns the allocator: mmap / trim and page faults); identity rows: exact copies of x, y, z
+        vals = np.matmul(C.astype(np.float32), xyz.T, out=_cull_buffer(C.shape[0], n))
         p_max = np.array([max(r.max(), -r.min()) for r in vals[p:]], dtype=np.float64)  # per coordinate; NaN stays NaN
     if not np.all(np.isfinite(p_max)):
         return None
@@ -214,6 +218,17 @@ def view_candidates(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraM
     vals += d.astype(np.float32)[:, None]
     worst = np.minimum.reduce(vals, axis=0) if p > 1 else vals[0]
     return np.flatnonzero(worst >= 0)
+
+
+_CULL_SCRATCH = threading.local()
+
+
+def _cull_buffer(rows: int, n: int) -> np.ndarray:
+    """A per-thread float32 ``rows x n`` buffer for :func:`view_candidates`, grown as needed."""
+    buf = getattr(_CULL_SCRATCH, "buf", None)
+    if buf is None or buf.size < rows * n:
+        buf = _CULL_SCRATCH.buf = np.empty(max(rows * n, 8 * 65536), dtype=np.float32)
+    return buf[:rows * n].reshape(rows, n)
 
 
 def _pixel_indices(camera: CameraModel, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
