@@ -134,9 +134,11 @@ def project_lidar_codes(points: np.ndarray, T_cam_lidar: np.ndarray, camera: Cam
 
 def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
                   enc: LidarEncoding = LidarEncoding(),
-                  intensity_units: str = "unit") -> tuple[np.ndarray, np.ndarray]:
+                  intensity_units: str = "unit", precull: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The returns :func:`project_lidar` keeps: (flat pixel index int64 M, float32 ``M x 3``
-    channel values clipped to [0, 1], not quantised), one per pixel hit, in float64 geometry."""
+    channel values clipped to [0, 1], not quantised), one per pixel hit, in float64 geometry.
+    ``precull``: run the exact stage only on :func:`view_candidates` (the same result; False runs
+    it on every point, the reference the tests and the benchmark compare against)."""
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise ValueError(f"lidar points must be N x 4 (x, y, z, intensity), got shape {pts.shape}")
@@ -144,7 +146,7 @@ def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     T = np.asarray(T_cam_lidar, dtype=np.float64)
     if T.shape != (4, 4):
         raise ValueError(f"T_cam_lidar must be 4 x 4, got shape {T.shape}")
-    cand = view_candidates(pts, T, camera)  # conservative float32 cull: a superset of the returns kept
+    cand = view_candidates(pts, T, camera) if precull else None  # float32: a superset of the returns kept
     if cand is None:
         xyz_all = np.asarray(pts[:, :3], dtype=np.float64)
     else:  # the exact float64 stage below on the candidates only, in their original order
