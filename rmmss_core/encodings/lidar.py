@@ -4,8 +4,6 @@ One implementation for training data (synthetic writer, MUSES reader) and for th
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from rmmss_core.encodings.camera import MIN_DEPTH_M, CameraModel
@@ -205,32 +203,27 @@ def view_candidates(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraM
                    (np.array([-K[0, 0], -K[0, 1], W - K[0, 2] - 0.5]), 0.0),  # u + 0.5 < W
                    (np.array([0.0, K[1, 1], K[1, 2] + 0.5]), 0.0),            # v + 0.5 >= 0
                    (np.array([0.0, -K[1, 1], H - K[1, 2] - 0.5]), 0.0)]       # v + 0.5 < H
-    C = np.stack([a @ R for a, _ in planes] + list(np.eye(3)))  # P + 3 rows: the planes, then x, y, z
-    p = len(planes)
+    C = np.stack([a @ R for a, _ in planes])  # P x 3, float64
+    cols = [xyz[:, 0], xyz[:, 1], xyz[:, 2]]
     with np.errstate(invalid="ignore", over="ignore"):
-        # (P + 3) x N into a reused per-thread buffer (a fresh multi-megabyte temporary per frame
-        # churns the allocator: mmap / trim and page faults); identity rows: exact copies of x, y, z
-        vals = np.matmul(C.astype(np.float32), xyz.T, out=_cull_buffer(C.shape[0], n))
-        p_max = np.array([max(r.max(), -r.min()) for r in vals[p:]], dtype=np.float64)  # per coordinate; NaN stays NaN
+        p_max = np.array([max(c.max(), -c.min()) for c in cols], dtype=np.float64)  # NaN stays NaN
     if not np.all(np.isfinite(p_max)):
         return None
     d = np.array([a @ t + b for a, b in planes])
-    d += _CULL_REL_MARGIN * (np.abs(C[:p]) @ p_max + np.abs(d))
-    vals = vals[:p]
-    vals += d.astype(np.float32)[:, None]
-    worst = np.minimum.reduce(vals, axis=0) if p > 1 else vals[0]
+    d += _CULL_REL_MARGIN * (np.abs(C) @ p_max + np.abs(d))
+    C32, d32 = C.astype(np.float32), d.astype(np.float32)
+    worst = tmp = None
+    for k in range(len(planes)):  # elementwise float32: c0 x + c1 y + c2 z + d per plane
+        v = np.multiply(cols[0], C32[k, 0], out=tmp)
+        for j in (1, 2):
+            if C32[k, j] != 0:
+                v += cols[j] * C32[k, j]
+        v += d32[k]
+        if worst is None:
+            worst, tmp = v, np.empty_like(v)
+        else:
+            np.minimum(worst, v, out=worst)
     return np.flatnonzero(worst >= 0)
-
-
-_CULL_SCRATCH = threading.local()
-
-
-def _cull_buffer(rows: int, n: int) -> np.ndarray:
-    """A per-thread float32 ``rows x n`` buffer for :func:`view_candidates`, grown as needed."""
-    buf = getattr(_CULL_SCRATCH, "buf", None)
-    if buf is None or buf.size < rows * n:
-        buf = _CULL_SCRATCH.buf = np.empty(max(rows * n, 8 * 65536), dtype=np.float32)
-    return buf[:rows * n].reshape(rows, n)
 
 
 def _pixel_indices(camera: CameraModel, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
