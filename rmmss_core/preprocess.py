@@ -19,6 +19,7 @@ size go through the float path unchanged.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -73,16 +74,24 @@ class Codes:
         out = self.to_uint8().astype(np.float32)
         return np.divide(out, np.float32(255.0), out=out)
 
-    def channel_planes(self) -> list[np.ndarray]:
-        """Three uint8 ``H x W`` planes (shared for a single-plane image), each OpenCV-readable."""
+    def channel_planes(self, scratch: np.ndarray | None = None) -> list[np.ndarray]:
+        """Three uint8 ``H x W`` planes (shared for a single-plane image), each OpenCV-readable.
+        ``scratch``: optional C-contiguous uint8 ``3 x H x W`` buffer the planes of an interleaved
+        image are split into (a fresh 3-plane allocation per frame costs page faults: ~4x slower at
+        640 x 480); the planes returned are then views of it, valid until it is reused."""
         a = self.to_uint8() if self.sparse is not None else self.planes
         if a.ndim == 2:
             return [a] * 3
+        if scratch is not None and (scratch.shape != (3, *a.shape[:2]) or scratch.dtype != np.uint8
+                                    or not scratch.flags.c_contiguous):
+            raise ValueError(f"channel_planes: scratch must be a contiguous uint8 3 x {a.shape[0]} x "
+                             f"{a.shape[1]} array, got {scratch.dtype} {scratch.shape}")
+        mv = None if scratch is None else [scratch[0], scratch[1], scratch[2]]
         if a.strides[2] == -1 and a[:, :, ::-1].strides[1:] == (3, 1):  # bgr read as rgb: split as stored
-            return cv2.split(a[:, :, ::-1])[::-1]
+            return list(cv2.split(a[:, :, ::-1], None if mv is None else mv[::-1]))[::-1]
         if a.strides[1:] != (3, 1):
             a = np.ascontiguousarray(a)
-        return list(cv2.split(a))
+        return list(cv2.split(a, mv))
 
 
 ImageLike = np.ndarray | torch.Tensor | Codes
@@ -311,7 +320,8 @@ def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
             plane.fill(table[c, 0])
             plane[idx] = table[c][vals[:, c]]
         return out
-    planes = codes.channel_planes()
+    planes = codes.channel_planes(_scratch_planes(codes.shape) if codes.planes is not None
+                                  and codes.planes.ndim == 3 else None)
     if not geo.identity:
         x0, y0, ws, hs = geo.window
         px, py, bw, bh = geo.box
@@ -325,10 +335,26 @@ def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
         small = t[0].numpy()
         planes = [small[0]] * 3 if small.shape[0] == 1 else [small[0], small[1], small[2]]
     for c in range(3):
+        if c and planes[c] is planes[c - 1] and np.array_equal(table[c], table[c - 1]):
+            o[c] = o[c - 1]  # same plane, same table (depth's single plane): a copy, not a lookup
+            continue
         r = cv2.LUT(planes[c], table[c], dst=o[c])
         if not np.shares_memory(r, o):  # OpenCV allocated instead of writing in place
             o[c] = r
     return out
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch_planes(shape: tuple[int, ...]) -> np.ndarray:
+    """A per-thread uint8 ``3 x H x W`` buffer reused across frames for splitting interleaved codes
+    (``Codes.channel_planes``); its planes are consumed within one ``fit_normalize_codes`` call."""
+    h, w = shape[:2]
+    buf = getattr(_SCRATCH, "planes", None)
+    if buf is None or buf.shape != (3, h, w):
+        buf = _SCRATCH.planes = np.empty((3, h, w), dtype=np.uint8)
+    return buf
 
 
 def denormalize(x: torch.Tensor, norm: Normalization) -> torch.Tensor:

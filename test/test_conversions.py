@@ -234,3 +234,45 @@ def test_event_frame_image():
     np.testing.assert_array_equal(got, frame.astype(np.float32) / np.float32(255))
     with pytest.raises(ConversionError, match="8-bit"):
         encode_event_image(fill_image(Image(), np.zeros((2, 2), np.float32), "32FC1"))
+
+
+@pytest.mark.parametrize("layout", ["velodyne", "xyz_only", "ouster_pad", "float64", "intensity_u16",
+                                    "padded_step", "xyz_not_first", "unaligned"])
+def test_cloud_to_xyzi_block_copy_equals_field_by_field(layout):
+    """Issue #14: the one-block copy of four consecutive float32 fields gives exactly the per-field
+    values (and every other layout still decodes): x, y, z, intensity, NaN rows dropped."""
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    from rmmss_ros.conversions import fill_cloud
+
+    f = {"velodyne": [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"), ("ring", "<u2")],
+         "xyz_only": [("x", "<f4"), ("y", "<f4"), ("z", "<f4")],
+         "ouster_pad": [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("_pad", "<f4"), ("intensity", "<f4")],
+         "float64": [("x", "<f8"), ("y", "<f8"), ("z", "<f8"), ("intensity", "<f8")],
+         "intensity_u16": [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<u2")],
+         "padded_step": [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"), ("_p", "V16")],
+         "xyz_not_first": [("t", "<u4"), ("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")],
+         "unaligned": [("ring", "<u2"), ("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")]}[layout]
+    rng = np.random.default_rng(7)
+    a = np.zeros(1000, [d for d in f if d[1] != "V16"])
+    for n in ("x", "y", "z"):
+        a[n] = rng.uniform(-50, 50, 1000)
+    if "intensity" in a.dtype.names:
+        a["intensity"] = rng.integers(0, 255, 1000)
+    a["y"][::97] = np.nan
+    if layout == "padded_step":  # point_step 32 with trailing padding, as PCL's PointXYZI aligned layout
+        padded = np.zeros(1000, np.dtype({"names": list(a.dtype.names), "offsets": [0, 4, 8, 12],
+                                          "formats": ["<f4"] * 4, "itemsize": 32}))
+        for n in a.dtype.names:
+            padded[n] = a[n]
+        msg = fill_cloud(PointCloud2(), a, PointField)
+        msg.point_step, msg.row_step, msg.data = 32, 32 * 1000, padded.tobytes()
+    else:
+        msg = fill_cloud(PointCloud2(), a, PointField)
+    keep = ~np.isnan(a["y"])
+    want = np.zeros((keep.sum(), 4), np.float32)
+    for c, n in enumerate(("x", "y", "z")):
+        want[:, c] = a[n][keep]
+    if "intensity" in a.dtype.names:
+        want[:, 3] = a["intensity"][keep]
+    np.testing.assert_array_equal(cloud_to_xyzi(msg), want)

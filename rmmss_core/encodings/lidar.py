@@ -132,9 +132,11 @@ def project_lidar_codes(points: np.ndarray, T_cam_lidar: np.ndarray, camera: Cam
 
 def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
                   enc: LidarEncoding = LidarEncoding(),
-                  intensity_units: str = "unit") -> tuple[np.ndarray, np.ndarray]:
+                  intensity_units: str = "unit", precull: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The returns :func:`project_lidar` keeps: (flat pixel index int64 M, float32 ``M x 3``
-    channel values clipped to [0, 1], not quantised), one per pixel hit, in float64 geometry."""
+    channel values clipped to [0, 1], not quantised), one per pixel hit, in float64 geometry.
+    ``precull``: run the exact stage only on :func:`view_candidates` (the same result; False runs
+    it on every point, the reference the tests and the benchmark compare against)."""
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise ValueError(f"lidar points must be N x 4 (x, y, z, intensity), got shape {pts.shape}")
@@ -142,7 +144,11 @@ def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     T = np.asarray(T_cam_lidar, dtype=np.float64)
     if T.shape != (4, 4):
         raise ValueError(f"T_cam_lidar must be 4 x 4, got shape {T.shape}")
-    xyz_all = np.asarray(pts[:, :3], dtype=np.float64)
+    cand = view_candidates(pts, T, camera) if precull else None  # float32: a superset of the returns kept
+    if cand is None:
+        xyz_all = np.asarray(pts[:, :3], dtype=np.float64)
+    else:  # the exact float64 stage below on the candidates only, in their original order
+        xyz_all = np.asarray(pts.take(cand, axis=0)[:, :3], dtype=np.float64)
     # cull points behind the camera first (most of a 360-degree scan); NaN z fails the test too
     in_front = xyz_all @ T[2, :3] + T[2, 3] > MIN_DEPTH_M
     ok = valid_points(xyz_all)  # (NaN / origin); on all points: cheaper than gathering first
@@ -152,6 +158,8 @@ def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     else:
         front = np.flatnonzero(ok)
         xyz = xyz_all.take(front, axis=0)
+    if cand is not None:
+        front = cand.take(front)  # rows of pts
     cam = transform_points(xyz, T)
     pix, valid = _pixel_indices(camera, cam)
     vidx = np.flatnonzero(valid)
@@ -161,6 +169,61 @@ def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     for c, name in enumerate(enc.channels):  # values clipped to [0, 1] in _channel
         values[:, c] = _channel(name, pts, front, xyz, cam, src, enc, intensity_units)
     return pix.take(keep), values
+
+
+# Safety margin of the float32 pre-cull, relative to the largest possible magnitude of a plane's
+# terms: float32 evaluation (inputs, coefficients, three products and three sums) errs by at most
+# ~8 * 2^-24 = 4.8e-7 of it, so 1e-5 keeps every point the exact stage can keep with 20x to spare.
+_CULL_REL_MARGIN = 1e-5
+
+
+def view_candidates(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel) -> np.ndarray | None:
+    """Rows of ``points`` (``N x >=3``, LiDAR frame) that may project into ``camera``: int64 M,
+    ascending, or None when no cull is made (non-finite coordinates present, or no points).
+
+    A conservative float32 pre-cull for :func:`lidar_returns`' exact float64 stage: a point the
+    exact stage keeps has camera z > MIN_DEPTH_M and, for a pinhole camera projected with K,
+    ``0 <= u + 0.5 < W`` and ``0 <= v + 0.5 < H``; multiplied by z > 0 these are five half-spaces
+    ``c . p + d >= 0`` in the LiDAR frame (the image bounds only for an undistorted K camera; a
+    distorted or P camera gets the z plane alone). Each is evaluated in float32 with a margin of
+    ``_CULL_REL_MARGIN * (|c| . max|p| + |d|)`` (max|p| per coordinate over the cloud), far above float32's rounding error, so every
+    point the exact stage keeps is a candidate (points it drops may be too: it drops them again).
+    Keeping the candidates' order keeps the nearest-return tie rule (lowest index) unchanged.
+    """
+    n = points.shape[0]
+    if n == 0:
+        return None
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range: inf, then no cull (below)
+        xyz = np.asarray(points[:, :3], dtype=np.float32)  # a strided view for a float32 N x 4 cloud
+    R, t = T_cam_lidar[:3, :3], T_cam_lidar[:3, 3]
+    planes = [(np.array([0.0, 0.0, 1.0]), -MIN_DEPTH_M)]
+    if not camera.use_p and not np.any(camera.D):
+        K, W, H = camera.K, camera.width, camera.height
+        planes += [(np.array([K[0, 0], K[0, 1], K[0, 2] + 0.5]), 0.0),        # u + 0.5 >= 0
+                   (np.array([-K[0, 0], -K[0, 1], W - K[0, 2] - 0.5]), 0.0),  # u + 0.5 < W
+                   (np.array([0.0, K[1, 1], K[1, 2] + 0.5]), 0.0),            # v + 0.5 >= 0
+                   (np.array([0.0, -K[1, 1], H - K[1, 2] - 0.5]), 0.0)]       # v + 0.5 < H
+    C = np.stack([a @ R for a, _ in planes])  # P x 3, float64
+    cols = [xyz[:, 0], xyz[:, 1], xyz[:, 2]]
+    with np.errstate(invalid="ignore", over="ignore"):
+        p_max = np.array([max(c.max(), -c.min()) for c in cols], dtype=np.float64)  # NaN stays NaN
+    if not np.all(np.isfinite(p_max)):
+        return None
+    d = np.array([a @ t + b for a, b in planes])
+    d += _CULL_REL_MARGIN * (np.abs(C) @ p_max + np.abs(d))
+    C32, d32 = C.astype(np.float32), d.astype(np.float32)
+    worst = tmp = None
+    for k in range(len(planes)):  # elementwise float32: c0 x + c1 y + c2 z + d per plane
+        v = np.multiply(cols[0], C32[k, 0], out=tmp)
+        for j in (1, 2):
+            if C32[k, j] != 0:
+                v += cols[j] * C32[k, j]
+        v += d32[k]
+        if worst is None:
+            worst, tmp = v, np.empty_like(v)
+        else:
+            np.minimum(worst, v, out=worst)
+    return np.flatnonzero(worst >= 0)
 
 
 def _pixel_indices(camera: CameraModel, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

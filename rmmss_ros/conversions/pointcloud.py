@@ -97,11 +97,13 @@ def cloud_to_xyzi(msg: Any, intensity: str = "intensity", what: str = "lidar", u
     missing = [n for n in ("x", "y", "z") if n not in names]
     if missing:
         raise ConversionError(f"{what}: cloud lacks fields {missing}; has {list(names)}")
-    out = np.empty((pts.shape[0], 4), dtype=np.float32)
-    for c, n in enumerate(("x", "y", "z")):
-        out[:, c] = pts[n]
     has_i = intensity in names
-    out[:, 3] = pts[intensity] if has_i else 0.0
+    out = _xyzi_float32_block(pts, intensity if has_i else None)
+    if out is None:
+        out = np.empty((pts.shape[0], 4), dtype=np.float32)
+        for c, n in enumerate(("x", "y", "z")):
+            out[:, c] = pts[n]
+        out[:, 3] = pts[intensity] if has_i else 0.0
     finite = np.isfinite(out[:, 0])  # per column: 5x faster than .all(axis=1) over rows of 3
     finite &= np.isfinite(out[:, 1])
     finite &= np.isfinite(out[:, 2])
@@ -113,6 +115,31 @@ def cloud_to_xyzi(msg: Any, intensity: str = "intensity", what: str = "lidar", u
         from rmmss_core.encodings import intensity_units_for, normalize_intensity
         u = intensity_units_for(pts.dtype[intensity].base) if units == "auto" else units
         out[:, 3] = normalize_intensity(out[:, 3], u)
+    return out
+
+
+def _xyzi_float32_block(pts: np.ndarray, intensity: str | None) -> np.ndarray | None:
+    """``N x 4`` float32 copy of x, y, z, intensity in one strided block copy when the cloud stores
+    them as four consecutive little-endian float32 fields (Velodyne, Hesai, Livox ROS layouts);
+    with ``intensity`` None, x, y, z consecutive and intensity 0. None for any other layout
+    (the caller then copies field by field: the same values)."""
+    f32 = np.dtype("<f4")
+    names = ("x", "y", "z") + ((intensity,) if intensity is not None else ())
+    fields = pts.dtype.fields
+    off0 = fields["x"][1]
+    step = pts.dtype.itemsize
+    if pts.ndim != 1 or any(
+            fields[n][0] != f32 or fields[n][1] != off0 + 4 * k for k, n in enumerate(names)):
+        return None
+    base = pts.view(np.uint8) if pts.flags.c_contiguous else None
+    if base is None:
+        return None
+    # N x 3 or N x 4; numpy reads unaligned rows too (point_step 22 of velodyne's PointXYZIRT)
+    block = base.reshape(-1, step)[:, off0:off0 + 4 * len(names)].view(f32)
+    out = np.empty((pts.shape[0], 4), dtype=np.float32)
+    out[:, :len(names)] = block
+    if intensity is None:
+        out[:, 3] = 0.0
     return out
 
 
