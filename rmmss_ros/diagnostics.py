@@ -152,9 +152,10 @@ class NodeDiagnostics:
                           "period_malformed": str(p.errors), "worst_level": str(level),
                           "errors": str(self._errors[m]), "last_error": self._last_error.get(m, "")}
                 if st is not None:
-                    values.update(received=str(st.received), used=str(st.used), late=str(st.late),
+                    values.update(received=str(st.received), used=str(st.used),
+                                  used_messages=str(getattr(st, "used_messages", 0)), late=str(st.late),
                                   duplicate=str(st.duplicate), overflow=str(st.overflow),
-                                  unmatched=str(st.unmatched), implausible=str(getattr(st, "implausible", 0)),
+                                  expired_unused=str(getattr(st, "expired_unused", 0)), implausible=str(getattr(st, "implausible", 0)),
                                   jumps=str(getattr(st, "jumps", 0)), missed=str(getattr(st, "missed", 0)),
                                   out_of_sync=getattr(st, "out_of_sync", ""),
                                   offset_ms="" if getattr(st, "offset_ms", None) is None else f"{st.offset_ms:.1f}")
