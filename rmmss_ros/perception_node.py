@@ -58,6 +58,12 @@ def check_camera_info(width: int, height: int, image_size: tuple[int, int] | Non
     return None
 
 
+def with_prefix(name: str, error: str) -> str:
+    """``error`` led by the input's name once: the pipeline's texts mostly carry it already
+    ('lidar: no valid CameraInfo ...', 'event cloud: ...'), so 'lidar: lidar: ...' never shows."""
+    return error if error.startswith(name) else f"{name}: {error}"
+
+
 class StartupError(RuntimeError):
     """The node cannot start: bad parameters or an unusable model file (the text says which)."""
 
@@ -248,14 +254,15 @@ class PerceptionNode(Node):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         why = check_camera_info(int(msg.width), int(msg.height), self._camera_size,
                                 int(self.values["camera_info.max_pixels"]))
-        if why is not None:
+        if why is not None:  # an earlier accepted CameraInfo (if any) stays in use
             self.diag.camera_info_rejected(why)
             self._log_throttled("error", "camera_info", f"{self._topics['camera_info']}: {why}", period_s=10.0)
             return
         if self.camera_info is None:
             self.get_logger().info(f"CameraInfo {msg.width}x{msg.height} received on {self._topics['camera_info']}")
         self.camera_info = msg
-        self.diag.camera_info_received(int(msg.width), int(msg.height))
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.get_clock().now().nanoseconds / 1e9))
+        self.diag.camera_info_received(int(msg.width), int(msg.height), since)
         if not self._camera_frame and msg.header.frame_id:
             self._camera_frame = msg.header.frame_id
 
@@ -282,7 +289,7 @@ class PerceptionNode(Node):
             info = None  # bounded against this very image: never allocate for a mismatching CameraInfo
             why = check_camera_info(int(self.camera_info.width), int(self.camera_info.height),
                                     (int(rgb.height), int(rgb.width)), 0)
-            self.diag.camera_info_rejected(why or "CameraInfo does not match the camera image")
+            self.diag.camera_info_unusable(why or "CameraInfo does not match the camera image")
         result = self.pipeline.process(fs, info)
         self._log_pipeline_warnings(result)
         latency = None
@@ -291,9 +298,10 @@ class PerceptionNode(Node):
             # stamps from another clock (bag stamps, a sensor's own epoch): measure from receipt
             on_clock = abs(now - fs.stamp_ns) <= NS
             latency = (now - (fs.stamp_ns if on_clock or not fs.opened_ns else fs.opened_ns)) / 1e6
-        self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic())
+        self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic(),
+                         camera_info_given=info is not None)
         for m, err in result.errors.items():
-            self._log_throttled("warn", f"input:{m}", f"{m}: {err}")
+            self._log_throttled("warn", f"input:{m}", with_prefix(m, err))
 
     def _on_frame_error(self, fs: Any, e: BaseException) -> None:
         what = f"{type(e).__name__}: {e}"
