@@ -156,16 +156,23 @@ class PerceptionNode(Node):
     def _update_subscriptions(self) -> None:
         """Create / replace subscriptions so that each topic receives from the publishers it has
         (rmmss_ros.qos_policy): re-run every _GRAPH_CHECK_S, so publishers started later are
-        matched too. Explicit qos.reliability settings are kept for the sensor topics."""
+        matched too. Explicit qos.reliability settings are kept for the sensor topics. When a
+        topic's publishers all go away (they stop, or the graph empties at shutdown) the current
+        subscription is kept: there is nothing to match, and the next publisher is matched when it
+        appears. Logs (INFO) only a real change of profile; quiet once shutting down."""
+        if self._shutting_down():
+            return
         try:
             for key, topic in self._topics.items():
                 pubs = [(RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE else "best_effort",
                          TRANSIENT_LOCAL if i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
                          else "volatile") for i in self.get_publishers_info_by_topic(topic)]
+                have = self._subs[key]
+                if not pubs and have:
+                    continue  # publishers gone: keep what matched them
                 want = (camera_info_profiles(pubs) if key in ("camera_info", "event_camera_info")
                         else sensor_profiles(self.values["qos.reliability"], pubs))
-                have = self._subs[key]
-                if set(want) == set(have):
+                if set(want) == set(have) or self._shutting_down():
                     continue
                 cls, cb = self._sub_cb[key]
                 for prof in want:
@@ -180,8 +187,17 @@ class PerceptionNode(Node):
                     self.destroy_subscription(have.pop(prof))
                 self.get_logger().info(f"{topic}: subscribed with {sorted(want)} for publishers {sorted(set(pubs))}")
         except Exception as e:  # noqa: BLE001 - graph queries fail during shutdown; never end spin
-            if not self._closing.is_set():
+            # SIGTERM invalidates the context from rclpy's signal handler before close() runs:
+            # an RCLError 'context is invalid' then is shutdown, not a failure
+            if not self._shutting_down():
                 self._log_throttled("error", "qos", f"subscription update failed: {type(e).__name__}: {e}")
+
+    def _shutting_down(self) -> bool:
+        """Closing, or the context already shut down (a signal); a failing check counts as yes."""
+        try:
+            return self._closing.is_set() or not self.context.ok()
+        except Exception:  # noqa: BLE001 - a context torn down under us
+            return True
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         changes = {}
