@@ -30,6 +30,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
+from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
 from rmmss_ros.diagnostics import NodeDiagnostics
@@ -411,10 +412,15 @@ class PerceptionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    """Run the node until SIGINT/SIGTERM (exit 0) or a start-up error (exit 1). The console
+    script enters through ``rmmss_ros.node_main``, which arms the start-up stop handlers before
+    this module (torch, rclpy) is imported; armed again here for ``python -m``."""
+    early_stop.install()
     node = None
     try:
+        rclpy.init(args=args)
         node = PerceptionNode()
+        early_stop.disarm()  # from here rclpy's handlers shut the context down: spin returns
         rclpy.spin(node)
     except StartupError as e:
         print(f"[perception_node] start-up failed: {e}", file=sys.stderr, flush=True)

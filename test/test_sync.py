@@ -586,7 +586,7 @@ def test_expired_counts_only_messages_that_never_served_a_set():
     clock = FakeClock(100 * NS)
     sync = Synchronizer([SensorConfig("rgb"), SensorConfig("lidar", slop_s=0.01, timeout_s=0.25)], clock,
                         reference="rgb")
-    for k in range(20):
+    for _ in range(20):
         sync.add("lidar", clock.t + 50 * MS, "scan")  # 50 ms off every camera stamp (100 ms apart)
         sync.add("rgb", clock.t, "cam")
         clock.advance(100)
