@@ -45,7 +45,7 @@ setup(
     entry_points={
         "console_scripts": [
             "rmmss = rmmss_core.cli:main",
-            "perception_node = rmmss_ros.perception_node:main",
+            "perception_node = rmmss_ros.node_main:main",
         ],
     },
 )

@@ -4,9 +4,13 @@ Each ``statuses()`` call summarises the whole period since the previous one, nev
 frame: per sensor the sets in which it was used, missing or malformed, the worst level seen, the
 last error, and the synchroniser's view (dead, out of sync with its measured offset, late/implausible
 counters). Levels: ERROR when any of its messages was malformed in the period, WARN when it is out
-of sync or present but unusable for a reason outside it (no CameraInfo yet), STALE when it was
-missing from every set (or dead), OK otherwise. ``camera_info`` has its own status (received,
-valid, bounded against the camera image). Output status: rate, latency (header stamp to publish,
+of sync or present but unusable for a reason outside it (no CameraInfo yet: the sensor's reason is
+kept there), STALE when it was missing from every set (or dead), OK otherwise. ``camera_info`` has
+its own status with its own reasons, never a sensor's: ``received`` (every CameraInfo that arrived)
+= ``accepted`` + ``rejected`` (refused on arrival: size not matching the camera image, or over
+``camera_info.max_pixels``), ``valid`` (the node has one it projects with: OK; WARN when the newest
+was rejected but an earlier one stays in use), ``unusable_sets`` (frame sets in which the one in
+use could not be used: ERROR until a new one is accepted), ``last_error``. Output status: rate, latency (header stamp to publish,
 or receipt to publish when the stamps come from another clock), drops, the modalities the last
 mask used; ERROR while frame sets fail as a whole (within ``FAILURE_WINDOW_S``) or while the
 inference worker's watchdog reports a problem.
@@ -67,26 +71,35 @@ class NodeDiagnostics:
         self._last_used: tuple[str, ...] = ()
         self._masks = 0
         self._last_error: dict[str, str] = {}
+        self._blocked: dict[str, str] = {}  # why a sensor was present but unusable (no CameraInfo)
         self._failures = 0
         self._last_failure: tuple[float, str] | None = None  # (now_s, what)
-        self._ci = {"received": 0, "rejected": 0, "last_error": "", "valid": False, "size": ""}
+        # received = accepted + rejected (every CameraInfo that arrived); valid: the node has one it
+        # projects with; last_error: why the last one was refused / the one in use was unusable
+        self._ci = {"received": 0, "accepted": 0, "rejected": 0, "valid": False, "size": "", "since": "",
+                    "last_error": "", "unusable_sets": 0}
+        self._ci_last_rejected = False  # the newest CameraInfo was refused (an older one may be in use)
 
     def record(self, missing: Iterable[str], used: Iterable[str], errors: dict[str, str],
-               latency_ms: float | None, now_s: float) -> None:
+               latency_ms: float | None, now_s: float, camera_info_given: bool = False) -> None:
         """One processed frame set: sync-missing sensors, modalities used, per-input errors (a
-        'camera_info' key, or sensor errors caused by CameraInfo, count for camera_info), and
-        the latency to publish (None when nothing was published)."""
+        'camera_info' key: the CameraInfo in use was unusable; sensor errors caused by a missing
+        CameraInfo block that sensor, WARN), and the latency to publish (None when nothing was
+        published). ``camera_info_given``: the accepted CameraInfo was handed to the pipeline for
+        this set; without a 'camera_info' error it is usable (valid) again."""
         missing, used = set(missing), set(used)
         with self._lock:
             if "camera_info" in errors:
-                self.camera_info_rejected(errors["camera_info"])
+                self._camera_info_unusable(errors["camera_info"])
+            elif camera_info_given and self._ci["accepted"]:
+                self._ci["valid"] = True
             for m in self.enabled:
                 p = self._period[m]
                 p.sets += 1
                 err = errors.get(m)
                 if err is not None and is_camera_info_problem(err):
-                    p.blocked += 1
-                    self._ci["last_error"] = err
+                    p.blocked += 1  # the sensor's own status (WARN); camera_info keeps its own reason
+                    self._blocked[m] = err
                 elif err is not None:
                     p.errors += 1
                     self._errors[m] += 1
@@ -102,11 +115,30 @@ class NodeDiagnostics:
                 self._masks += 1
                 self._last_used = tuple(m for m in MODALITIES if m in used)
 
-    def camera_info_received(self, width: int, height: int) -> None:
-        self._ci.update(received=self._ci["received"] + 1, valid=True, size=f"{width}x{height}")
+    def camera_info_received(self, width: int, height: int, since: str = "") -> None:
+        """A CameraInfo arrived and was accepted: the node projects with it from now on (``since``:
+        when it arrived, for the status text)."""
+        with self._lock:
+            ci = self._ci
+            ci.update(received=ci["received"] + 1, accepted=ci["accepted"] + 1, valid=True,
+                      size=f"{width}x{height}", since=since)
+            self._ci_last_rejected = False
 
     def camera_info_rejected(self, why: str) -> None:
-        self._ci.update(rejected=self._ci["rejected"] + 1, valid=False, last_error=why)
+        """A CameraInfo arrived and was refused (``why``); an earlier accepted one stays in use."""
+        with self._lock:
+            ci = self._ci
+            ci.update(received=ci["received"] + 1, rejected=ci["rejected"] + 1, last_error=why)
+            self._ci_last_rejected = True
+
+    def camera_info_unusable(self, why: str) -> None:
+        """The CameraInfo in use could not be used for a frame set (it no longer matches the camera
+        image, or its calibration is invalid): no valid CameraInfo until a new one is accepted."""
+        with self._lock:
+            self._camera_info_unusable(why)
+
+    def _camera_info_unusable(self, why: str) -> None:
+        self._ci.update(valid=False, last_error=why, unusable_sets=self._ci["unusable_sets"] + 1)
 
     def record_failure(self, error: str, now_s: float) -> None:
         """A frame set that failed as a whole (exception outside the per-sensor conversions)."""
@@ -123,7 +155,9 @@ class NodeDiagnostics:
         if oos:
             return WARN, f"{oos} ({period})"
         if p.blocked:
-            return WARN, f"present but not usable: no valid CameraInfo ({period})"
+            why = self._blocked.get(m, "")
+            why = why[len(m) + 2:] if why.startswith(f"{m}: ") else why
+            return WARN, f"present but not usable: waiting for a valid CameraInfo ({period}); last: {why}"
         if dead:
             return STALE, f"dead: silent for longer than its timeout ({period})"
         if p.sets and not p.used:
@@ -152,17 +186,24 @@ class NodeDiagnostics:
                           "period_malformed": str(p.errors), "worst_level": str(level),
                           "errors": str(self._errors[m]), "last_error": self._last_error.get(m, "")}
                 if st is not None:
-                    values.update(received=str(st.received), used=str(st.used), late=str(st.late),
+                    values.update(received=str(st.received), used=str(st.used),
+                                  used_messages=str(getattr(st, "used_messages", 0)), late=str(st.late),
                                   duplicate=str(st.duplicate), overflow=str(st.overflow),
-                                  unmatched=str(st.unmatched), implausible=str(getattr(st, "implausible", 0)),
+                                  expired_unused=str(getattr(st, "expired_unused", 0)), implausible=str(getattr(st, "implausible", 0)),
                                   jumps=str(getattr(st, "jumps", 0)), missed=str(getattr(st, "missed", 0)),
                                   out_of_sync=getattr(st, "out_of_sync", ""),
                                   offset_ms="" if getattr(st, "offset_ms", None) is None else f"{st.offset_ms:.1f}")
                 out.append(Status(name, level, msg, self.topics.get(m, ""), values))
                 self._period[m] = _Period()
             ci = self._ci
-            if ci["valid"]:
-                level, msg = OK, f"valid CameraInfo {ci['size']}"
+            since = f" from {ci['since']}" if ci["since"] else ""
+            if ci["valid"] and self._ci_last_rejected:
+                level, msg = WARN, (f"last message rejected ({ci['last_error']}); still using {ci['size']}{since} "
+                                    f"({ci['accepted']} accepted, {ci['rejected']} rejected)")
+            elif ci["valid"]:
+                level, msg = OK, f"valid CameraInfo {ci['size']}{since}"
+            elif ci["accepted"] and not self._ci_last_rejected:
+                level, msg = ERROR, f"CameraInfo {ci['size']}{since} not usable: {ci['last_error']}"
             elif ci["rejected"]:
                 level, msg = ERROR, f"CameraInfo rejected: {ci['last_error']}"
             else:

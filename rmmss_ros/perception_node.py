@@ -30,6 +30,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
+from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
 from rmmss_ros.diagnostics import NodeDiagnostics
@@ -56,6 +57,12 @@ def check_camera_info(width: int, height: int, image_size: tuple[int, int] | Non
         return (f"CameraInfo size {width}x{height} exceeds camera_info.max_pixels={max_pixels} "
                 "(no camera image yet to check it against); ignored")
     return None
+
+
+def with_prefix(name: str, error: str) -> str:
+    """``error`` led by the input's name once: the pipeline's texts mostly carry it already
+    ('lidar: no valid CameraInfo ...', 'event cloud: ...'), so 'lidar: lidar: ...' never shows."""
+    return error if error.startswith(name) else f"{name}: {error}"
 
 
 class StartupError(RuntimeError):
@@ -150,16 +157,23 @@ class PerceptionNode(Node):
     def _update_subscriptions(self) -> None:
         """Create / replace subscriptions so that each topic receives from the publishers it has
         (rmmss_ros.qos_policy): re-run every _GRAPH_CHECK_S, so publishers started later are
-        matched too. Explicit qos.reliability settings are kept for the sensor topics."""
+        matched too. Explicit qos.reliability settings are kept for the sensor topics. When a
+        topic's publishers all go away (they stop, or the graph empties at shutdown) the current
+        subscription is kept: there is nothing to match, and the next publisher is matched when it
+        appears. Logs (INFO) only a real change of profile; quiet once shutting down."""
+        if self._shutting_down():
+            return
         try:
             for key, topic in self._topics.items():
                 pubs = [(RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE else "best_effort",
                          TRANSIENT_LOCAL if i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
                          else "volatile") for i in self.get_publishers_info_by_topic(topic)]
+                have = self._subs[key]
+                if not pubs and have:
+                    continue  # publishers gone: keep what matched them
                 want = (camera_info_profiles(pubs) if key in ("camera_info", "event_camera_info")
                         else sensor_profiles(self.values["qos.reliability"], pubs))
-                have = self._subs[key]
-                if set(want) == set(have):
+                if set(want) == set(have) or self._shutting_down():
                     continue
                 cls, cb = self._sub_cb[key]
                 for prof in want:
@@ -174,8 +188,17 @@ class PerceptionNode(Node):
                     self.destroy_subscription(have.pop(prof))
                 self.get_logger().info(f"{topic}: subscribed with {sorted(want)} for publishers {sorted(set(pubs))}")
         except Exception as e:  # noqa: BLE001 - graph queries fail during shutdown; never end spin
-            if not self._closing.is_set():
+            # SIGTERM invalidates the context from rclpy's signal handler before close() runs:
+            # an RCLError 'context is invalid' then is shutdown, not a failure
+            if not self._shutting_down():
                 self._log_throttled("error", "qos", f"subscription update failed: {type(e).__name__}: {e}")
+
+    def _shutting_down(self) -> bool:
+        """Closing, or the context already shut down (a signal); a failing check counts as yes."""
+        try:
+            return self._closing.is_set() or not self.context.ok()
+        except Exception:  # noqa: BLE001 - a context torn down under us
+            return True
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         changes = {}
@@ -248,14 +271,15 @@ class PerceptionNode(Node):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         why = check_camera_info(int(msg.width), int(msg.height), self._camera_size,
                                 int(self.values["camera_info.max_pixels"]))
-        if why is not None:
+        if why is not None:  # an earlier accepted CameraInfo (if any) stays in use
             self.diag.camera_info_rejected(why)
             self._log_throttled("error", "camera_info", f"{self._topics['camera_info']}: {why}", period_s=10.0)
             return
         if self.camera_info is None:
             self.get_logger().info(f"CameraInfo {msg.width}x{msg.height} received on {self._topics['camera_info']}")
         self.camera_info = msg
-        self.diag.camera_info_received(int(msg.width), int(msg.height))
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.get_clock().now().nanoseconds / 1e9))
+        self.diag.camera_info_received(int(msg.width), int(msg.height), since)
         if not self._camera_frame and msg.header.frame_id:
             self._camera_frame = msg.header.frame_id
 
@@ -282,7 +306,7 @@ class PerceptionNode(Node):
             info = None  # bounded against this very image: never allocate for a mismatching CameraInfo
             why = check_camera_info(int(self.camera_info.width), int(self.camera_info.height),
                                     (int(rgb.height), int(rgb.width)), 0)
-            self.diag.camera_info_rejected(why or "CameraInfo does not match the camera image")
+            self.diag.camera_info_unusable(why or "CameraInfo does not match the camera image")
         result = self.pipeline.process(fs, info)
         self._log_pipeline_warnings(result)
         latency = None
@@ -291,9 +315,10 @@ class PerceptionNode(Node):
             # stamps from another clock (bag stamps, a sensor's own epoch): measure from receipt
             on_clock = abs(now - fs.stamp_ns) <= NS
             latency = (now - (fs.stamp_ns if on_clock or not fs.opened_ns else fs.opened_ns)) / 1e6
-        self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic())
+        self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic(),
+                         camera_info_given=info is not None)
         for m, err in result.errors.items():
-            self._log_throttled("warn", f"input:{m}", f"{m}: {err}")
+            self._log_throttled("warn", f"input:{m}", with_prefix(m, err))
 
     def _on_frame_error(self, fs: Any, e: BaseException) -> None:
         what = f"{type(e).__name__}: {e}"
@@ -387,10 +412,15 @@ class PerceptionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    """Run the node until SIGINT/SIGTERM (exit 0) or a start-up error (exit 1). The console
+    script enters through ``rmmss_ros.node_main``, which arms the start-up stop handlers before
+    this module (torch, rclpy) is imported; armed again here for ``python -m``."""
+    early_stop.install()
     node = None
     try:
+        rclpy.init(args=args)
         node = PerceptionNode()
+        early_stop.disarm()  # from here rclpy's handlers shut the context down: spin returns
         rclpy.spin(node)
     except StartupError as e:
         print(f"[perception_node] start-up failed: {e}", file=sys.stderr, flush=True)

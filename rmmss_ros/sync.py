@@ -97,17 +97,23 @@ class FrameSet:
 
 @dataclass
 class SensorStats:
-    """Counters of one sensor since start. ``late``: arrived after a set it belonged to was emitted
-    without it, or too old for any set still to come; ``missed``: sets emitted without it while it
+    """Counters of one sensor since start. ``received``: messages that arrived; ``used``: frame
+    sets it was part of (with ``reuse`` one 10 Hz scan serves several 30 Hz camera frames, so this
+    can exceed ``received``); ``used_messages``: distinct messages that served at least one set;
+    ``expired_unused``: buffered messages dropped once too old for any set still to come without
+    ever having served one (messages used before they expire are not counted); ``late``: arrived
+    after a set it belonged to was emitted without it, or too old for any set still to come;
+    ``overflow``: buffered messages evicted by ``queue_size``; ``missed``: sets emitted without it while it
     was alive; ``out_of_sync``: '' or why it is flagged; ``offset_ms``: measured median offset of
     its (corrected) stamps against the reference's, transport delays cancelled (None: unknown)."""
 
     received: int = 0
     used: int = 0
+    used_messages: int = 0
     late: int = 0
     duplicate: int = 0
     overflow: int = 0
-    unmatched: int = 0
+    expired_unused: int = 0
     implausible: int = 0
     jumps: int = 0
     missed: int = 0
@@ -132,6 +138,7 @@ class _Pending:
 class _Buffer:
     times: list[int] = field(default_factory=list)  # corrected stamps, sorted
     items: list[tuple[int, Any]] = field(default_factory=list)  # (raw stamp, message)
+    used: list[bool] = field(default_factory=list)  # whether that message served a frame set yet
 
 
 @dataclass
@@ -261,6 +268,7 @@ class Synchronizer:
             if len(keep) != len(buf.times):
                 buf.times = [buf.times[i] for i in keep]
                 buf.items = [buf.items[i] for i in keep]
+                buf.used = [buf.used[i] for i in keep]
 
     def _now(self) -> int:
         now = self.clock()
@@ -353,8 +361,9 @@ class Synchronizer:
             return
         buf.times.insert(i, t)
         buf.items.insert(i, (stamp, msg))
+        buf.used.insert(i, False)
         while len(buf.times) > self.queue_size:
-            del buf.times[0], buf.items[0]
+            del buf.times[0], buf.items[0], buf.used[0]
             st.overflow += 1
 
     def _recovery(self, name: str, t: int, now: int, matches: bool) -> None:
@@ -450,16 +459,20 @@ class Synchronizer:
                     missing.append(name)
                 else:
                     stamps[name], messages[name] = buf.items[j]
+                    if not buf.used[j]:
+                        self.stats[name].used_messages += 1
+                        buf.used[j] = True
                     if not cfg.reuse:
-                        del buf.times[j], buf.items[j]
+                        del buf.times[j], buf.items[j], buf.used[j]
                 self._health(name, p, j is not None, now)
             if name in messages:
                 self.stats[name].used += 1
-            # drop what can no longer match any reference still to come (those are >= floor)
+            # drop what can no longer match any reference still to come (those are >= floor);
+            # only the messages that never served a set count as expired
             cut = bisect.bisect_left(buf.times, floor - self._slop[name])
             if cut:
-                self.stats[name].unmatched += cut
-                del buf.times[:cut], buf.items[:cut]
+                self.stats[name].expired_unused += cut - sum(buf.used[:cut])
+                del buf.times[:cut], buf.items[:cut], buf.used[:cut]
         self._newest = newest
         bisect.insort(self._emitted, p.ref_ns)
         self._emitted_missing[p.ref_ns] = frozenset(missing)

@@ -33,7 +33,7 @@ def make_prefix(prefix: Path) -> Path:
     lib.mkdir(parents=True, exist_ok=True)
     exe = lib / "perception_node"
     exe.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT}${{PYTHONPATH:+:$PYTHONPATH}} exec {sys.executable} "
-                   f"-m rmmss_ros.perception_node \"$@\"\n")
+                   f"-m rmmss_ros.node_main \"$@\"\n")
     exe.chmod(0o755)
     return prefix
 

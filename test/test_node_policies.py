@@ -104,8 +104,83 @@ def test_diagnostics_summarise_the_whole_period():
     st = _by_name(d.statuses(102.0, {}, {}, {}))
     assert st["depth"].level == OK and st["lidar"].level == OK and st["camera_info"].level == OK
     d.camera_info_rejected("CameraInfo size 30000x30000 does not match the camera image 64x48; ignored")
-    st = _by_name(d.statuses(102.5, {}, {}, {}))
-    assert st["camera_info"].level == ERROR and "30000x30000" in st["camera_info"].message
+    st = _by_name(d.statuses(102.5, {}, {}, {}))  # refused, the accepted 64x48 stays in use
+    assert st["camera_info"].level == WARN and "30000x30000" in st["camera_info"].message
+    assert "still using 64x48" in st["camera_info"].message and st["camera_info"].values["valid"] == "True"
+
+
+LIDAR_WAITING = "lidar: no valid CameraInfo received yet; cannot project the cloud"
+
+
+def test_camera_info_status_keeps_its_own_rejection_reason():
+    """Issue 11 follow-up #1: with a latched 100000x100000 CameraInfo the log said why it was
+    refused, but /diagnostics showed 'CameraInfo rejected: lidar: no valid CameraInfo received
+    yet' (last_error overwritten by the LiDAR's complaint). camera_info keeps its own reason; the
+    LiDAR's waiting is the LiDAR's WARN."""
+    why = "CameraInfo size 100000x100000 exceeds camera_info.max_pixels=12582912 (no camera image yet); ignored"
+    d = NodeDiagnostics(("rgb", "lidar"), {}, camera_info_topic="/camera/camera_info")
+    d.camera_info_rejected(why)
+    for k in range(5):
+        d.record((), ["rgb"], {"lidar": LIDAR_WAITING}, 5.0, 100.0 + k * 0.1)
+    st = _by_name(d.statuses(101.0, {m: SensorStats(received=5) for m in ("rgb", "lidar")}, {}, {}))
+    ci = st["camera_info"]
+    assert ci.level == ERROR and ci.message == f"CameraInfo rejected: {why}"
+    assert ci.values["last_error"] == why and "lidar" not in ci.message
+    assert (ci.values["received"], ci.values["accepted"], ci.values["rejected"], ci.values["valid"]) == \
+        ("1", "0", "1", "False")
+    lidar = st["lidar"]
+    assert lidar.level == WARN and "no valid CameraInfo received yet" in lidar.message
+    assert "lidar: lidar" not in lidar.message and lidar.values["period_malformed"] == "0"
+    # follow-up #4: the sync counters are named for what they count
+    assert "expired_unused" in lidar.values and "used_messages" in lidar.values and "unmatched" not in lidar.values
+
+
+def test_camera_info_still_valid_while_later_ones_are_rejected():
+    """Issue 11 follow-up #2: after a valid 320x240 CameraInfo and 5 rejected ones, diagnostics
+    said valid=False received=1 rejected=5 while the node projected with the good one. Now
+    valid=True, 'last message rejected (why); still using 320x240 from <time>', received counts
+    every CameraInfo (accepted + rejected). A CameraInfo in use that stops fitting the image is
+    not valid (ERROR) until it fits again or a new one is accepted."""
+    d = NodeDiagnostics(("rgb", "lidar"), {}, camera_info_topic="/camera/camera_info")
+    d.camera_info_received(320, 240, "2026-11-30T03:00:00Z")
+    why = "CameraInfo size 100000x100000 does not match the camera image 320x240; ignored"
+    for _ in range(5):
+        d.camera_info_rejected(why)
+    d.record((), ["rgb", "lidar"], {}, 5.0, 100.0, camera_info_given=True)
+    ci = _by_name(d.statuses(100.5, {}, {}, {}))["camera_info"]
+    assert (ci.values["received"], ci.values["accepted"], ci.values["rejected"], ci.values["valid"]) == \
+        ("6", "1", "5", "True")
+    assert ci.level == WARN and ci.message.startswith(f"last message rejected ({why}); still using 320x240 "
+                                                      "from 2026-11-30T03:00:00Z")
+    d.camera_info_unusable("CameraInfo size 320x240 does not match the camera image 640x480; ignored")
+    ci = _by_name(d.statuses(101.0, {}, {}, {}))["camera_info"]
+    assert ci.level == ERROR and ci.values["valid"] == "False" and "640x480" in ci.message
+    assert ci.values["unusable_sets"] == "1"
+    d.record((), ["rgb", "lidar"], {}, 5.0, 101.5, camera_info_given=True)  # the image fits again
+    assert _by_name(d.statuses(102.0, {}, {}, {}))["camera_info"].values["valid"] == "True"
+    d.camera_info_received(320, 240, "2026-11-30T03:01:00Z")
+    ci = _by_name(d.statuses(102.5, {}, {}, {}))["camera_info"]
+    assert ci.level == OK and ci.message == "valid CameraInfo 320x240 from 2026-11-30T03:01:00Z"
+
+
+def test_sensor_errors_logged_with_one_prefix():
+    """Issue 11 follow-up #1: the node logged 'lidar: lidar: no valid CameraInfo ...'."""
+    pytest.importorskip("rclpy")
+    import threading
+
+    from rmmss_ros.perception_node import PerceptionNode, with_prefix
+
+    assert with_prefix("lidar", LIDAR_WAITING) == LIDAR_WAITING
+    assert with_prefix("event", "event cloud: no x field") == "event cloud: no x field"
+    assert with_prefix("depth", "bad size") == "depth: bad size"
+    logged, recorded = [], []
+    result = SimpleNamespace(mask=None, errors={"lidar": LIDAR_WAITING}, used_modalities=("rgb",), warnings=())
+    fake = SimpleNamespace(
+        _closing=threading.Event(), camera_info=None, pipeline=SimpleNamespace(process=lambda fs, info: result),
+        _log_pipeline_warnings=lambda r: None, diag=SimpleNamespace(record=lambda *a, **k: recorded.append(k)),
+        _log_throttled=lambda level, key, text: logged.append(text))
+    PerceptionNode._handle(fake, SimpleNamespace(messages={"lidar": object()}, missing=(), stamp_ns=1))
+    assert logged == [LIDAR_WAITING] and recorded == [{"camera_info_given": False}]
 
 
 def test_out_of_sync_reported_with_offset_and_missing_is_stale():
@@ -251,3 +326,78 @@ def test_no_publish_after_shutdown():
     fake.pub_mask = Pub(fail=True)
     with pytest.raises(RuntimeError):
         PerceptionNode._publish(fake, fs, result)
+
+
+def test_qos_recheck_keeps_subscription_when_publishers_vanish_and_is_quiet_at_shutdown():
+    """Issue 11 follow-up #3: after SIGTERM the 0.5 s QoS re-check logged '[ERROR] subscription
+    update failed: RCLError ... context is invalid' (the context dies in rclpy's signal handler,
+    before close() sets the closing flag), and re-subscribed BEST_EFFORT 'for publishers []' as
+    the publishers disappeared. Now: publishers gone -> the subscription is kept, nothing logged;
+    context invalid -> nothing logged, nothing queried; a real profile change is logged at INFO."""
+    pytest.importorskip("rclpy")
+    import threading
+
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    from rmmss_ros.perception_node import PerceptionNode
+
+    def info(rel):
+        return SimpleNamespace(qos_profile=SimpleNamespace(
+            reliability=ReliabilityPolicy.RELIABLE if rel == R else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE))
+
+    class Ctx:
+        ok_ = True
+
+        def ok(self):
+            return self.ok_
+
+    logs, created, destroyed, graph = [], [], [], {"/cam": [info(R)]}
+
+    def publishers(topic):
+        if not fake.context.ok_:
+            raise RuntimeError("RCLError: failed to get publishers: context is invalid")
+        return graph[topic]
+
+    fake = SimpleNamespace(
+        _closing=threading.Event(), context=Ctx(), _topics={"rgb": "/cam"}, _subs={"rgb": {}},
+        _sub_cb={"rgb": (object, None)}, values={"qos.reliability": "auto", "qos.depth": 5},
+        get_publishers_info_by_topic=publishers,
+        create_subscription=lambda cls, topic, cb, qos: created.append(qos.reliability) or len(created),
+        destroy_subscription=destroyed.append,
+        get_logger=lambda: SimpleNamespace(info=lambda t: logs.append(("info", t))),
+        _log_throttled=lambda level, key, text, period_s=2.0: logs.append((level, text)))
+    fake._shutting_down = lambda: PerceptionNode._shutting_down(fake)
+
+    def update():
+        PerceptionNode._update_subscriptions(fake)
+
+    update()
+    assert created == [ReliabilityPolicy.RELIABLE] and logs == [("info", "/cam: subscribed with [('reliable', "
+                                                                  "'volatile')] for publishers [('reliable', 'volatile')]")]
+    graph["/cam"] = []  # the publisher stops: nothing to match, keep the RELIABLE subscription
+    update()
+    assert len(created) == 1 and not destroyed and len(logs) == 1
+    graph["/cam"] = [info(BE)]  # a best-effort publisher appears: a real change, logged once
+    update()
+    update()
+    assert created[-1] == ReliabilityPolicy.BEST_EFFORT and destroyed == [1] and len(logs) == 2
+    assert logs[-1][0] == "info"
+    fake.context.ok_ = False  # SIGTERM: rclpy's handler shut the context down; close() not yet run
+    update()
+    assert len(logs) == 2
+    # the context dies during the graph query: swallowed, no ERROR
+    fake.context.ok_ = True
+    graph["/cam"] = [info(R)]
+
+    def dying(topic):
+        fake.context.ok_ = False
+        raise RuntimeError("RCLError: failed to get publishers: context is invalid")
+
+    fake.get_publishers_info_by_topic = dying
+    update()
+    assert len(logs) == 2
+    fake.context.ok_ = True  # with a valid context a failure is real and reported
+    fake.get_publishers_info_by_topic = lambda t: (_ for _ in ()).throw(RuntimeError("graph broken"))
+    update()
+    assert logs[-1][0] == "error" and "graph broken" in logs[-1][1]

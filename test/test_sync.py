@@ -568,3 +568,29 @@ def test_message_exactly_one_slop_away_is_matched():
     sync = make(clock, names=("rgb", "depth"), slop=0.02)
     sync.add("depth", clock.t + 20 * MS + 1, "beyond")
     assert sync.add("rgb", clock.t, "c") == []
+
+
+def test_expired_counts_only_messages_that_never_served_a_set():
+    """Issue 11 follow-up #4: the old ``unmatched`` counter counted every buffered message pruned
+    once too old, used or not: a healthy 10 Hz LiDAR read received=41 used=120 unmatched~40.
+    ``expired_unused`` counts only those that never served any frame set; ``used_messages``
+    counts the distinct messages used."""
+    clock = FakeClock(100 * NS)
+    sync = _default_sync(clock)
+    _simulate(sync, clock, _rates())
+    lidar = sync.stats["lidar"]
+    assert lidar.used == 120 and lidar.received == 41
+    assert lidar.expired_unused == 0 and not hasattr(lidar, "unmatched")
+    assert 39 <= lidar.used_messages <= 41  # the last scans may still be buffered
+    # a sensor whose messages all miss the camera stamps by more than slop: every pruned one counts
+    clock = FakeClock(100 * NS)
+    sync = Synchronizer([SensorConfig("rgb"), SensorConfig("lidar", slop_s=0.01, timeout_s=0.25)], clock,
+                        reference="rgb")
+    for _ in range(20):
+        sync.add("lidar", clock.t + 50 * MS, "scan")  # 50 ms off every camera stamp (100 ms apart)
+        sync.add("rgb", clock.t, "cam")
+        clock.advance(100)
+        sync.poll()
+    st = sync.stats["lidar"]
+    assert st.used == 0 and st.used_messages == 0
+    assert st.expired_unused >= 15 and st.expired_unused + len(sync._buffers["lidar"].times) == 20

@@ -37,6 +37,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+# commands whose stop by SIGINT/SIGTERM is ordinary, also during their start-up (exit 0, no
+# traceback): the handlers are armed before the command's module (torch, rclpy) is imported
+QUIET_STOP = frozenset({"play"})
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: rmmss <command> [options]", "", "commands:"]
@@ -58,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               + (f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(COMMANDS)} (see `rmmss --help`)"),
               file=sys.stderr)
         return 2
+    if name in QUIET_STOP:
+        from rmmss_core import early_stop
+
+        early_stop.install()
+        try:
+            return _run(name, rest)
+        except early_stop.EarlyStop:
+            return 0
+    return _run(name, rest)
+
+
+def _run(name: str, rest: list[str]) -> int:
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
     parser = OneLineParser(prog=f"rmmss {name}", description=help_)
@@ -68,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return int(module.run(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if name in QUIET_STOP and type(e).__name__ == "EarlyStop":
+            raise  # a stop during start-up: main() exits 0 quietly
         print(f"rmmss {name}: interrupted", file=sys.stderr)
         return 130
     except (ValueError, KeyError, OSError, RuntimeError) as e:  # user-facing errors: one clear line

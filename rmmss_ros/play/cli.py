@@ -63,6 +63,11 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from rmmss_core import early_stop
+
+    # a stop while rclpy / the bag reader load exits 0 at once (`rmmss` arms this before importing
+    # this module; armed again here for callers of run()): EarlyStop, caught by rmmss_core.cli.main
+    early_stop.install()
     import rclpy
 
     from rmmss_ros.bag.reader import open_bag
@@ -79,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     # handlers are off, as they would invalidate the context under a publish in progress.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    early_stop.disarm()
     # our argv is not ROS arguments (a remap here would apply twice)
     rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     try:
