@@ -37,7 +37,9 @@ $(STAMP): requirements.txt constraints.txt setup.py | system-deps
 # ROS 2 tools for the launch tests: the underlay that .ci/run builds (../shared/ros2-jazzy), or a
 # real /opt/ros/jazzy; without either those tests are skipped and this says why
 ROS_SETUP := $(firstword $(wildcard .ros2-underlay/setup.bash /opt/ros/jazzy/setup.bash))
-LAUNCH_TESTS := test/test_launch_perception.py test/test_node_launch_cli.py
+# tests that need the underlay (or /opt/ros/jazzy): launch, launch_ros, launch_testing, event_camera_msgs
+LAUNCH_TESTS := test/test_launch_perception.py test/test_node_launch_cli.py test/test_event_packet_dds.py \
+	test/test_node_policies.py::test_launch_arguments_override_the_params_file_only_when_given
 
 test: install
 	$(PY) -m pytest test
