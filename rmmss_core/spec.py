@@ -194,6 +194,10 @@ class PreprocessSpec:
             kw["normalization"] = {k: Normalization(tuple(v["mean"]), tuple(v["std"]))
                                    for k, v in kw["normalization"].items()}
         kw.setdefault("resize_policy", LEGACY_RESIZE_POLICY)  # saved before policies existed: stretched
+        if isinstance(kw.get("lidar"), Mapping) and "intensity_units" not in kw["lidar"]:
+            # saved before intensity units existed: the encoder clipped the raw value to [0, 1], which
+            # is the "unit" rule (what such a model was trained and served with, e.g. the synthetic LiDAR)
+            kw["lidar"] = {**kw["lidar"], "intensity_units": "unit"}
         if isinstance(kw.get("lidar"), Mapping) and "resample" not in kw["lidar"]:
             # saved before density-preserving reduction existed: the model was trained on
             # nearest-resampled LiDAR images, so serve it the same

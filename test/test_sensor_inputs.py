@@ -6,6 +6,7 @@ KITTI calibration), never downloaded.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -369,3 +370,20 @@ def test_kitti_style_calibration_warns_when_rectified_is_off_and_uses_P_with_Tx_
     # raw calibration marked rectified: also said
     rawinfo = camera_info(1242, 375, KITTI_RAW_K, KITTI_RAW_D)
     assert "unrectified" in camera_info_warnings(rawinfo, rectified=True)[0]
+
+
+def test_models_from_before_intensity_units_and_synthetic_data_serve_unit_intensity():
+    """Found at integration: the sample student (spec saved before intensity units existed) and every
+    model trained on the synthetic world (intensity already in [0, 1]) were served with `auto`, which
+    reads float32 as 0..255 and divided the synthetic intensities by 255 (demo mIoU 23.0% -> 21.2%)."""
+    from rmmss_core.data.synth.config import SynthConfig
+    from rmmss_core.models import load_model
+    from rmmss_core.spec import PreprocessSpec
+
+    old = PreprocessSpec().to_dict()
+    del old["lidar"]["intensity_units"]
+    assert PreprocessSpec.from_dict(old).lidar.intensity_units == "unit"
+    assert PreprocessSpec.from_dict(PreprocessSpec().to_dict()).lidar.intensity_units == "auto"
+    assert SynthConfig().spec.lidar.intensity_units == "unit"
+    _, spec = load_model(Path(__file__).resolve().parents[1] / "rosbags" / "student.pt")
+    assert spec.lidar.intensity_units == "unit"

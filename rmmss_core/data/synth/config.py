@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from rmmss_core.data.layout import SPLITS
 from rmmss_core.data.synth.conditions import CONDITIONS
@@ -61,8 +61,10 @@ class SynthConfig:
 
     @property
     def spec(self) -> PreprocessSpec:
-        """The encodings the modality PNGs are written with (input size = image size)."""
-        return PreprocessSpec(input_size=(self.height, self.width))
+        """The encodings the modality PNGs are written with (input size = image size). The synthetic
+        LiDAR's intensity is already in [0, 1] (lidar_sim), so models trained on it serve "unit"."""
+        spec = PreprocessSpec(input_size=(self.height, self.width))
+        return replace(spec, lidar=replace(spec.lidar, intensity_units="unit"))
 
     def to_dict(self) -> dict:
         d = asdict(self)
