@@ -234,14 +234,7 @@ class DevicePreparer:
         buffered = hasattr(pipe, "encode_events")
         t0 = time.perf_counter()
         spec = pipe.spec
-        msgs = {m: msg for m, msg in frame_set.messages.items() if m in pipe.params.enabled and msg is not None}
-        errors: dict[str, str] = {}
-        try:
-            camera = pipe.camera(camera_info)
-        except Exception as e:  # noqa: BLE001 - any bad CameraInfo: no camera, reported
-            camera = None
-            errors["camera_info"] = str(e) if isinstance(e, ConversionError) else \
-                f"camera_info: {type(e).__name__}: {e}"
+        msgs, errors, camera = pipe.begin(frame_set, camera_info)
         enc: dict[str, torch.Tensor] = {}
         rgb = None
         size = None

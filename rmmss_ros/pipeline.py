@@ -289,13 +289,10 @@ class Pipeline:
             return Codes.dense(depth_codes(msg, spec.depth))
         return encode_depth(to_depth_m(msg), spec.depth, spec.quantize_8bit, camera=camera)
 
-    def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
-        """Decode + encode + preprocess every present, enabled modality (the node's per-frame
-        overhead without inference). Malformed inputs land in ``errors`` and count as missing."""
-        if self._device_prep is not None:
-            return self._device_prep.prepare(frame_set, camera_info)
-        t0 = time.perf_counter()
-        spec = self.spec
+    def begin(self, frame_set: Any, camera_info: Any | None) -> tuple[dict[str, Any], dict[str, str], CameraModel | None]:
+        """The present, enabled messages of ``frame_set``, an empty error map, and the camera model
+        (None, with an ``errors["camera_info"]`` entry, for a bad CameraInfo). Shared with the
+        device path (rmmss_ros.gpu_pipeline)."""
         msgs = {m: msg for m, msg in frame_set.messages.items() if m in self.params.enabled and msg is not None}
         errors: dict[str, str] = {}
         try:
@@ -304,6 +301,16 @@ class Pipeline:
             camera = None
             errors["camera_info"] = str(e) if isinstance(e, ConversionError) else \
                 f"camera_info: {type(e).__name__}: {e}"
+        return msgs, errors, camera
+
+    def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
+        """Decode + encode + preprocess every present, enabled modality (the node's per-frame
+        overhead without inference). Malformed inputs land in ``errors`` and count as missing."""
+        if self._device_prep is not None:
+            return self._device_prep.prepare(frame_set, camera_info)
+        t0 = time.perf_counter()
+        spec = self.spec
+        msgs, errors, camera = self.begin(frame_set, camera_info)
         encoded: dict[str, np.ndarray | Codes] = {}
         rgb = None
         if "rgb" in msgs:
