@@ -21,7 +21,8 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
     assert root.find("export/build_type").text == "ament_python"
     exec_deps = {e.text for e in root.findall("exec_depend")}
     for dep in ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "launch", "launch_ros",
-                "python3-torch", "python3-numpy", "python3-open3d-pip"):
+                "python3-torch", "python3-numpy", "python3-open3d-pip",
+                "python3-opencv"):  # every camera encoding is converted with OpenCV (cv2)
         assert dep in exec_deps, f"package.xml lacks <exec_depend>{dep}</exec_depend>"
     test_deps = {e.text for e in root.findall("test_depend")}
     assert {"python3-pytest", "launch_testing"} <= test_deps
