@@ -41,7 +41,7 @@ from rmmss_core.encodings import lidar as _lidar
 from rmmss_core.encodings.camera import _DISTORTION_MARGIN, MIN_DEPTH_M, CameraModel
 from rmmss_core.encodings.depth import HHA_MAX_HEIGHT_M, HHA_MIN_DEPTH_M
 from rmmss_core.modalities import MODALITIES
-from rmmss_core.preprocess import normalize, resize
+from rmmss_core.preprocess import normalize
 from rmmss_core.spec import DepthEncoding, EventEncoding, LidarEncoding, PreprocessSpec
 
 __all__ = ["accumulate_events_t", "encode_depth_t", "encode_rgb_t", "finish_t", "preprocess_t",
@@ -160,14 +160,11 @@ def accumulate_events_t(x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: to
 
 
 # ------------------------------------------------------------------------------------------ lidar
-_FIT = getattr(_preprocess, "fit", None)  # resize policy (stretch / crop / letterbox) when defined
-_NO_RETURN_M = getattr(_lidar, "NO_RETURN_RADIUS_M", None)  # drop (0, 0, 0) "no return" points
-_OPENCV_DISTORTION = hasattr(CameraModel, "_distorted_pixels")  # distortion via cv2.projectPoints
 _LOG_COUNTS16 = float(np.float32(np.log1p(65535.0)))
 
 
 def _model(camera: CameraModel) -> str:
-    return str(getattr(camera, "model", "plumb_bob"))
+    return str(camera.model)
 
 
 def project_t(camera: CameraModel, pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,7 +196,7 @@ def _distorted_pixels(camera: CameraModel, x: torch.Tensor, y: torch.Tensor, use
     """Distorted pixel coordinates ``N x 2`` of normalised ``x``, ``y`` (the numpy definition:
     OpenCV's projectPoints / fisheye.projectPoints, or the plumb_bob polynomial with skew)."""
     K, D, model = camera.K, [float(v) for v in camera.D], _model(camera)
-    fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     r2 = x * x + y * y
     if model == "equidistant":  # OpenCV fisheye: theta_d = theta (1 + k1 t^2 + k2 t^4 + k3 t^6 + k4 t^8)
         r = torch.sqrt(r2)
@@ -219,10 +216,7 @@ def _distorted_pixels(camera: CameraModel, x: torch.Tensor, y: torch.Tensor, use
         uv, _ = camera.project(pts)
         out = torch.from_numpy(uv).to(x.device)
         return torch.where(use[:, None], out, torch.full_like(out, float("nan")))
-    if _OPENCV_DISTORTION:  # cv2.projectPoints ignores the skew K[0, 1]
-        uv = torch.stack([fx * xd + cx, fy * yd + cy], dim=1)
-    else:
-        uv = torch.stack([fx * xd + skew * yd + cx, fy * yd + cy], dim=1)
+    uv = torch.stack([fx * xd + cx, fy * yd + cy], dim=1)  # as cv2.projectPoints: the skew K[0, 1] is ignored
     return torch.where(use[:, None], uv, torch.full_like(uv, float("nan")))
 
 
@@ -272,8 +266,8 @@ def project_lidar_t(points: torch.Tensor, T_cam_lidar: np.ndarray | torch.Tensor
     front = torch.nonzero(xyz_all @ T[2, :3] + T[2, 3] > MIN_DEPTH_M).squeeze(1)
     xyz = xyz_all[front]
     ok = torch.isfinite(xyz).all(dim=1)
-    if _NO_RETURN_M is not None:  # drivers' (0, 0, 0) "no return" marker is not a point
-        ok &= torch.where(ok[:, None], xyz, torch.zeros_like(xyz)).square().sum(dim=1) > _NO_RETURN_M ** 2
+    # drivers' (0, 0, 0) "no return" marker is not a point
+    ok &= torch.where(ok[:, None], xyz, torch.zeros_like(xyz)).square().sum(dim=1) > _lidar.NO_RETURN_RADIUS_M ** 2
     front, xyz = front[ok], xyz[ok]
     pts = points[front]
     cam = xyz @ T[:3, :3].T + T[:3, 3]
@@ -321,7 +315,7 @@ def preprocess_t(images: Mapping[str, torch.Tensor | None], spec: PreprocessSpec
             continue
         if img.dim() != 3 or img.shape[0] != 3:
             raise ValueError(f"{m}: expected a 3 x H x W tensor, got shape {tuple(img.shape)}")
-        x = _FIT(img.float(), size, m, spec) if _FIT is not None else resize(img.float(), size, m)
+        x = _preprocess.fit(img.float(), size, m, spec)
         out[m] = normalize(x, spec.normalization[m])
         available[i] = True
     return out, available

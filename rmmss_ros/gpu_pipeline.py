@@ -25,7 +25,8 @@ modality here too. The encodings themselves are :mod:`rmmss_core.preprocess_torc
 CPU path within one intensity level per pixel, tested on CPU tensors in ``make test``).
 
 One function per sensor (:func:`rgb_image`, :func:`depth_image`, :func:`event_image`,
-:func:`event_cloud`, :func:`lidar_cloud`) keeps each conversion next to its CPU counterpart.
+:func:`lidar_cloud`) keeps each conversion next to its CPU counterpart; cloud and packet events
+are buffered across messages on the host (``Pipeline.encode_events``) and their image uploaded.
 """
 from __future__ import annotations
 
@@ -38,14 +39,13 @@ import torch
 
 from rmmss_core.encodings import CameraModel
 from rmmss_core.preprocess_torch import (
-    accumulate_events_t,
     encode_depth_t,
     encode_rgb_t,
     preprocess_t,
     project_lidar_t,
 )
 from rmmss_core.spec import PreprocessSpec
-from rmmss_ros.conversions import ConversionError, stamp_to_ns, to_rgb8
+from rmmss_ros.conversions import ConversionError, to_rgb8
 from rmmss_ros.conversions.common import as_bytes_view
 from rmmss_ros.conversions.image import IMAGE_ENCODINGS, image_to_numpy
 from rmmss_ros.conversions.pointcloud import cloud_dtype
@@ -195,26 +195,6 @@ def lidar_cloud(msg: Any, T_cam_lidar: np.ndarray, camera: CameraModel, spec: Pr
     return project_lidar_t(pts, T_cam_lidar, camera, spec.lidar, spec.quantize_8bit, intensity_units=units)
 
 
-def event_cloud(msg: Any, frame_stamp_ns: int, height: int, width: int, spec: PreprocessSpec,
-                device: torch.device, what: str = "event") -> torch.Tensor:
-    """Event PointCloud2 (x, y, t, polarity) -> float32 ``3 x H x W`` (``conversions.encode_event_cloud``)."""
-    f, _ = cloud_fields(msg, device, what)
-    pol = "polarity" if "polarity" in f else "p"
-    missing = [k for k in ("x", "y", "t", pol) if k not in f]
-    if missing:
-        raise ConversionError(f"{what}: event cloud lacks fields {missing}; has {list(f)} "
-                              "(expected x, y, t, polarity)")
-    t = f["t"]
-    t = t.double() if t.is_floating_point() else t.double() * 1e-9
-    x, y = f["x"], f["y"]
-    finite = torch.isfinite(t).all() & torch.isfinite(x.double()).all() & torch.isfinite(y.double()).all()
-    if not bool(finite):
-        raise ConversionError(f"{what}: event cloud has NaN or Inf in x, y or t")
-    t_rel = t + (stamp_to_ns(msg.header.stamp) - frame_stamp_ns) * 1e-9
-    return accumulate_events_t(x.long(), y.long(), t_rel, f[pol] > 0, 0.0, height, width, spec.event,
-                               spec.quantize_8bit)
-
-
 class DevicePreparer:
     """``Pipeline.prepare`` on ``device``: same ``Prepared`` (inputs ``{m: 1 x 3 x h x w}`` on the
     device, or on the host for a backend other than torch), same per-modality error handling."""
@@ -230,8 +210,6 @@ class DevicePreparer:
         from rmmss_ros.pipeline import Prepared  # the CPU pipeline owns the result type
 
         pipe, dev = self.pipeline, self.device
-        newer = hasattr(pipe, "encode_lidar")  # the pipeline with intensity units, event buffer, geometry
-        buffered = hasattr(pipe, "encode_events")
         t0 = time.perf_counter()
         spec = pipe.spec
         msgs, errors, camera = pipe.begin(frame_set, camera_info)
@@ -255,16 +233,10 @@ class DevicePreparer:
             msg = msgs["event"]
             if pipe.params.event_format in ("cloud", "packet"):
                 if size is None:
-                    errors["event"] = ("event: no camera image or CameraInfo yet to size the event image" if buffered
-                                       else "event cloud: no camera image or CameraInfo yet to size the event image")
-                elif buffered:  # events buffered across packets on the host: encode there, upload the image
+                    errors["event"] = "event: no camera image or CameraInfo yet to size the event image"
+                else:  # events buffered across packets on the host: encode there, upload the image
                     e = self._try(errors, "event", lambda: self._upload_image(
                         pipe.encode_events(msg, frame_set.stamp_ns, size, camera)))
-                    if e is not None:
-                        enc["event"] = e
-                else:
-                    e = self._try(errors, "event", lambda: event_cloud(msg, int(frame_set.stamp_ns), size[0],
-                                                                       size[1], spec, dev))
                     if e is not None:
                         enc["event"] = e
             else:
@@ -276,14 +248,13 @@ class DevicePreparer:
             if camera is None:
                 errors["lidar"] = "lidar: no valid CameraInfo received yet; cannot project the cloud"
             else:
-                units = pipe.lidar_units(msgs["lidar"]) if hasattr(pipe, "lidar_units") else "unit"
+                units = pipe.lidar_units(msgs["lidar"])
                 li = self._try(errors, "lidar", lambda: lidar_cloud(msgs["lidar"], pipe.T_cam_lidar, camera,
                                                                     spec, dev, units=units,
-                                                                    warn=getattr(pipe, "_warn", None)))
+                                                                    warn=pipe._warn))
                 if li is not None:
                     enc["lidar"] = li
-                    if newer:
-                        size = size or (camera.height, camera.width)
+                    size = size or (camera.height, camera.width)
         t1 = time.perf_counter()
         tensors, available = preprocess_t(enc, spec, dev)
         inputs = {m: x[None] if self.keep_on_device else x[None].cpu() for m, x in tensors.items()}
@@ -294,11 +265,9 @@ class DevicePreparer:
         rgb_host = None
         if rgb is not None and pipe.params.color and pipe.params.overlay:
             rgb_host = rgb.cpu().numpy()
-        extra = {}
-        if hasattr(pipe, "_pending_warnings"):  # configuration warnings, said once per text
-            extra["warnings"], pipe._pending_warnings = pipe._pending_warnings, []
+        warnings, pipe._pending_warnings = pipe._pending_warnings, []  # configuration warnings, said once
         return Prepared(int(frame_set.stamp_ns), inputs, available[None].numpy(), out_size, rgb_host, errors,
-                        {"encode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3}, **extra)
+                        {"encode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3}, warnings=warnings)
 
     def _upload_image(self, img: np.ndarray) -> torch.Tensor:
         """A host-encoded ``H x W x 3`` float image -> ``3 x H x W`` on the device."""
