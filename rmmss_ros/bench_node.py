@@ -24,27 +24,16 @@ import numpy as np
 import torch
 
 from rmmss_core.bench.report import BenchReport, machine_info, time_callable
+from rmmss_core.gpu_check.node import N_POINTS, H, W  # the GPU check's frame set: one definition
 from rmmss_ros.sync import NS, SensorConfig, Synchronizer
 
-H, W, N_POINTS = 480, 640, 65536
 
-
-def _messages(rng):
+def _messages():
+    """The GPU check's frame set (rmmss_core.gpu_check.node.messages) as rclpy messages."""
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-    from rmmss_ros.conversions import fill_cloud, fill_image
-
-    pts = np.zeros(N_POINTS, [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
-    pts["x"], pts["y"] = rng.uniform(1, 60, N_POINTS), rng.uniform(-30, 30, N_POINTS)
-    pts["z"], pts["intensity"] = rng.uniform(-2, 5, N_POINTS), rng.uniform(0, 1, N_POINTS)
-    msgs = {"rgb": fill_image(Image(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "bgr8"),
-            "depth": fill_image(Image(), rng.integers(0, 30000, (H, W), dtype=np.uint16), "16UC1"),
-            "event": fill_image(Image(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "rgb8"),
-            "lidar": fill_cloud(PointCloud2(), pts, PointField)}
-    info = CameraInfo(width=W, height=H, distortion_model="plumb_bob")
-    info.k = [500.0, 0, W / 2, 0, 500.0, H / 2, 0, 0, 1]
-    info.d = [0.0] * 5
-    return msgs, info
+    from rmmss_core.gpu_check.node import messages
+    return messages(0, Image, PointCloud2, PointField, CameraInfo)
 
 
 def _tiny_backend(tmp: Path, size: tuple[int, int]):
@@ -145,8 +134,7 @@ def run(quick: bool) -> BenchReport:
     from rmmss_core.spec import PreprocessSpec
     from rmmss_ros.pipeline import Pipeline
 
-    rng = np.random.default_rng(0)
-    msgs, info = _messages(rng)
+    msgs, info = _messages()
     iters = 5 if quick else 30
     with tempfile.TemporaryDirectory() as tmp:
         pipe = Pipeline(_tiny_backend(Path(tmp), (H, W)))

@@ -13,6 +13,7 @@ download), and the largest difference between the two paths' network inputs in 8
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,24 +33,30 @@ class _Field(SimpleNamespace):
         super().__init__(name=name, offset=offset, datatype=datatype, count=count)
 
 
-def messages(seed: int = 0) -> tuple[dict[str, Any], Any]:
-    """The frame set's messages and CameraInfo as plain objects (fields as in sensor_msgs)."""
+def messages(seed: int = 0, image: Callable[[], Any] | None = None, cloud: Callable[[], Any] | None = None,
+             field: Any = _Field, camera_info: Callable[[], Any] | None = None) -> tuple[dict[str, Any], Any]:
+    """The frame set's messages and CameraInfo: 640 x 480 bgr8 camera, 16UC1 depth, rgb8 event frame,
+    a 65536-point x, y, z, intensity float32 cloud. Plain objects with sensor_msgs' fields by default
+    (no rclpy on the GPU machine); ``make bench`` passes the rclpy message classes to serialise the
+    very same frame set."""
     from rmmss_ros.conversions import fill_cloud, fill_image
 
     rng = np.random.default_rng(seed)
 
-    def msg() -> SimpleNamespace:
+    def plain() -> SimpleNamespace:
         return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=10, nanosec=0), frame_id="cam"))
 
+    image, cloud, camera_info = image or plain, cloud or plain, camera_info or SimpleNamespace
     pts = np.zeros(N_POINTS, [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
     pts["x"], pts["y"] = rng.uniform(1, 60, N_POINTS), rng.uniform(-30, 30, N_POINTS)
     pts["z"], pts["intensity"] = rng.uniform(-2, 5, N_POINTS), rng.uniform(0, 1, N_POINTS)
-    msgs = {"rgb": fill_image(msg(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "bgr8"),
-            "depth": fill_image(msg(), rng.integers(0, 30000, (H, W), dtype=np.uint16), "16UC1"),
-            "event": fill_image(msg(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "rgb8"),
-            "lidar": fill_cloud(msg(), pts, _Field)}
-    info = SimpleNamespace(width=W, height=H, distortion_model="plumb_bob", d=[0.0] * 5, p=[0.0] * 12,
-                           k=[500.0, 0, W / 2, 0, 500.0, H / 2, 0, 0, 1])
+    msgs = {"rgb": fill_image(image(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "bgr8"),
+            "depth": fill_image(image(), rng.integers(0, 30000, (H, W), dtype=np.uint16), "16UC1"),
+            "event": fill_image(image(), rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "rgb8"),
+            "lidar": fill_cloud(cloud(), pts, field)}
+    info = camera_info()
+    info.width, info.height, info.distortion_model = W, H, "plumb_bob"
+    info.d, info.p, info.k = [0.0] * 5, [0.0] * 12, [500.0, 0, W / 2, 0, 500.0, H / 2, 0, 0, 1]
     return msgs, info
 
 
