@@ -30,7 +30,7 @@ $(STAMP): requirements.txt constraints.txt setup.py | system-deps
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.txt -c constraints.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(PY) -c "import torch, open3d, rosbags, rclpy, onnxruntime, rmmss_core, rmmss_ros" 
+	$(PY) -c "import torch, open3d, rosbags, rclpy, onnxruntime, numba, rmmss_core, rmmss_ros"
 	@touch $(STAMP)
 	@echo "[rmmss] environment ready"
 

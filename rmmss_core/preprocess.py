@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rmmss_core import kernels
 from rmmss_core.geometry import InputGeometry
 from rmmss_core.modalities import MODALITIES
 from rmmss_core.spec import LidarEncoding, Normalization, PreprocessSpec
@@ -315,6 +316,10 @@ def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
         return out
     if geo.identity and codes.sparse is not None:  # mostly empty: fill with code 0, scatter the rest
         idx, vals = codes.sparse
+        if kernels.enabled():
+            from rmmss_core.kernels.planes import fill_scatter
+            fill_scatter(o.reshape(3, -1), table, idx, vals)
+            return out
         for c in range(3):
             plane = o[c].reshape(-1)
             plane.fill(table[c, 0])
@@ -390,12 +395,18 @@ def preprocess(images: Mapping[str, ImageLike | None], spec: PreprocessSpec,
             res[m] = torch.zeros(3, *size) if out is None else out[i].zero_()
             continue
         available[i] = True
-        if isinstance(img, Codes):
-            res[m] = fit_normalize_codes(img, size, m, spec, None if out is None else out[i])
-            continue
-        x = normalize(fit(to_chw(img, m), size, m, spec), spec.normalization[m])
-        res[m] = x if out is None else out[i].copy_(x)
+        res[m] = preprocess_one(img, m, spec, size, None if out is None else out[i])
     return res, available
+
+
+def preprocess_one(img: ImageLike, modality: str, spec: PreprocessSpec, size: tuple[int, int],
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+    """One present modality of :func:`preprocess`: encoded image -> normalised ``3 x h x w``
+    float32 (written into ``out``, a contiguous ``3 x h x w`` tensor, when given)."""
+    if isinstance(img, Codes):
+        return fit_normalize_codes(img, size, modality, spec, out)
+    x = normalize(fit(to_chw(img, modality), size, modality, spec), spec.normalization[modality])
+    return x if out is None else out.copy_(x)
 
 
 def preprocess_batch(frames: Sequence[Mapping[str, ImageLike | None]], spec: PreprocessSpec,

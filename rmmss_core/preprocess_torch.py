@@ -167,6 +167,12 @@ def _model(camera: CameraModel) -> str:
     return str(camera.model)
 
 
+def _row_t(p: torch.Tensor, T: torch.Tensor, j: int) -> torch.Tensor:
+    """Coordinate ``j`` of ``T`` applied to float64 points ``p`` (N x >=3), elementwise left to right
+    as ``encodings.lidar.transform_points`` (no matrix product: BLAS / cuBLAS reorder and fuse)."""
+    return p[:, 0] * T[j, 0] + p[:, 1] * T[j, 1] + p[:, 2] * T[j, 2] + T[j, 3]
+
+
 def project_t(camera: CameraModel, pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``CameraModel.project`` in torch: ``N x 3`` float64 optical-frame points -> (uv ``N x 2``
     float64, valid ``N`` bool: z > 1 mm, inside the distortion margin, on a pixel)."""
@@ -263,14 +269,14 @@ def project_lidar_t(points: torch.Tensor, T_cam_lidar: np.ndarray | torch.Tensor
         raise ValueError(f"T_cam_lidar must be 4 x 4, got shape {tuple(T.shape)}")
     H, W = camera.height, camera.width
     xyz_all = points[:, :3].double()
-    front = torch.nonzero(xyz_all @ T[2, :3] + T[2, 3] > MIN_DEPTH_M).squeeze(1)
+    front = torch.nonzero(_row_t(xyz_all, T, 2) > MIN_DEPTH_M).squeeze(1)
     xyz = xyz_all[front]
     ok = torch.isfinite(xyz).all(dim=1)
     # drivers' (0, 0, 0) "no return" marker is not a point
     ok &= torch.where(ok[:, None], xyz, torch.zeros_like(xyz)).square().sum(dim=1) > _lidar.NO_RETURN_RADIUS_M ** 2
     front, xyz = front[ok], xyz[ok]
     pts = points[front]
-    cam = xyz @ T[:3, :3].T + T[:3, 3]
+    cam = torch.stack([_row_t(xyz, T, j) for j in range(3)], dim=1)
     uv, valid = project_t(camera, cam)
     pix = (torch.floor(uv[valid, 1] + 0.5).long() * W + torch.floor(uv[valid, 0] + 0.5).long())
     keep = nearest_per_pixel_t(pix, cam[valid, 2], H * W)

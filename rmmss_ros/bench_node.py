@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from rmmss_core.bench.report import BenchReport, machine_info, time_callable
-from rmmss_core.gpu_check.node import N_POINTS, H, W  # the GPU check's frame set: one definition
+from rmmss_core.gpu_check.node import INPUT, N_POINTS, H, W  # the GPU check's frame set: one definition
 from rmmss_ros.sync import NS, SensorConfig, Synchronizer
 
 
@@ -46,18 +46,49 @@ def _tiny_backend(tmp: Path, size: tuple[int, int]):
     return create_backend("torch", path)
 
 
-def _interleaved(fns, iters: int, warmup: int = 3) -> list[list[float]]:
-    """Time each of ``fns`` in turn, ``iters`` rounds: per function the list of ms (same rounds)."""
+def _interleaved(fns, iters: int, warmup: int = 3, cpu: list[list[float]] | None = None) -> list[list[float]]:
+    """Time each of ``fns`` in turn, ``iters`` rounds: per function the list of wall ms (same
+    rounds); ``cpu``, when given, receives per function the process CPU ms (all threads)."""
     for _ in range(warmup):
         for f in fns:
             f()
     out: list[list[float]] = [[] for _ in fns]
+    if cpu is not None:
+        cpu[:] = [[] for _ in fns]
     for _ in range(iters):
         for k, f in enumerate(fns):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             f()
             out[k].append((time.perf_counter() - t0) * 1e3)
+            if cpu is not None:
+                cpu[k].append((time.process_time() - c0) * 1e3)
     return out
+
+
+def _numpy_path(fn):
+    """``fn`` with the compiled kernels off (the numpy references)."""
+    from rmmss_core import kernels
+
+    def run():
+        with kernels.disabled():
+            return fn()
+    return run
+
+
+def _variants(msgs, info):
+    """The same frame set as a spinning LiDAR publishes it (points in azimuth order, not random),
+    and the CameraInfo of a distorted (plumb_bob) camera."""
+    import copy
+
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    from rmmss_ros.conversions import fill_cloud, read_points
+    pts = read_points(msgs["lidar"]).copy()
+    pts = pts[np.argsort(np.arctan2(pts["y"], pts["x"]), kind="stable")]
+    scan = dict(msgs, lidar=fill_cloud(PointCloud2(), pts, PointField))
+    dist = copy.deepcopy(info)
+    dist.d = [-0.28, 0.07, 0.001, -0.0005, 0.0]
+    return scan, dist
 
 
 def _float_path(pipe, msgs, info):
@@ -132,7 +163,7 @@ def run(quick: bool) -> BenchReport:
     from rclpy.serialization import deserialize_message, serialize_message
 
     from rmmss_core.spec import PreprocessSpec
-    from rmmss_ros.pipeline import Pipeline
+    from rmmss_ros.pipeline import Pipeline, PipelineParams
 
     msgs, info = _messages()
     iters = 5 if quick else 30
@@ -141,15 +172,28 @@ def run(quick: bool) -> BenchReport:
         fs = SimpleNamespace(stamp_ns=10 * NS, messages=msgs, missing=())
         raw = {m: (serialize_message(msg), type(msg)) for m, msg in msgs.items()}
         # interleaved, so load swings on the shared machine hit all alike
-        t_deser, t_prep, t_float = _interleaved(
+        pipe1 = Pipeline(pipe.backend, PipelineParams(preprocess_threads=1))
+        scan_msgs, dist_info = _variants(msgs, info)
+        fs_scan = SimpleNamespace(stamp_ns=10 * NS, messages=scan_msgs, missing=())
+        cpu: list[list[float]] = []
+        t_deser, t_prep, t_prep1, t_np, t_float = _interleaved(
             [lambda: [deserialize_message(b, t) for b, t in raw.values()], lambda: pipe.prepare(fs, info),
-             lambda: _float_path(pipe, msgs, info)], iters * 2)
-        deser, prep, flt = ({"p50_ms": float(np.median(t))} for t in (t_deser, t_prep, t_float))
+             lambda: pipe1.prepare(fs, info), _numpy_path(lambda: pipe1.prepare(fs, info)),
+             lambda: _float_path(pipe, msgs, info)], iters * 2, cpu=cpu)
+        c_deser, c_prep, c_prep1, c_np = (float(np.median(c)) for c in cpu[:4])
+        deser, prep, prep1, prep_np, flt = ({"p50_ms": float(np.median(t))} for t in (t_deser, t_prep, t_prep1, t_np,
+                                                                                        t_float))
         pair_ratio = float(np.median(np.asarray(t_prep) / np.asarray(t_deser)))
+        t_deser2, t_scan, t_dist = _interleaved(
+            [lambda: [deserialize_message(b, t) for b, t in raw.values()], lambda: pipe.prepare(fs_scan, info),
+             lambda: pipe.prepare(fs, dist_info)], iters * 2)
+        deser2, scan, dist = (float(np.median(t)) for t in (t_deser2, t_scan, t_dist))
         stages = _stages(pipe, msgs, info, iters)
         floor = time_callable(lambda: torch.empty(4, 3, H, W).fill_(1.0), iters=iters)
         pipe_small = Pipeline(SimpleNamespace(spec=PreprocessSpec(input_size=(256, 320), resize_policy="letterbox")))
         prep_small = time_callable(lambda: pipe_small.prepare(fs, info), iters=iters)
+        pipe_mid = Pipeline(SimpleNamespace(spec=PreprocessSpec(input_size=INPUT, resize_policy="letterbox")))
+        prep_mid = time_callable(lambda: pipe_mid.prepare(fs, info), iters=iters)
         full = time_callable(lambda: pipe.process(fs, info), iters=iters)
 
         n = 4000 if quick else 40000
@@ -189,6 +233,13 @@ def run(quick: bool) -> BenchReport:
         {"metric": "node_overhead_no_inference_ms_p50", "value": prep["p50_ms"]},
         {"metric": "overhead_ratio_vs_deserialise", "value": ratio},
         {"metric": "overhead_ratio_vs_deserialise_median_of_pairs", "value": pair_ratio},
+        {"metric": "deserialise_cpu_ms_p50", "value": c_deser},
+        {"metric": "node_overhead_cpu_ms_p50", "value": c_prep},
+        {"metric": "node_overhead_one_thread_ms_p50", "value": prep1["p50_ms"], "cpu_ms": c_prep1},
+        {"metric": "node_overhead_numpy_references_ms_p50", "value": prep_np["p50_ms"], "cpu_ms": c_np},
+        {"metric": "node_overhead_scan_ordered_cloud_ms_p50", "value": scan, "deserialise_ms": deser2},
+        {"metric": "node_overhead_plumb_bob_camera_ms_p50", "value": dist, "deserialise_ms": deser2},
+        {"metric": f"node_overhead_input_{INPUT[0]}x{INPUT[1]}_letterbox_ms_p50", "value": prep_mid["p50_ms"]},
         {"metric": "float_path_before_14_ms_p50", "value": flt["p50_ms"]},
         {"metric": "write_floor_4_inputs_ms_p50", "value": floor["p50_ms"]},
         {"metric": "node_overhead_input_256x320_letterbox_ms_p50", "value": prep_small["p50_ms"]},
@@ -218,7 +269,10 @@ def run(quick: bool) -> BenchReport:
         f"Machine: {mi['cpu']}, {mi['cores']} cores, torch threads {mi['torch_threads']}, GPU {mi['gpu']}. "
         f"Inputs 640 x 480 (bgr8 camera, 16UC1 depth, rgb8 event frame) and a {N_POINTS}-point cloud; "
         f"{'quick' if quick else 'full'} run, {iters} timed iterations ({2 * iters} interleaved rounds of "
-        "deserialise / overhead / float path). Model input at the camera resolution (480 x 640) unless said.",
+        "deserialise / overhead / one thread / numpy / float path). Model input at the camera resolution "
+        "(480 x 640) unless said. Overhead = `Pipeline.prepare` with its defaults: the compiled kernels "
+        "(rmmss_core.kernels) and the LiDAR branch on a side thread (`preprocess.threads: 2`); wall time "
+        "unless said; CPU time counts every thread of the process.",
         "",
         "| measure | value |", "| --- | --- |",
         f"| deserialise the 4 CDR messages (rclpy), p50 | {deser['p50_ms']:.2f} ms |",
@@ -226,6 +280,17 @@ def run(quick: bool) -> BenchReport:
         f"{prep['p50_ms']:.2f} ms |",
         f"| overhead / deserialise | {ratio:.1f}x |",
         f"| overhead / deserialise, median over interleaved rounds | {pair_ratio:.1f}x |",
+        f"| CPU time (all threads), deserialise / overhead, p50 | {c_deser:.2f} ms / {c_prep:.2f} ms "
+        f"({c_prep / c_deser:.1f}x) |",
+        f"| the same on one thread (`preprocess.threads: 1`), p50 | {prep1['p50_ms']:.2f} ms "
+        f"({prep1['p50_ms'] / deser['p50_ms']:.1f}x), CPU {c_prep1:.2f} ms |",
+        f"| the same with the numpy references (`RMMSS_KERNELS=0`, one thread: the path before the compiled "
+        f"kernels), p50 | {prep_np['p50_ms']:.2f} ms ({prep_np['p50_ms'] / deser['p50_ms']:.1f}x), CPU {c_np:.2f} ms |",
+        f"| the cloud in azimuth order (as a spinning LiDAR publishes it; the rows above use a random order), "
+        f"p50 | {scan:.2f} ms ({scan / deser2:.1f}x deserialise {deser2:.2f} ms, same rounds) |",
+        f"| a plumb_bob-distorted camera (projection by OpenCV), p50 | {dist:.2f} ms ({dist / deser2:.1f}x) |",
+        f"| node overhead, same frame set, network input {INPUT[0]} x {INPUT[1]} (letterbox), p50 | "
+        f"{prep_mid['p50_ms']:.2f} ms ({prep_mid['p50_ms'] / deser['p50_ms']:.1f}x) |",
         f"| the same inputs through the float encoders (the composition before issue #14: float32 images, "
         f"float64 depth, dense LiDAR image, float preprocessing), p50 | {flt['p50_ms']:.2f} ms "
         f"({flt['p50_ms'] / deser['p50_ms']:.1f}x deserialise; this path {flt['p50_ms'] / prep['p50_ms']:.1f}x faster) |",

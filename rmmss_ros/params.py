@@ -67,6 +67,9 @@ PARAMS: tuple[Param, ...] = (
     Param("precision", "fp32", "Inference precision.", choices=PRECISIONS),
     Param("preprocess.device", "cpu", "Where each frame is decoded, encoded and preprocessed: cpu, or a torch "
           "device (cuda, cuda:N) that receives the raw message bytes (rmmss_ros.gpu_pipeline)."),
+    Param("preprocess.threads", 2, "CPU preprocessing threads: 2 runs the LiDAR branch (decode, projection, "
+          "encoding, normalisation) on a side thread beside the images; 1 does everything in turn on the "
+          "inference worker. Same model inputs either way.", (1, 2)),
     Param("reference", "rgb", "Reference of each frame set: a sensor's stamps, or 'rate' for fixed ticks.",
           choices=(*MODALITIES, "rate")),
     Param("rate_hz", 10.0, "Output rate when reference is 'rate', and fallback rate while the reference "

@@ -35,6 +35,7 @@ a watchdog.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import traceback
@@ -45,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rmmss_core import kernels
 from rmmss_core.encodings import (
     CameraModel,
     accumulate_events,
@@ -57,7 +59,7 @@ from rmmss_core.encodings import (
 )
 from rmmss_core.geometry import InputGeometry, resize_nearest_np
 from rmmss_core.modalities import MODALITIES
-from rmmss_core.preprocess import Codes, preprocess
+from rmmss_core.preprocess import Codes, preprocess_one
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import (
     ConversionError,
@@ -74,9 +76,11 @@ from rmmss_ros.conversions import (
     stamp_to_ns,
     to_depth_m,
     to_rgb8,
+    xyzi_view,
 )
 from rmmss_ros.event_buffer import EventBuffer
 from rmmss_ros.params import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4
+from rmmss_ros.side_thread import SideThread, run_now
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class PipelineParams:
     lidar_intensity_units: str = ""  # "" = the spec's (see rmmss_core.spec.INTENSITY_UNITS)
     T_cam_event: tuple[float, ...] = IDENTITY_4X4  # 16 values row-major
     preprocess_device: str = "cpu"  # "cpu" (numpy path) or a torch device: rmmss_ros.gpu_pipeline
+    preprocess_threads: int = 2  # 2: the LiDAR branch of prepare() beside the images; 1: all in turn
 
     @classmethod
     def from_values(cls, v: Mapping[str, Any]) -> PipelineParams:
@@ -105,7 +110,8 @@ class PipelineParams:
                    overlay_alpha=float(v.get("output.overlay_alpha", 0.5)),
                    lidar_intensity_units=str(v.get("lidar.intensity_units", "")),
                    T_cam_event=tuple(float(x) for x in v.get("event.extrinsic", IDENTITY_4X4)),
-                   preprocess_device=str(v.get("preprocess.device", "cpu")))
+                   preprocess_device=str(v.get("preprocess.device", "cpu")),
+                   preprocess_threads=int(v.get("preprocess.threads", 2)))
 
 
 @dataclass
@@ -173,7 +179,10 @@ class Pipeline:
         self._pending_warnings: list[str] = []
         self._events_lock = threading.Lock()
         self._device_prep = None  # preprocess.device != cpu: the torch twin of prepare()
-        if params.preprocess_device != "cpu":
+        self._side = SideThread() if params.preprocess_threads > 1 else None
+        if params.preprocess_device == "cpu":
+            kernels.warm_up()  # compile / load the numba kernels now, not on the first frame
+        else:
             from rmmss_ros.gpu_pipeline import DevicePreparer
             self._device_prep = DevicePreparer(self, params.preprocess_device)
 
@@ -271,12 +280,23 @@ class Pipeline:
         reduces it to the input with ``reduce_nearest_return``, as for the dataset files); with
         ``codes`` and ``quantize_8bit``: the same image as sparse :class:`Codes` (what prepare uses)."""
         units = self.lidar_units(msg)
-        pts = cloud_to_xyzi(msg)
-        if units == "byte" and pts.shape[0] and float(pts[:, 3].max()) > 255.0:
-            self._warn(f"lidar: intensity up to {float(pts[:, 3].max()):.0f} exceeds the byte scale 0..255; "
-                       "set lidar.intensity_units to counts16 if this is a photon-count (Ouster-like) sensor")
+        # no copy for the common float32 x, y, z, intensity layout (the quantised encoders drop
+        # the non-finite points it keeps)
+        pts = xyzi_view(msg) if self.spec.quantize_8bit else None
+        if pts is None:
+            pts = cloud_to_xyzi(msg)
+        if units == "byte" and pts.shape[0]:
+            top = float(pts[:, 3].max())
+            if not np.isfinite(top):  # a view keeps non-finite intensities (encoded as 0)
+                finite = pts[:, 3][np.isfinite(pts[:, 3])]
+                top = float(finite.max()) if finite.size else 0.0
+            if top > 255.0:
+                self._warn(f"lidar: intensity up to {top:.0f} exceeds the byte scale 0..255; set "
+                           "lidar.intensity_units to counts16 if this is a photon-count (Ouster-like) sensor")
         if self.spec.quantize_8bit:  # codes: exactly project_lidar(quantize=True)'s image
             target, values = project_lidar_codes(pts, self.T_cam_lidar, camera, self.spec.lidar, units)
+            if target.size == 0:  # raises, naming the input, when no point has finite x, y, z
+                cloud_to_xyzi(msg)
             c = Codes.of_sparse((camera.height, camera.width), target, values)
             return c if codes else c.to_float()
         return project_lidar(pts, self.T_cam_lidar, camera, self.spec.lidar, False, intensity_units=units)
@@ -305,12 +325,25 @@ class Pipeline:
 
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
         """Decode + encode + preprocess every present, enabled modality (the node's per-frame
-        overhead without inference). Malformed inputs land in ``errors`` and count as missing."""
+        overhead without inference). Malformed inputs land in ``errors`` and count as missing.
+
+        With ``preprocess_threads`` 2 the LiDAR branch (decode, project, encode, normalise into
+        its slice of the input batch) runs on a side thread while this thread does the images:
+        GIL-free work on both (numba kernels, OpenCV, numpy), the same inputs bit for bit."""
         if self._device_prep is not None:
             return self._device_prep.prepare(frame_set, camera_info)
         t0 = time.perf_counter()
         spec = self.spec
+        size_in = tuple(spec.input_size)
         msgs, errors, camera = self.begin(frame_set, camera_info)
+        batch = torch.empty(len(MODALITIES), 3, *size_in)  # one allocation for the 4 inputs
+        lidar = None
+        if "lidar" in msgs:
+            if camera is None:
+                errors["lidar"] = "lidar: no valid CameraInfo received yet; cannot project the cloud"
+            else:
+                lidar = (self._side.submit if self._side is not None else run_now)(functools.partial(
+                    self._lidar_input, msgs["lidar"], camera, batch[MODALITIES.index("lidar")]))
         encoded: dict[str, np.ndarray | Codes] = {}
         rgb = None
         if "rgb" in msgs:
@@ -339,23 +372,42 @@ class Pipeline:
                 if e is not None:
                     encoded["event"] = e
                     size = size or e.shape[:2]
-        if "lidar" in msgs:
-            if camera is None:
-                errors["lidar"] = "lidar: no valid CameraInfo received yet; cannot project the cloud"
-            else:
-                li = self._try(errors, "lidar", lambda: self.encode_lidar(msgs["lidar"], camera, codes=True))
-                if li is not None:
-                    encoded["lidar"] = li
-                    size = size or (camera.height, camera.width)
         t1 = time.perf_counter()
-        batch = torch.empty(len(MODALITIES), 3, *spec.input_size)  # one allocation for the 4 inputs
-        _, available = preprocess(encoded, spec, out=batch)
-        inputs = {m: batch[i:i + 1] for i, m in enumerate(MODALITIES)}
+        available = torch.zeros(len(MODALITIES), dtype=torch.bool)
+        for i, m in enumerate(MODALITIES):
+            if m in encoded:
+                preprocess_one(encoded[m], m, spec, size_in, batch[i])
+                available[i] = True
+            elif m != "lidar":
+                batch[i].zero_()
         t2 = time.perf_counter()
-        out_size = tuple(size) if size is not None else tuple(spec.input_size)
+        timings = {"encode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3}
+        i_lidar = MODALITIES.index("lidar")
+        if lidar is not None:
+            try:
+                timings["lidar_ms"] = lidar.result()
+                available[i_lidar] = True
+                size = size or (camera.height, camera.width)
+            except Exception as e:  # noqa: BLE001 - one bad message must only cost its own modality
+                errors["lidar"] = str(e) if isinstance(e, ConversionError) else f"lidar: {type(e).__name__}: {e}"
+            timings["lidar_wait_ms"] = (time.perf_counter() - t2) * 1e3
+        if not available[i_lidar]:
+            batch[i_lidar].zero_()
+        inputs = {m: batch[i:i + 1] for i, m in enumerate(MODALITIES)}
+        out_size = tuple(size) if size is not None else size_in
         warnings, self._pending_warnings = self._pending_warnings, []
         return Prepared(int(frame_set.stamp_ns), inputs, available[None].numpy(), out_size, rgb, errors,
-                        {"encode_ms": (t1 - t0) * 1e3, "preprocess_ms": (t2 - t1) * 1e3}, warnings)
+                        timings, warnings)
+
+    def _lidar_input(self, msg: Any, camera: CameraModel, out: torch.Tensor) -> float:
+        """The LiDAR branch of :meth:`prepare`: cloud -> normalised ``3 x h x w`` input written into
+        ``out``. Returns its duration in ms; raises for a malformed cloud."""
+        t = time.perf_counter()
+        enc = self.encode_lidar(msg, camera, codes=True)
+        if isinstance(enc, np.ndarray) and not np.all(np.isfinite(enc)):
+            raise ConversionError("lidar: encoded image has NaN or Inf")
+        preprocess_one(enc, "lidar", self.spec, tuple(self.spec.input_size), out)
+        return (time.perf_counter() - t) * 1e3
 
     def process(self, frame_set: Any, camera_info: Any | None = None) -> Result:
         """One frame set -> Result (mask at the camera resolution, colour mask, used modalities)."""

@@ -14,6 +14,15 @@ from rmmss_core.encodings.camera import MIN_DEPTH_M
 from rmmss_core.spec import LidarEncoding
 
 W, H = 640, 480
+
+
+@pytest.fixture(autouse=True)
+def _numpy_path():
+    """These tests are about the numpy reference's pre-cull; the compiled kernels (which do not
+    cull) are compared with that reference in test_kernels.py."""
+    from rmmss_core import kernels
+    with kernels.disabled():
+        yield
 K = np.array([[500.0, 0.7, 319.3], [0.0, 480.0, 241.1], [0.0, 0.0, 1.0]])  # skewed, off-centre
 
 

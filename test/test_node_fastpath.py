@@ -113,14 +113,29 @@ CASES = [  # (camera, depth, cloud, events, input_size, policy, lidar resample, 
 LIDAR_CHANNELS = {(96, 160): ("depth", "intensity", "height")}  # key channel "depth", not "range"
 
 
+@pytest.fixture(params=["kernels-2-threads", "numpy-1-thread"])
+def path(request):
+    """The compiled kernels with the LiDAR on the side thread (the default), and the numpy
+    references all on the calling thread: both must give the old input exactly."""
+    from rmmss_core import kernels
+    if request.param.startswith("numpy"):
+        with kernels.disabled():
+            yield 1
+    else:
+        if not kernels.enabled():
+            pytest.skip(f"compiled kernels unavailable: {kernels.why_disabled()}")
+        yield 2
+
+
 @pytest.mark.parametrize("cam,dep,cloud,events,size,policy,resample,distorted", CASES)
-def test_prepare_gives_the_model_exactly_the_old_input(cam, dep, cloud, events, size, policy, resample, distorted):
+def test_prepare_gives_the_model_exactly_the_old_input(cam, dep, cloud, events, size, policy, resample, distorted,
+                                                       path):
     rng = np.random.default_rng(zlib.crc32(repr((cam, dep, cloud, size)).encode()))
     spec = PreprocessSpec(input_size=size, resize_policy=policy,
                           lidar=LidarEncoding(resample=resample, intensity_units="auto",
                                               channels=LIDAR_CHANNELS.get(size, ("range", "intensity", "height"))),
                           depth=DepthEncoding(max_depth=20.0))
-    params = PipelineParams(event_format="image" if events == "image" else "packet")
+    params = PipelineParams(event_format="image" if events == "image" else "packet", preprocess_threads=path)
     pipe = Pipeline(SimpleNamespace(spec=spec), params)
     msgs = {"rgb": camera_msg(rng, cam), "depth": depth_msg(rng, dep),
             "lidar": velodyne_cloud(rng) if cloud == "velodyne" else ouster_cloud(rng)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rmmss_core import kernels
 from rmmss_core.encodings.camera import MIN_DEPTH_M, CameraModel
 from rmmss_core.encodings.common import quantize as quantize_values
 from rmmss_core.encodings.common import to_uint8
@@ -13,11 +14,28 @@ from rmmss_core.spec import LidarEncoding
 
 
 def transform_points(xyz: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Apply a 4 x 4 rigid transform to ``N x 3`` points -> ``N x 3`` float64."""
+    """Apply a 4 x 4 rigid transform to ``N x 3`` points -> ``N x 3`` float64.
+
+    Elementwise, ``x R[j,0] + y R[j,1] + z R[j,2] + t[j]`` added left to right, not a matrix
+    product: BLAS evaluates that with fused multiply-adds in an order of its own (per CPU), which
+    moves results by an ulp and, rarely, a point across a pixel border. This definition is the same
+    on every machine, in the compiled kernel (rmmss_core.kernels.lidar) and here.
+    """
     T = np.asarray(T, dtype=np.float64)
     if T.shape != (4, 4):
         raise ValueError(f"transform must be 4 x 4, got shape {T.shape}")
-    return np.asarray(xyz, dtype=np.float64) @ T[:3, :3].T + T[:3, 3]
+    p = np.asarray(xyz, dtype=np.float64)
+    out = np.empty((p.shape[0], 3))
+    for j in range(3):
+        out[:, j] = _row(p, T, j)
+    return out
+
+
+def _row(p: np.ndarray, T: np.ndarray, j: int) -> np.ndarray:
+    """Coordinate ``j`` of ``T`` applied to float64 points ``p`` (N x >=3): ``x T[j,0] + y T[j,1] +
+    z T[j,2] + T[j,3]``, left to right."""
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 in a dropped row: NaN, dropped
+        return p[:, 0] * T[j, 0] + p[:, 1] * T[j, 1] + p[:, 2] * T[j, 2] + T[j, 3]
 
 
 def nearest_per_pixel(pixel: np.ndarray, depth: np.ndarray, num_pixels: int) -> np.ndarray:
@@ -86,9 +104,14 @@ def normalize_intensity(values: np.ndarray, units: str) -> np.ndarray:
 
 
 def valid_points(xyz: np.ndarray) -> np.ndarray:
-    """Bool N: finite x, y, z and not a no-return marker at the origin (see NO_RETURN_RADIUS_M)."""
-    r2 = np.einsum("ij,ij->i", xyz, xyz)  # NaN / Inf in any coordinate makes r2 non-finite
-    return np.isfinite(r2) & (r2 > NO_RETURN_RADIUS_M ** 2)
+    """Bool N: finite x, y, z and not a no-return marker at the origin (see NO_RETURN_RADIUS_M).
+    ``xyz``: N x >=3 float64; ``x x + y y + z z`` left to right (as the compiled kernel)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN / Inf -> non-finite
+        r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1] + xyz[:, 2] * xyz[:, 2]
+    return np.isfinite(r2) & (r2 > _NO_RETURN_R2)
+
+
+_NO_RETURN_R2 = NO_RETURN_RADIUS_M ** 2
 
 
 def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
@@ -125,34 +148,75 @@ def project_lidar_codes(points: np.ndarray, T_cam_lidar: np.ndarray, camera: Cam
     """:func:`project_lidar` with ``quantize=True`` as sparse 8-bit codes: (flat pixel index
     ``row * width + col`` int64 M, uint8 ``M x 3`` codes ``round(v * 255)``); every other pixel is
     0. ``from_uint8`` of the codes scattered into a zero image equals :func:`project_lidar`'s
-    output exactly (same returns, same values)."""
+    output exactly (same returns, same values). Returns in ascending point order.
+    With the compiled kernels, geometry and codes both run there (rmmss_core.kernels.lidar)."""
+    if kernels.enabled():
+        from rmmss_core.kernels.lidar import nearest_returns, return_codes
+        pts, T = _checked(points, T_cam_lidar)
+        found = nearest_returns(pts, T, camera, _NO_RETURN_R2, MIN_DEPTH_M)
+        if found is not None:
+            pix, rows, z = found
+            codes = return_codes(pts, rows, z, enc, intensity_units)
+            if codes is None:
+                codes = to_uint8(_values(pts, rows, z, enc, intensity_units))
+            return pix, codes
     target, values = lidar_returns(points, T_cam_lidar, camera, enc, intensity_units)
     return target, to_uint8(values)
+
+
+def _checked(points: np.ndarray, T_cam_lidar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pts = np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] < 3:
+        raise ValueError(f"lidar points must be N x 4 (x, y, z, intensity), got shape {pts.shape}")
+    T = np.asarray(T_cam_lidar, dtype=np.float64)
+    if T.shape != (4, 4):
+        raise ValueError(f"T_cam_lidar must be 4 x 4, got shape {T.shape}")
+    return pts, T
 
 
 def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
                   enc: LidarEncoding = LidarEncoding(),
                   intensity_units: str = "unit", precull: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The returns :func:`project_lidar` keeps: (flat pixel index int64 M, float32 ``M x 3``
-    channel values clipped to [0, 1], not quantised), one per pixel hit, in float64 geometry.
-    ``precull``: run the exact stage only on :func:`view_candidates` (the same result; False runs
-    it on every point, the reference the tests and the benchmark compare against)."""
-    pts = np.asarray(points)
-    if pts.ndim != 2 or pts.shape[1] < 3:
-        raise ValueError(f"lidar points must be N x 4 (x, y, z, intensity), got shape {pts.shape}")
-    H, W = camera.height, camera.width
-    T = np.asarray(T_cam_lidar, dtype=np.float64)
-    if T.shape != (4, 4):
-        raise ValueError(f"T_cam_lidar must be 4 x 4, got shape {T.shape}")
+    channel values clipped to [0, 1], not quantised), one per pixel hit, in float64 geometry, in
+    ascending point order.
+
+    The geometry runs in the compiled kernel (rmmss_core.kernels.lidar) when available, else in
+    :func:`_nearest_returns_numpy`: the same returns bit for bit. ``precull`` (numpy path): run the
+    exact stage only on :func:`view_candidates` (the same result; False runs it on every point,
+    the reference the tests and the benchmark compare against).
+    """
+    pts, T = _checked(points, T_cam_lidar)
+    found = None
+    if kernels.enabled():
+        from rmmss_core.kernels.lidar import nearest_returns
+        found = nearest_returns(pts, T, camera, _NO_RETURN_R2, MIN_DEPTH_M)
+    pix, rows, z = found if found is not None else _nearest_returns_numpy(pts, T, camera, precull)
+    return pix, _values(pts, rows, z, enc, intensity_units)
+
+
+def _values(pts: np.ndarray, rows: np.ndarray, z: np.ndarray, enc: LidarEncoding, units: str) -> np.ndarray:
+    """float32 ``M x 3`` channel values (clipped to [0, 1]) of the returns ``rows`` of ``pts`` with
+    camera z ``z``."""
+    xyz = np.asarray(pts.take(rows, axis=0)[:, :3], dtype=np.float64)
+    values = np.empty((rows.size, 3), dtype=np.float32)
+    for c, name in enumerate(enc.channels):  # values clipped to [0, 1] in _channel
+        values[:, c] = _channel(name, pts, rows, xyz, z, enc, units)
+    return values
+
+
+def _nearest_returns_numpy(pts: np.ndarray, T: np.ndarray, camera: CameraModel,
+                           precull: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The numpy reference of the geometry: (flat pixel index int64 M, row of ``pts`` int64 M
+    ascending, camera z float64 M) of the nearest return per pixel hit."""
     cand = view_candidates(pts, T, camera) if precull else None  # float32: a superset of the returns kept
     if cand is None:
         xyz_all = np.asarray(pts[:, :3], dtype=np.float64)
     else:  # the exact float64 stage below on the candidates only, in their original order
         xyz_all = np.asarray(pts.take(cand, axis=0)[:, :3], dtype=np.float64)
     # cull points behind the camera first (most of a 360-degree scan); NaN z fails the test too
-    in_front = xyz_all @ T[2, :3] + T[2, 3] > MIN_DEPTH_M
     ok = valid_points(xyz_all)  # (NaN / origin); on all points: cheaper than gathering first
-    ok &= in_front
+    ok &= _row(xyz_all, T, 2) > MIN_DEPTH_M
     if ok.all():
         front, xyz = np.arange(xyz_all.shape[0]), xyz_all
     else:
@@ -163,12 +227,9 @@ def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     cam = transform_points(xyz, T)
     pix, valid = _pixel_indices(camera, cam)
     vidx = np.flatnonzero(valid)
-    keep = nearest_per_pixel(pix, cam[:, 2].take(vidx), H * W)
+    keep = nearest_per_pixel(pix, cam[:, 2].take(vidx), camera.height * camera.width)
     src = vidx.take(keep)
-    values = np.empty((src.size, 3), dtype=np.float32)
-    for c, name in enumerate(enc.channels):  # values clipped to [0, 1] in _channel
-        values[:, c] = _channel(name, pts, front, xyz, cam, src, enc, intensity_units)
-    return pix.take(keep), values
+    return pix.take(keep), front.take(src), cam[:, 2].take(src)
 
 
 # Safety margin of the float32 pre-cull, relative to the largest possible magnitude of a plane's
@@ -253,19 +314,18 @@ def _pixel_indices(camera: CameraModel, cam: np.ndarray) -> tuple[np.ndarray, np
     return row.take(idx).astype(np.int64) * camera.width + col.take(idx).astype(np.int64), valid
 
 
-def _channel(name: str, pts: np.ndarray, front: np.ndarray, xyz: np.ndarray, cam: np.ndarray,
-             src: np.ndarray, enc: LidarEncoding, units: str) -> np.ndarray:
-    """Channel ``name`` of the kept returns ``src`` (indices into ``xyz`` / ``cam``; ``front``
-    maps them to rows of ``pts``), clipped to [0, 1]."""
-    if name == "range":  # in the LiDAR frame: the sensor's own measurement; (x² + y²) + z² as
-        p = xyz.take(src, axis=0)  # numpy's row sum adds them, without its slow reduction over rows of 3
-        v = np.sqrt(p[:, 0] * p[:, 0] + p[:, 1] * p[:, 1] + p[:, 2] * p[:, 2]) / enc.max_range
+def _channel(name: str, pts: np.ndarray, rows: np.ndarray, xyz: np.ndarray, z: np.ndarray,
+             enc: LidarEncoding, units: str) -> np.ndarray:
+    """Channel ``name`` of the kept returns, clipped to [0, 1]: ``rows`` of ``pts``, their LiDAR-frame
+    coordinates ``xyz`` (M x 3 float64) and camera z ``z`` (M float64)."""
+    if name == "range":  # in the LiDAR frame: the sensor's own measurement; (x² + y²) + z²
+        v = np.sqrt(xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1] + xyz[:, 2] * xyz[:, 2]) / enc.max_range
     elif name == "intensity":
-        v = normalize_intensity(pts[:, 3].take(front.take(src)), units) if pts.shape[1] > 3 else np.zeros(src.size)
+        v = normalize_intensity(pts[:, 3].take(rows), units) if pts.shape[1] > 3 else np.zeros(rows.size)
     elif name == "height":
-        v = (xyz[:, 2].take(src) - enc.min_height) / (enc.max_height - enc.min_height)
+        v = (xyz[:, 2] - enc.min_height) / (enc.max_height - enc.min_height)
     elif name == "depth":
-        v = cam[:, 2].take(src) / enc.max_range
+        v = z / enc.max_range
     else:  # LidarEncoding validates names; kept for safety
         raise ValueError(f"unknown lidar channel {name!r}")
     return np.clip(v, 0.0, 1.0)

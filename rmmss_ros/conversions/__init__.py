@@ -33,6 +33,7 @@ from rmmss_ros.conversions.pointcloud import (
     fill_cloud,
     intensity_units_of,
     read_points,
+    xyzi_view,
 )
 
 __all__ = [
@@ -40,5 +41,5 @@ __all__ = [
     "event_sensor_size", "is_event_packet",
     "DATATYPES", "IMAGE_ENCODINGS", "ConversionError", "camera_from_info", "camera_info_warnings", "cloud_dtype", "cloud_to_xyzi",
     "depth_codes", "encode_event_cloud", "encode_event_image", "event_image_codes", "events_from_cloud", "fill_cloud", "fill_image",
-    "image_to_numpy", "intensity_units_of", "read_points", "stamp_to_ns", "to_depth_m", "to_rgb8",
+    "image_to_numpy", "intensity_units_of", "read_points", "stamp_to_ns", "to_depth_m", "to_rgb8", "xyzi_view",
 ]

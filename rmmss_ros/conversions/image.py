@@ -197,6 +197,10 @@ def depth_codes(msg: Any, enc: Any, what: str = "depth") -> np.ndarray:
         d = mm.astype(np.float32) / np.float32(1000.0)  # as to_depth_m
         d[0] = np.nan
         table = _MM_CODES[key] = to_uint8(encode_depth(d[None], enc, True)[0, :, 0])
+    from rmmss_core import kernels
+    if kernels.enabled() and a.ndim == 2:
+        from rmmss_core.kernels.planes import take_u16
+        return take_u16(table, a)  # the same lookup compiled: 4x faster than np.take
     return table.take(a)  # 2.5x faster than table[a]
 
 

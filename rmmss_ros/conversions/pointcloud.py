@@ -143,6 +143,38 @@ def _xyzi_float32_block(pts: np.ndarray, intensity: str | None) -> np.ndarray | 
     return out
 
 
+def xyzi_view(msg: Any, intensity: str = "intensity", what: str = "lidar") -> np.ndarray | None:
+    """``N x 4`` float32 view (no copy) of x, y, z, intensity in the message buffer when the cloud
+    stores them as four consecutive little-endian float32 fields at a 4-byte-aligned offset in
+    unpadded rows of a 4-byte multiple ``point_step`` (Velodyne, Hesai, Livox ROS layouts with
+    ``intensity`` right after ``z``); None for any other layout (then use :func:`cloud_to_xyzi`).
+
+    Unlike :func:`cloud_to_xyzi` the points are not filtered: rows with non-finite x, y, z and
+    non-finite intensities stay (the LiDAR encoders drop / zero them: the same image). Raises
+    ConversionError as :func:`read_points` for an inconsistent message.
+    """
+    try:
+        h, w, ps = int(msg.height), int(msg.width), int(msg.point_step)
+        if h * w == 0 or bool(msg.is_bigendian) or ps % 4 or int(msg.row_step) != w * ps:
+            return None
+        offsets = {str(f.name): (int(f.offset), int(f.datatype), max(1, int(f.count))) for f in msg.fields}
+    except (AttributeError, TypeError, ValueError):  # not a well-formed PointCloud2: read_points says why
+        return None
+    names = ("x", "y", "z", intensity)
+    if any(n not in offsets or offsets[n][1] != 7 or offsets[n][2] != 1 for n in names):
+        return None
+    off0 = offsets["x"][0]
+    if off0 % 4 or any(offsets[n][0] != off0 + 4 * k for k, n in enumerate(names)) or off0 + 16 > ps:
+        return None
+    buf = as_bytes_view(msg.data, what)
+    if buf.size != h * w * ps:
+        raise ConversionError(f"{what}: data has {buf.size} bytes, expected row_step x height = {w * ps} x {h}")
+    if buf.ctypes.data % 4:
+        return None
+    k = off0 // 4
+    return buf.view("<f4").reshape(h * w, ps // 4)[:, k:k + 4]
+
+
 # Field names only Ouster's ROS drivers (ouster-ros PointOS / legacy PointXYZIRT-like layouts)
 # publish next to ``intensity``: there a float ``intensity`` carries photon counts (signal).
 OUSTER_FIELDS = frozenset({"reflectivity", "ambient"})

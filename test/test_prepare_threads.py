@@ -1,0 +1,78 @@
+"""Issue #14: ``Pipeline.prepare`` with the LiDAR branch on its side thread (``preprocess.threads``
+2, the default) gives the same inputs as one thread, keeps a malformed cloud's error to the LiDAR
+(named, the images still used), says so when a cloud has no finite point even when it is read as a
+view of the message buffer, and stays correct with several pipelines preparing at once (the kernels'
+scratch buffers are per thread)."""
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from sensor_msgs.msg import PointCloud2, PointField
+from test_pipeline import frame, info
+
+from rmmss_core.spec import PreprocessSpec
+from rmmss_ros.conversions import fill_cloud
+from rmmss_ros.pipeline import Pipeline, PipelineParams
+
+SPEC = PreprocessSpec(input_size=(48, 64))
+
+
+def _pipe(threads: int) -> Pipeline:
+    return Pipeline(SimpleNamespace(spec=SPEC), PipelineParams(preprocess_threads=threads))
+
+
+def _equal(a, b) -> bool:
+    return all(torch.equal(a.inputs[m], b.inputs[m]) for m in a.inputs) and np.array_equal(a.available, b.available)
+
+
+def test_side_thread_gives_the_one_thread_inputs():
+    fs = frame(np.random.default_rng(0))
+    one, two = _pipe(1).prepare(fs, info()), _pipe(2).prepare(fs, info())
+    assert two.used == ("rgb", "depth", "event", "lidar") and not two.errors
+    assert "lidar_ms" in two.timings and _equal(one, two)
+    assert (two.inputs["lidar"] != two.inputs["lidar"][0, :, :1, :1]).any()  # returns landed
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_malformed_cloud_costs_only_the_lidar(threads):
+    fs = frame(np.random.default_rng(1))
+    bad = np.zeros(50, [("y", "<f4"), ("z", "<f4")])
+    fs.messages["lidar"] = fill_cloud(PointCloud2(), bad, PointField)
+    p = _pipe(threads).prepare(fs, info())
+    assert p.used == ("rgb", "depth", "event") and set(p.errors) == {"lidar"}
+    assert p.errors["lidar"] == "lidar: cloud lacks fields ['x']; has ['y', 'z']"
+    assert torch.count_nonzero(p.inputs["lidar"]) == 0 and not p.available[0, 3]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_cloud_without_a_finite_point_is_named(threads):
+    fs = frame(np.random.default_rng(2))
+    pts = np.full(300, np.nan, [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
+    fs.messages["lidar"] = fill_cloud(PointCloud2(), pts, PointField)  # the x, y, z, intensity view layout
+    p = _pipe(threads).prepare(fs, info())
+    assert p.errors == {"lidar": "lidar: none of the 300 points has finite x, y, z"}
+    assert p.used == ("rgb", "depth", "event")
+
+
+def test_pipelines_preparing_at_once_on_several_threads_stay_exact():
+    frames = [frame(np.random.default_rng(10 + k)) for k in range(3)]
+    want = [_pipe(1).prepare(f, info()) for f in frames]
+    bad: list[str] = []
+
+    def worker(k: int) -> None:
+        pipe = _pipe(2)
+        for r in range(15):
+            i = (k + r) % len(frames)
+            if not _equal(pipe.prepare(frames[i], info()), want[i]):
+                bad.append(f"thread {k} round {r}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not bad
