@@ -178,6 +178,7 @@ class Pipeline:
         self._warned: set[str] = set()
         self._pending_warnings: list[str] = []
         self._events_lock = threading.Lock()
+        self._lidar_frames = 0
         self._device_prep = None  # preprocess.device != cpu: the torch twin of prepare()
         self._side = SideThread() if params.preprocess_threads > 1 else None
         if params.preprocess_device == "cpu":
@@ -285,7 +286,9 @@ class Pipeline:
         pts = xyzi_view(msg) if self.spec.quantize_8bit else None
         if pts is None:
             pts = cloud_to_xyzi(msg)
-        if units == "byte" and pts.shape[0]:
+        self._lidar_frames += 1
+        # the byte-scale check (a configuration hint, said once) on the first frames, then every 100th
+        if units == "byte" and pts.shape[0] and (self._lidar_frames <= 3 or self._lidar_frames % 100 == 0):
             top = float(pts[:, 3].max())
             if not np.isfinite(top):  # a view keeps non-finite intensities (encoded as 0)
                 finite = pts[:, 3][np.isfinite(pts[:, 3])]
