@@ -339,10 +339,6 @@ def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
             t = F.pad(t, (px, w - bw - px, py, h - bh - py))
         small = t[0].numpy()
         planes = [small[0]] * 3 if small.shape[0] == 1 else [small[0], small[1], small[2]]
-    if planes[0] is planes[1] is planes[2] and kernels.enabled() and o.flags.c_contiguous:
-        from rmmss_core.kernels.planes import plane_lut3
-        plane_lut3(planes[0], table, o)  # one plane for all three channels (metric depth): one pass
-        return out
     for c in range(3):
         if c and planes[c] is planes[c - 1] and np.array_equal(table[c], table[c - 1]):
             o[c] = o[c - 1]  # same plane, same table (depth's single plane): a copy, not a lookup

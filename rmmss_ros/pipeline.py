@@ -57,9 +57,11 @@ from rmmss_core.encodings import (
     project_lidar_codes,
     scaled_pixel_map,
 )
+from rmmss_core.encodings.camera import MIN_DEPTH_M
+from rmmss_core.encodings.lidar import NO_RETURN_R2
 from rmmss_core.geometry import InputGeometry, resize_nearest_np
 from rmmss_core.modalities import MODALITIES
-from rmmss_core.preprocess import Codes, preprocess_one
+from rmmss_core.preprocess import Codes, normalize_table, preprocess_one
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import (
     ConversionError,
@@ -276,13 +278,11 @@ class Pipeline:
             units = intensity_units_of(msg) or "unit"
         return units
 
-    def encode_lidar(self, msg: Any, camera: CameraModel, codes: bool = False) -> np.ndarray | Codes:
-        """Cloud -> LiDAR image ``H x W x 3`` float32 at the camera resolution (preprocess then
-        reduces it to the input with ``reduce_nearest_return``, as for the dataset files); with
-        ``codes`` and ``quantize_8bit``: the same image as sparse :class:`Codes` (what prepare uses)."""
+    def _lidar_points(self, msg: Any) -> tuple[np.ndarray, str]:
+        """Cloud -> (``N x 4`` float32 x, y, z, intensity, its intensity units). A view of the message
+        buffer for the common float32 x, y, z, intensity layout when the spec is quantised (its
+        encoders drop the non-finite points a view keeps), else :func:`cloud_to_xyzi`'s copy."""
         units = self.lidar_units(msg)
-        # no copy for the common float32 x, y, z, intensity layout (the quantised encoders drop
-        # the non-finite points it keeps)
         pts = xyzi_view(msg) if self.spec.quantize_8bit else None
         if pts is None:
             pts = cloud_to_xyzi(msg)
@@ -296,6 +296,17 @@ class Pipeline:
             if top > 255.0:
                 self._warn(f"lidar: intensity up to {top:.0f} exceeds the byte scale 0..255; set "
                            "lidar.intensity_units to counts16 if this is a photon-count (Ouster-like) sensor")
+        return pts, units
+
+    def encode_lidar(self, msg: Any, camera: CameraModel, codes: bool = False) -> np.ndarray | Codes:
+        """Cloud -> LiDAR image ``H x W x 3`` float32 at the camera resolution (preprocess then
+        reduces it to the input with ``reduce_nearest_return``, as for the dataset files); with
+        ``codes`` and ``quantize_8bit``: the same image as sparse :class:`Codes` (what prepare uses)."""
+        pts, units = self._lidar_points(msg)
+        return self._encode_points(msg, pts, units, camera, codes)
+
+    def _encode_points(self, msg: Any, pts: np.ndarray, units: str, camera: CameraModel,
+                       codes: bool) -> np.ndarray | Codes:
         if self.spec.quantize_8bit:  # codes: exactly project_lidar(quantize=True)'s image
             target, values = project_lidar_codes(pts, self.T_cam_lidar, camera, self.spec.lidar, units)
             if target.size == 0:  # raises, naming the input, when no point has finite x, y, z
@@ -406,7 +417,22 @@ class Pipeline:
         """The LiDAR branch of :meth:`prepare`: cloud -> normalised ``3 x h x w`` input written into
         ``out``. Returns its duration in ms; raises for a malformed cloud."""
         t = time.perf_counter()
-        enc = self.encode_lidar(msg, camera, codes=True)
+        spec = self.spec
+        if kernels.enabled() and spec.quantize_8bit and InputGeometry.of(
+                (camera.height, camera.width), tuple(spec.input_size), spec.resize_policy).identity:
+            # fused: projection, nearest return, codes and normalised planes in one compiled pass
+            from rmmss_core.kernels.lidar import lidar_planes
+            pts, units = self._lidar_points(msg)
+            norm = spec.normalization["lidar"]
+            n = lidar_planes(pts, self.T_cam_lidar, camera, spec.lidar, units,
+                             normalize_table(tuple(norm.mean), tuple(norm.std)), out.numpy(), NO_RETURN_R2, MIN_DEPTH_M)
+            if n is not None:
+                if n == 0:  # raises, naming the input, when no point has finite x, y, z
+                    cloud_to_xyzi(msg)
+                return (time.perf_counter() - t) * 1e3
+            enc = self._encode_points(msg, pts, units, camera, True)
+        else:
+            enc = self.encode_lidar(msg, camera, codes=True)
         if isinstance(enc, np.ndarray) and not np.all(np.isfinite(enc)):
             raise ConversionError("lidar: encoded image has NaN or Inf")
         preprocess_one(enc, "lidar", self.spec, tuple(self.spec.input_size), out)

@@ -55,7 +55,7 @@ def test_nearest_returns_equal_the_numpy_reference(camera, dtype):
     cam = CAMERAS[camera]
     for seed, T in enumerate((_T(), np.eye(4)[[1, 2, 0, 3]] * [[-1], [-1], [1], [1]], _T(0.0, 0.0, (0, 0, 0)))):
         pts = _cloud(seed, T, cam, dtype)
-        got = nearest_returns(pts, T, cam, L._NO_RETURN_R2, MIN_DEPTH_M)
+        got = nearest_returns(pts, T, cam, L.NO_RETURN_R2, MIN_DEPTH_M)
         want = _geometry_numpy(pts, T, cam)
         assert want[0].size > 500, "the case must hit many pixels"
         for g, w, what in zip(got, want, ("pixel", "row", "z"), strict=True):
@@ -68,7 +68,7 @@ def test_ties_go_to_the_lowest_point_index_and_nan_rows_are_dropped():
     cam = CameraModel(8, 8, np.array([[4.0, 0, 3.5], [0, 4.0, 3.5], [0, 0, 1]]))
     pts = np.array([[0.0, 0.0, 5.0, 1], [0.0, 0.0, 4.0, 2], [0.0, 0.0, 4.0, 3], [np.nan, 0, 1, 4],
                     [0.0, 0.0, 0.0, 5], [0.0, 0.0, -1.0, 6], [0.1, 0.1, 9.0, 7]], np.float32)
-    pix, rows, z = nearest_returns(pts, np.eye(4), cam, L._NO_RETURN_R2, MIN_DEPTH_M)
+    pix, rows, z = nearest_returns(pts, np.eye(4), cam, L.NO_RETURN_R2, MIN_DEPTH_M)
     # points 0, 1, 2 and 6 share pixel (4, 4); 1 and 2 are nearest (z 4), 1 has the lower index
     assert pix.tolist() == [4 * 8 + 4] and rows.tolist() == [1] and z.tolist() == [4.0]
 
@@ -93,7 +93,7 @@ def test_project_lidar_codes_equal_the_numpy_path(channels, units):
 def test_codes_kernel_declines_counts16_and_other_dtypes():
     from rmmss_core.kernels.lidar import nearest_returns, return_codes
     pts = _cloud(8, _T(), CAMERAS["pinhole_skewed"])
-    pix, rows, z = nearest_returns(pts, _T(), CAMERAS["pinhole_skewed"], L._NO_RETURN_R2, MIN_DEPTH_M)
+    pix, rows, z = nearest_returns(pts, _T(), CAMERAS["pinhole_skewed"], L.NO_RETURN_R2, MIN_DEPTH_M)
     assert return_codes(pts, rows, z, LidarEncoding(), "counts16") is None
     assert nearest_returns(pts.astype(np.float16), _T(), CAMERAS["pinhole_skewed"], 1e-6, 1e-3) is None
 
@@ -158,3 +158,30 @@ def test_disabled_by_environment_variable(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env={"RMMSS_KERNELS": "0", "PATH": "/usr/bin"},
                          capture_output=True, text=True, check=True).stdout
     assert out.startswith("False disabled by RMMSS_KERNELS=0")
+
+
+@pytest.mark.parametrize("camera", sorted(CAMERAS))
+@pytest.mark.parametrize("units", ["unit", "byte", "counts16"])
+def test_fused_lidar_planes_equal_the_composed_path(camera, units):
+    """kernels.lidar.lidar_planes (projection, nearest return, codes and normalised planes in one
+    pass) == fit_normalize_codes of project_lidar_codes' sparse codes; None where it does not apply."""
+    import torch
+
+    from rmmss_core.kernels.lidar import lidar_planes
+    from rmmss_core.preprocess import Codes, fit_normalize_codes, normalize_table
+    from rmmss_core.spec import PreprocessSpec
+    cam, T = CAMERAS[camera], _T()
+    pts = _cloud(12, T, cam)
+    spec = PreprocessSpec(input_size=(H, W), lidar=LidarEncoding(channels=("depth", "intensity", "height")))
+    norm = spec.normalization["lidar"]
+    got = np.empty((3, H, W), np.float32)
+    n = lidar_planes(pts, T, cam, spec.lidar, units, normalize_table(tuple(norm.mean), tuple(norm.std)), got,
+                     L.NO_RETURN_R2, MIN_DEPTH_M)
+    if camera in ("rectified_P", "equidistant") or units == "counts16":
+        assert n is None
+        return
+    with kernels.disabled():
+        pix, codes = L.project_lidar_codes(pts, T, cam, spec.lidar, units)
+        want = fit_normalize_codes(Codes.of_sparse((H, W), pix, codes), (H, W), "lidar", spec, torch.empty(3, H, W))
+    assert n == pix.size > 1000
+    np.testing.assert_array_equal(got, want.numpy())

@@ -108,10 +108,10 @@ def valid_points(xyz: np.ndarray) -> np.ndarray:
     ``xyz``: N x >=3 float64; ``x x + y y + z z`` left to right (as the compiled kernel)."""
     with np.errstate(invalid="ignore", over="ignore"):  # NaN / Inf -> non-finite
         r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1] + xyz[:, 2] * xyz[:, 2]
-    return np.isfinite(r2) & (r2 > _NO_RETURN_R2)
+    return np.isfinite(r2) & (r2 > NO_RETURN_R2)
 
 
-_NO_RETURN_R2 = NO_RETURN_RADIUS_M ** 2
+NO_RETURN_R2 = NO_RETURN_RADIUS_M ** 2
 
 
 def project_lidar(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel,
@@ -153,7 +153,7 @@ def project_lidar_codes(points: np.ndarray, T_cam_lidar: np.ndarray, camera: Cam
     if kernels.enabled():
         from rmmss_core.kernels.lidar import nearest_returns, return_codes
         pts, T = _checked(points, T_cam_lidar)
-        found = nearest_returns(pts, T, camera, _NO_RETURN_R2, MIN_DEPTH_M)
+        found = nearest_returns(pts, T, camera, NO_RETURN_R2, MIN_DEPTH_M)
         if found is not None:
             pix, rows, z = found
             codes = return_codes(pts, rows, z, enc, intensity_units)
@@ -190,7 +190,7 @@ def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     found = None
     if kernels.enabled():
         from rmmss_core.kernels.lidar import nearest_returns
-        found = nearest_returns(pts, T, camera, _NO_RETURN_R2, MIN_DEPTH_M)
+        found = nearest_returns(pts, T, camera, NO_RETURN_R2, MIN_DEPTH_M)
     pix, rows, z = found if found is not None else _nearest_returns_numpy(pts, T, camera, precull)
     return pix, _values(pts, rows, z, enc, intensity_units)
 

@@ -121,15 +121,14 @@ def _camera_points(x, y, z, n, r, t, r2_min, z_min, rows, cam):  # pragma: no co
 
 
 @njit(**_JIT)
-def _nearest(pix, zc, n, owner, live, win, out_idx):  # pragma: no cover - compiled
-    """The nearest of the first ``n`` points per pixel (``pix`` >= 0), ties -> lowest index.
-    Returns how many pixels were hit, M; the winners' indices, ascending, are ``out_idx[:M]``.
-    ``owner`` (H*W int32) and ``win`` (N uint8) must be all -1 / 0 and are left so.
+def _zbuffer(pix, zc, n, owner, live, win):  # pragma: no cover - compiled
+    """Flag (``win`` = 1) the nearest of the first ``n`` points per pixel (``pix`` >= 0), ties ->
+    lowest index. ``owner`` (H*W int32) must be all -1 and is left so; ``win`` (N uint8) all 0.
 
     The kept points are first listed branch-free (``live``), so the z-buffer loop has no
-    unpredictable keep / drop branch; a winner is flagged per point (``win``) as it takes or loses
-    its pixel, and a final branch-free scan lists the flagged points in ascending order (no random
-    gather through the H x W owner table). 2x faster than a plain z-buffer on a random-order cloud."""
+    unpredictable keep / drop branch; a winner is flagged per point as it takes or loses its pixel,
+    and the caller lists the flagged points in one ascending scan (no random gather through the
+    H x W owner table). 2x faster than a plain z-buffer on a random-order cloud."""
     m = 0
     for i in range(n):
         live[m] = i
@@ -147,6 +146,12 @@ def _nearest(pix, zc, n, owner, live, win, out_idx):  # pragma: no cover - compi
             win[i] = 1
     for k in range(m):
         owner[pix[live[k]]] = -1
+
+
+@njit(**_JIT)
+def _nearest(pix, zc, n, owner, live, win, out_idx):  # pragma: no cover - compiled
+    """:func:`_zbuffer`, then the winners' indices, ascending, into ``out_idx[:M]``; returns M."""
+    _zbuffer(pix, zc, n, owner, live, win)
     nt = 0
     for i in range(n):
         out_idx[nt] = i
@@ -155,34 +160,62 @@ def _nearest(pix, zc, n, owner, live, win, out_idx):  # pragma: no cover - compi
     return nt
 
 
+@njit(inline="always", **_JIT)
+def _code(kind, x, y, zl, zcam, inten, max_range, min_height, height_span, units):  # pragma: no cover
+    """One channel's 8-bit code of one return: the float64 value (range, height, camera depth)
+    clipped to [0, 1] and cast to float32, or the float32 intensity (units 0 = unit, 1 = byte;
+    non-finite -> 0) as ``normalize_intensity``; then ``rint(clip(v) * 255)``
+    (``rmmss_core.encodings.common.to_uint8``)."""
+    if kind == 1:
+        f = np.float32(inten)
+        if not np.isfinite(f):
+            f = np.float32(0.0)
+        if units == 1:
+            f = f * np.float32(1.0 / 255.0)
+        f = min(max(f, np.float32(0.0)), np.float32(1.0))
+    else:
+        if kind == 0:
+            v = np.sqrt(x * x + y * y + zl * zl) / max_range
+        elif kind == 2:
+            v = (zl - min_height) / height_span
+        else:
+            v = zcam / max_range
+        f = np.float32(min(max(v, 0.0), 1.0))
+    f = min(max(f, np.float32(0.0)), np.float32(1.0))
+    return np.uint8(np.rint(f * np.float32(255.0)))
+
+
 @njit(**_JIT)
 def _codes(pts, rows, z, kinds, max_range, min_height, height_span, units, out):  # pragma: no cover
-    """8-bit codes ``M x 3`` of the kept returns: per channel the float64 value clipped to [0, 1],
-    cast to float32, ``rint(clip(v) * 255)`` (``rmmss_core.encodings.common.to_uint8``). Intensity
-    (units 0 = unit, 1 = byte) in float32 as ``normalize_intensity``: non-finite -> 0."""
-    inv255 = np.float32(1.0 / 255.0)
+    """8-bit codes ``M x 3`` of the kept returns ``rows`` of ``pts`` (camera z ``z``): :func:`_code`."""
     for k in range(rows.shape[0]):
         i = rows[k]
         x, y, zl = np.float64(pts[i, 0]), np.float64(pts[i, 1]), np.float64(pts[i, 2])
+        inten = pts[i, 3] if pts.shape[1] > 3 else 0.0
         for c in range(3):
-            kind = kinds[c]
-            if kind == 1:
-                f = np.float32(pts[i, 3]) if pts.shape[1] > 3 else np.float32(0.0)
-                if not np.isfinite(f):
-                    f = np.float32(0.0)
-                if units == 1:
-                    f = f * inv255
-                f = min(max(f, np.float32(0.0)), np.float32(1.0))
-            else:
-                if kind == 0:
-                    v = np.sqrt(x * x + y * y + zl * zl) / max_range
-                elif kind == 2:
-                    v = (zl - min_height) / height_span
-                else:
-                    v = z[k] / max_range
-                f = np.float32(min(max(v, 0.0), 1.0))
-            f = min(max(f, np.float32(0.0)), np.float32(1.0))
-            out[k, c] = np.uint8(np.rint(f * np.float32(255.0)))
+            out[k, c] = _code(kinds[c], x, y, zl, z[k], inten, max_range, min_height, height_span, units)
+
+
+@njit(**_JIT)
+def _planes(pts, pix, zc, n, owner, live, win, x, y, z, kinds, max_range, min_height, height_span, units,
+            table, out):  # pragma: no cover - compiled
+    """Fused: z-buffer, codes and normalised planes in one call. ``out`` float32 ``3 x P``
+    (C-contiguous, P = H*W pixels) = ``table[c, 0]`` where no return landed, ``table[c, code]``
+    at each kept return's pixel. Returns the number of returns."""
+    _zbuffer(pix, zc, n, owner, live, win)
+    for c in range(3):
+        out[c, :] = table[c, 0]
+    nt = 0
+    for i in range(n):
+        if win[i]:
+            win[i] = 0
+            nt += 1
+            p = pix[i]
+            inten = pts[i, 3] if pts.shape[1] > 3 else 0.0
+            for c in range(3):
+                out[c, p] = table[c, _code(kinds[c], x[i], y[i], z[i], zc[i], inten, max_range, min_height,
+                                           height_span, units)]
+    return nt
 
 
 class _Scratch(threading.local):
@@ -215,6 +248,57 @@ class _Scratch(threading.local):
 _SCRATCH = _Scratch()
 
 
+def _pixels(s: _Scratch, pts: np.ndarray, R: np.ndarray, t: np.ndarray, camera, r2_min: float,
+            z_min: float) -> bool:
+    """De-interleave ``pts`` into ``s.x/y/z`` and, for a pinhole, plumb_bob or rational_polynomial
+    camera projected with K, fill ``s.pix`` / ``s.zc``; False for other cameras (P, equidistant)."""
+    n = pts.shape[0]
+    _columns(pts, s.x, s.y, s.z)
+    if camera.use_p:
+        return False
+    if not np.any(camera.D):
+        K = camera.K
+        _pixels_k(s.x, s.y, s.z, n, R, t, float(K[0, 0]), float(K[0, 1]), float(K[0, 2]), float(K[1, 1]),
+                  float(K[1, 2]), camera.width, camera.height, r2_min, z_min, s.pix, s.zc)
+        return True
+    if camera.model in ("plumb_bob", "rational_polynomial") and camera.D.size <= 12:
+        from rmmss_core.encodings.camera import _DISTORTION_MARGIN
+        k = np.zeros(12)
+        k[:camera.D.size] = camera.D
+        _pixels_distorted(s.x, s.y, s.z, n, R, t, np.ascontiguousarray(camera.K), k,
+                          _DISTORTION_MARGIN * camera.width, _DISTORTION_MARGIN * camera.height,
+                          camera.width, camera.height, r2_min, z_min, s.pix, s.zc)
+        return True
+    return False
+
+
+def _supported(pts: np.ndarray, camera) -> bool:
+    return pts.dtype in (np.float32, np.float64) and pts.ndim == 2 and pts.shape[1] >= 3 \
+        and camera.height * camera.width < 2**31
+
+
+def lidar_planes(pts: np.ndarray, T: np.ndarray, camera, enc, units: str, table: np.ndarray, out: np.ndarray,
+                 r2_min: float, z_min: float) -> int | None:
+    """The LiDAR image at the camera resolution straight into its normalised planes, fused (no
+    return list, no code image in between): ``out`` float32 ``3 x H x W`` (C-contiguous) =
+    ``table[c, code]`` per pixel, exactly ``fit_normalize_codes(Codes.of_sparse(*project_lidar_codes(...)))``
+    at identity geometry. ``table``: float32 3 x 256 (``rmmss_core.preprocess.normalize_table``).
+    Returns the number of returns, or None when the fused path does not apply (another dtype or
+    camera kind, counts16 units): then use the composed path."""
+    if not _supported(pts, camera) or units not in _UNITS or out.shape != (3, camera.height, camera.width) \
+            or not out.flags.c_contiguous:
+        return None
+    n = pts.shape[0]
+    R, t = np.ascontiguousarray(T[:3, :3], dtype=np.float64), np.ascontiguousarray(T[:3, 3], dtype=np.float64)
+    s = _SCRATCH.get(n, camera.height * camera.width)
+    if not _pixels(s, pts, R, t, camera, r2_min, z_min):
+        return None
+    kinds = np.array([_KINDS[c] for c in enc.channels], np.int64)
+    return int(_planes(pts, s.pix, s.zc, n, s.owner, s.live, s.win, s.x, s.y, s.z, kinds, float(enc.max_range),
+                       float(enc.min_height), float(enc.max_height - enc.min_height), _UNITS[units],
+                       np.ascontiguousarray(table, dtype=np.float32), out.reshape(3, -1)))
+
+
 def nearest_returns(pts: np.ndarray, T: np.ndarray, camera, r2_min: float, z_min: float):
     """The returns kept in ``camera``: (flat pixel index int64 M, row of ``pts`` int64 M ascending,
     camera z float64 M), exactly ``rmmss_core.encodings.lidar._nearest_returns_numpy``'s.
@@ -223,25 +307,12 @@ def nearest_returns(pts: np.ndarray, T: np.ndarray, camera, r2_min: float, z_min
     camera <- LiDAR; ``r2_min``: squared no-return radius (m^2); ``z_min``: smallest camera z (m).
     Returns None for another dtype (the caller then uses the numpy reference).
     """
-    if pts.dtype not in (np.float32, np.float64) or pts.ndim != 2 or pts.shape[1] < 3 \
-            or camera.height * camera.width >= 2**31:
+    if not _supported(pts, camera):
         return None
     n = pts.shape[0]
     R, t = np.ascontiguousarray(T[:3, :3], dtype=np.float64), np.ascontiguousarray(T[:3, 3], dtype=np.float64)
     s = _SCRATCH.get(n, camera.height * camera.width)
-    _columns(pts, s.x, s.y, s.z)
-    if not camera.use_p and not np.any(camera.D):
-        K = camera.K
-        _pixels_k(s.x, s.y, s.z, n, R, t, float(K[0, 0]), float(K[0, 1]), float(K[0, 2]), float(K[1, 1]),
-                  float(K[1, 2]), camera.width, camera.height, r2_min, z_min, s.pix, s.zc)
-        return s.nearest(s.pix, s.zc, n)
-    if not camera.use_p and camera.model in ("plumb_bob", "rational_polynomial") and camera.D.size <= 12:
-        from rmmss_core.encodings.camera import _DISTORTION_MARGIN
-        k = np.zeros(12)
-        k[:camera.D.size] = camera.D
-        _pixels_distorted(s.x, s.y, s.z, n, R, t, np.ascontiguousarray(camera.K), k,
-                          _DISTORTION_MARGIN * camera.width, _DISTORTION_MARGIN * camera.height,
-                          camera.width, camera.height, r2_min, z_min, s.pix, s.zc)
+    if _pixels(s, pts, R, t, camera, r2_min, z_min):
         return s.nearest(s.pix, s.zc, n)
     # P (rectified) and equidistant cameras: OpenCV / numpy projects the culled points
     m = _camera_points(s.x, s.y, s.z, n, R, t, r2_min, z_min, s.rows, s.cam)
