@@ -262,6 +262,9 @@ def _reduce_codes_nearest_return(codes: Codes, geo: InputGeometry, key: int | No
     size. Only pixels with a nonzero code take part, as in the dense version."""
     if codes.sparse is None:
         codes = Codes.of_sparse(codes.shape, *_dense_to_sparse(codes.to_uint8()))
+    if kernels.enabled():  # the same winners, compiled
+        from rmmss_core.kernels.lidar import reduce_nearest_return_codes
+        return Codes.of_sparse((geo.dst_h, geo.dst_w), *reduce_nearest_return_codes(*codes.sparse, codes.shape, geo, key))
     idx, vals = codes.sparse
     W = codes.shape[1]
     x0, y0, ws, hs = geo.window
@@ -325,6 +328,13 @@ def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
             plane.fill(table[c, 0])
             plane[idx] = table[c][vals[:, c]]
         return out
+    if not geo.identity and codes.planes is not None and kernels.enabled() and o.flags.c_contiguous:
+        from rmmss_core.kernels.planes import remap_lut
+        x0, y0, ws, hs = geo.window
+        px, py, bw, bh = geo.box
+        rows, cols = nearest_index_map(hs, bh), nearest_index_map(ws, bw)
+        remap_lut(codes.planes, rows + y0, cols + x0, px, py, table, o)
+        return out
     planes = codes.channel_planes(_scratch_planes(codes.shape) if codes.planes is not None
                                   and codes.planes.ndim == 3 else None)
     if not geo.identity:
@@ -346,6 +356,17 @@ def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
         r = cv2.LUT(planes[c], table[c], dst=o[c])
         if not np.shares_memory(r, o):  # OpenCV allocated instead of writing in place
             o[c] = r
+    return out
+
+
+@lru_cache(maxsize=64)
+def nearest_index_map(size_in: int, size_out: int) -> np.ndarray:
+    """int64 ``size_out``: the source index of each output index under ``F.interpolate(mode="nearest")``
+    along one axis, taken from torch itself (an index ramp resampled), so it follows torch's rule
+    (``floor(dst * (float)in / out)`` in float32, clamped) exactly. Read-only (cached)."""
+    ramp = torch.arange(size_in, dtype=torch.float32).view(1, 1, size_in, 1)
+    out = F.interpolate(ramp, size=(size_out, 1), mode="nearest").view(-1).to(torch.int64).numpy()
+    out.flags.writeable = False
     return out
 
 

@@ -185,3 +185,47 @@ def test_fused_lidar_planes_equal_the_composed_path(camera, units):
         want = fit_normalize_codes(Codes.of_sparse((H, W), pix, codes), (H, W), "lidar", spec, torch.empty(3, H, W))
     assert n == pix.size > 1000
     np.testing.assert_array_equal(got, want.numpy())
+
+
+@pytest.mark.parametrize("size,policy", [((240, 320), "stretch"), ((256, 320), "letterbox"), ((256, 256), "crop"),
+                                         ((96, 160), "letterbox"), ((480, 640), "crop")])
+@pytest.mark.parametrize("key", [0, 2, None])
+def test_nearest_return_reduction_of_codes_equals_numpy(size, policy, key):
+    from rmmss_core.geometry import InputGeometry
+    from rmmss_core.preprocess import Codes, _reduce_codes_nearest_return
+    rng = np.random.default_rng(13)
+    idx = np.sort(rng.choice(H * W, 40000, replace=False))
+    vals = rng.integers(0, 256, (idx.size, 3), dtype=np.uint8)
+    vals[:300] = 0  # no return coded as all-zero: ignored
+    vals[300:2300, 0] = vals[300, 0]  # equal keys: ties -> first in row-major order
+    codes = Codes.of_sparse((H, W), idx, vals)
+    geo = InputGeometry.of((H, W), size, policy)
+    got = _reduce_codes_nearest_return(codes, geo, key)
+    with kernels.disabled():
+        want = _reduce_codes_nearest_return(codes, geo, key)
+    assert got.shape == want.shape == size
+    np.testing.assert_array_equal(got.sparse[0], want.sparse[0])
+    np.testing.assert_array_equal(got.sparse[1], want.sparse[1])
+    assert want.sparse[0].size > 1000
+
+
+@pytest.mark.parametrize("size,policy", [((240, 320), "stretch"), ((256, 320), "letterbox"), ((256, 256), "crop"),
+                                         ((96, 160), "letterbox"), ((600, 800), "letterbox"), ((333, 500), "stretch")])
+@pytest.mark.parametrize("layout", ["rgb", "bgr_view", "single_plane"])
+def test_nearest_resampled_codes_normalise_as_numpy(size, policy, layout):
+    """remap_lut (crop, nearest resize, letterbox padding and lookup in one pass) == the torch
+    nearest + pad + cv2.LUT path, for event-like 3-plane codes (also a reversed bgr view) and
+    depth's single plane; upscaling too."""
+    import torch
+
+    from rmmss_core.preprocess import Codes, fit_normalize_codes
+    from rmmss_core.spec import PreprocessSpec
+    rng = np.random.default_rng(14)
+    img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    planes = {"rgb": img, "bgr_view": img[:, :, ::-1], "single_plane": img[:, :, 1]}[layout]
+    spec = PreprocessSpec(input_size=size, resize_policy=policy)
+    m = "depth" if layout == "single_plane" else "event"
+    got = fit_normalize_codes(Codes.dense(planes), size, m, spec, torch.empty(3, *size))
+    with kernels.disabled():
+        want = fit_normalize_codes(Codes.dense(planes), size, m, spec, torch.empty(3, *size))
+    assert torch.equal(got, want)

@@ -21,6 +21,7 @@ nearest return.
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -218,6 +219,54 @@ def _planes(pts, pix, zc, n, owner, live, win, x, y, z, kinds, max_range, min_he
     return nt
 
 
+@njit(**_JIT)
+def _reduce(idx, vals, width, x0, y0, ws, hs, row_cell, col_cell, key, best, cells, orders):  # pragma: no cover
+    """``rmmss_core.preprocess._reduce_codes_nearest_return`` on sparse codes: per input cell the
+    return with the smallest ``key`` code (``key`` < 0: none), ties -> first source pixel in
+    row-major window order; only returns inside the crop window with a nonzero code take part.
+    ``row_cell`` (H) / ``col_cell`` (W): a source row's / column's share of its cell index (-1
+    outside the window). ``best`` (dst cells, int64) must be all int64 max and is left so.
+    Returns (indices of the winners into ``idx``, ascending; their cells)."""
+    m = idx.shape[0]
+    inv_w = 1.0 / width
+    big = np.iinfo(np.int64).max
+    for k in range(m):
+        p = idx[k]
+        r = np.int64(p * inv_w)  # p // width without an integer division, corrected below
+        if r * width > p:
+            r -= 1
+        elif (r + 1) * width <= p:
+            r += 1
+        c = p - r * width
+        rc, cc = row_cell[r], col_cell[c]
+        if rc < 0 or cc < 0 or (vals[k, 0] | vals[k, 1] | vals[k, 2]) == 0:
+            cells[k] = -1
+            continue
+        cell = rc + cc
+        kk = np.int64(vals[k, key]) if key >= 0 else np.int64(0)
+        o = (kk << 40) | ((r - y0) * ws + (c - x0))
+        cells[k] = cell
+        orders[k] = o
+        if o < best[cell]:
+            best[cell] = o
+    n = 0
+    for k in range(m):
+        cell = cells[k]
+        n += cell >= 0 and orders[k] == best[cell]
+    out_k = np.empty(n, np.int64)
+    out_cell = np.empty(n, np.int64)
+    j = 0
+    for k in range(m):
+        cell = cells[k]
+        if cell >= 0 and orders[k] == best[cell]:
+            out_k[j] = k
+            out_cell[j] = cell
+            j += 1
+    for k in range(n):
+        best[out_cell[k]] = big
+    return out_k, out_cell
+
+
 class _Scratch(threading.local):
     """Per-thread buffers reused across frames (grown on demand): no per-frame allocation of
     N- and H*W-sized arrays, and the owner table stays all -1 between calls."""
@@ -337,6 +386,48 @@ def return_codes(pts: np.ndarray, rows: np.ndarray, z: np.ndarray, enc, units: s
     return out
 
 
+class _ReduceScratch(threading.local):
+    def __init__(self):
+        self.best = np.empty(0, np.int64)
+        self.m = 0
+
+    def get(self, m: int, cells: int):
+        if self.best.size < cells:
+            self.best = np.full(cells, np.iinfo(np.int64).max, np.int64)
+        if self.m < m:
+            self.m = max(m, 1024)
+            self.cells, self.orders = np.empty(self.m, np.int64), np.empty(self.m, np.int64)
+        return self
+
+
+_REDUCE = _ReduceScratch()
+
+
+@lru_cache(maxsize=32)
+def _cell_maps(height: int, width: int, window: tuple, box: tuple, dst_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per source row / column its part of the input cell index (``preprocess.reduce_nearest_return``'s
+    rule: the cell its centre falls in), -1 outside the crop window."""
+    x0, y0, ws, hs = window
+    px, py, bw, bh = box
+    r, c = np.arange(height, dtype=np.int64), np.arange(width, dtype=np.int64)
+    row = np.where((r >= y0) & (r < y0 + hs), ((((2 * (r - y0) + 1) * bh) // (2 * hs)) + py) * dst_w, -1)
+    col = np.where((c >= x0) & (c < x0 + ws), ((2 * (c - x0) + 1) * bw) // (2 * ws) + px, -1)
+    return row, col
+
+
+def reduce_nearest_return_codes(idx: np.ndarray, vals: np.ndarray, shape: tuple[int, int], geo, key: int | None):
+    """Sparse LiDAR codes at the camera resolution (flat pixel ``idx`` int M, uint8 ``vals`` M x 3,
+    image ``shape`` (H, W)) -> (cells int64, codes uint8) at the input of ``geo`` (InputGeometry),
+    exactly ``rmmss_core.preprocess._reduce_codes_nearest_return``'s (same winners, same order)."""
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    vals = np.ascontiguousarray(vals, dtype=np.uint8)
+    row, col = _cell_maps(int(shape[0]), int(shape[1]), tuple(geo.window), tuple(geo.box), int(geo.dst_w))
+    s = _REDUCE.get(idx.size, geo.dst_h * geo.dst_w)
+    k, cells = _reduce(idx, vals, int(shape[1]), int(geo.window[0]), int(geo.window[1]), int(geo.window[2]),
+                       int(geo.window[3]), row, col, -1 if key is None else int(key), s.best, s.cells, s.orders)
+    return cells, vals.take(k, axis=0)
+
+
 def warm_up() -> None:
     """Compile (or load) the kernels for float32 ``N x 4`` clouds and every camera kind."""
     from rmmss_core.encodings.camera import CameraModel
@@ -350,3 +441,6 @@ def warm_up() -> None:
         pix, rows, z = nearest_returns(pts, np.eye(4), cam, 1e-6, 1e-3)
         for units in _UNITS:
             return_codes(pts, rows, z, LidarEncoding(), units)
+    from rmmss_core.geometry import InputGeometry
+    reduce_nearest_return_codes(np.array([9, 10]), np.ones((2, 3), np.uint8), (8, 8),
+                                InputGeometry.of((8, 8), (4, 4), "letterbox"), 0)
