@@ -27,9 +27,9 @@ lookup per channel, resampling on the codes where it only selects pixels: the sa
 bit for bit, as encoding to float first (test/test_node_fastpath.py pins it against the old path),
 at a fraction of the cost (docs/bench/node.md).
 
-Each malformed input is caught here: whatever one modality's decoding or encoding raises is reported
-in ``Result.errors`` and that modality counts as missing for the frame; only the shared stages
-(preprocess, inference) can raise out of ``process``. :class:`Worker` runs frames on a thread that
+Each malformed input is caught here: whatever one modality's decoding, encoding or fitting to the
+network input raises is reported in ``Result.errors`` and that modality counts as missing for the
+frame; only inference can raise out of ``process``. :class:`Worker` runs frames on a thread that
 no exception can stop (caught per frame, counted, handed to a callback) and exposes a heartbeat for
 a watchdog.
 """
@@ -39,6 +39,7 @@ import functools
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,12 +166,16 @@ class Pipeline:
         T = np.asarray(params.T_cam_lidar, dtype=np.float64)
         if T.size != 16:
             raise ValueError(f"T_cam_lidar must have 16 values, got {T.size}")
+        if not np.all(np.isfinite(T)):
+            raise ValueError(f"T_cam_lidar has non-finite values {T.tolist()}")
         self.T_cam_lidar = T.reshape(4, 4)
         self._camera_key: tuple | None = None
         self._camera: CameraModel | None = None
         Te = np.asarray(params.T_cam_event, dtype=np.float64)
         if Te.size != 16:
             raise ValueError(f"T_cam_event must have 16 values, got {Te.size}")
+        if not np.all(np.isfinite(Te)):
+            raise ValueError(f"T_cam_event has non-finite values {Te.tolist()}")
         self.T_cam_event = Te.reshape(4, 4)
         self.event_buffer = EventBuffer(horizon_s=max(1.0, 4 * self.spec.event.window_s))
         self._evt3 = Evt3Decoder()
@@ -183,11 +188,19 @@ class Pipeline:
         self._lidar_frames = 0
         self._device_prep = None  # preprocess.device != cpu: the torch twin of prepare()
         self._side = SideThread() if params.preprocess_threads > 1 else None
+        # a dropped Pipeline ends its side thread (the finaliser holds the thread, not the Pipeline)
+        self._finalizer = weakref.finalize(self, self._side.close) if self._side is not None else None
         if params.preprocess_device == "cpu":
             kernels.warm_up()  # compile / load the numba kernels now, not on the first frame
         else:
             from rmmss_ros.gpu_pipeline import DevicePreparer
             self._device_prep = DevicePreparer(self, params.preprocess_device)
+
+    def close(self) -> None:
+        """End the side thread of ``preprocess.threads: 2`` (also done when the Pipeline is garbage
+        collected); a later :meth:`prepare` starts it again."""
+        if self._side is not None:
+            self._side.close()
 
     # ------------------------------------------------------------------------------ stages
     def camera(self, camera_info: Any | None) -> CameraModel | None:
@@ -390,8 +403,13 @@ class Pipeline:
         available = torch.zeros(len(MODALITIES), dtype=torch.bool)
         for i, m in enumerate(MODALITIES):
             if m in encoded:
-                preprocess_one(encoded[m], m, spec, size_in, batch[i])
-                available[i] = True
+                try:
+                    preprocess_one(encoded[m], m, spec, size_in, batch[i])
+                    available[i] = True
+                except Exception as e:  # noqa: BLE001 - e.g. a 1-pixel image cropped to nothing: this modality only
+                    errors[m] = f"{m}: cannot fit a {encoded[m].shape[1]} x {encoded[m].shape[0]} image to the " \
+                                f"{size_in[1]} x {size_in[0]} input ({spec.resize_policy}): {type(e).__name__}: {e}"
+                    batch[i].zero_()
             elif m != "lidar":
                 batch[i].zero_()
         t2 = time.perf_counter()

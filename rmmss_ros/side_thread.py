@@ -2,7 +2,8 @@
 calling thread (the LiDAR: decode, project, encode and normalise, all GIL-free numba / numpy work)
 while the caller decodes and normalises the images. Jobs run one at a time, in order; a job's
 exception is delivered through its Future, never raised on the thread. Daemon: it never holds up
-interpreter exit or the node's SIGINT / SIGTERM shutdown.
+interpreter exit or the node's SIGINT / SIGTERM shutdown. Idle, it holds no reference to its last
+job; :meth:`SideThread.close` (called when its Pipeline is closed or garbage collected) ends it.
 """
 from __future__ import annotations
 
@@ -26,20 +27,33 @@ class SideThread:
         fut: Future = Future()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._jobs = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._run, args=(self._jobs,), name=self.name, daemon=True)
                 self._thread.start()
-        self._jobs.put((fn, fut))
+            self._jobs.put((fn, fut))
         return fut
 
-    def _run(self) -> None:
+    def close(self) -> None:
+        """Let the thread end once the jobs already submitted are done (its per-thread buffers go
+        with it). A later :meth:`submit` starts a new thread with a queue of its own."""
+        with self._lock:
+            if self._thread is not None:
+                self._jobs.put(None)
+                self._thread = None
+
+    @staticmethod
+    def _run(jobs: queue.SimpleQueue) -> None:
         while True:
-            fn, fut = self._jobs.get()
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn())
-            except BaseException as e:  # noqa: BLE001 - delivered to the waiting caller
-                fut.set_exception(e)
+            job = jobs.get()
+            if job is None:
+                return
+            fn, fut = job
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn())
+                except BaseException as e:  # noqa: BLE001 - delivered to the waiting caller
+                    fut.set_exception(e)
+            del job, fn, fut  # while idle, hold nothing of the last job (its Pipeline, its input batch)
 
 
 def run_now(fn: Callable[[], Any]) -> Future:

@@ -124,3 +124,14 @@ def test_non_finite_points_skip_the_cull_and_are_dropped(monkeypatch):
     pts64 = pts.astype(np.float64)
     pts64[60:70, :3] = 1e300  # finite in float64, inf in float32: no cull either
     assert L.view_candidates(pts64[50:], T, cam) is None
+
+
+def test_huge_finite_coordinates_skip_the_cull_instead_of_dropping_points():
+    """A byte-swapped cloud's garbage (finite float32 near 3e38): float32 plane terms would overflow
+    (inf - inf = NaN) and drop a point the exact stage keeps. Found by a new-user run."""
+    cam = CameraModel(160, 120, np.array([[128.0, 0, 79.5], [0, 128.0, 59.5], [0, 0, 1]]))
+    T = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1.0]])
+    pts = np.array([[1e38, 1e37, 0, 200], [10, 0, 0, 100]], np.float32)
+    assert L.view_candidates(pts, T, cam) is None
+    assert L.lidar_returns(pts, T, cam)[0].tolist() == [9667, 9680]
+    assert L.lidar_returns(pts, T, cam, precull=False)[0].tolist() == [9667, 9680]

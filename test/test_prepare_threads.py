@@ -76,3 +76,55 @@ def test_pipelines_preparing_at_once_on_several_threads_stay_exact():
     for t in threads:
         t.join(60)
     assert not bad
+
+
+def test_a_dropped_pipeline_ends_its_side_thread_and_is_freed():
+    """Each Pipeline with preprocess.threads 2 used to keep its thread, its model and its last input
+    batch alive for ever (61 pipelines: 62 threads, +1 GB). Found by a new-user run."""
+    import gc
+    import time
+    import weakref
+
+    fs = frame(np.random.default_rng(3))
+    before = threading.active_count()
+    refs = []
+    for _ in range(8):
+        p = _pipe(2)
+        p.prepare(fs, info())
+        refs.append(weakref.ref(p))
+        del p
+    gc.collect()
+    assert all(r() is None for r in refs)
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before
+
+
+def test_close_ends_the_side_thread_and_prepare_still_works_after():
+    fs = frame(np.random.default_rng(4))
+    p = _pipe(2)
+    first = p.prepare(fs, info())
+    p.close()
+    assert _equal(p.prepare(fs, info()), first)
+
+
+def test_a_one_pixel_wide_image_cropped_to_nothing_costs_only_its_modality():
+    """A 1 x 480 camera image with resize_policy crop raised out of prepare (the whole frame lost).
+    Found by a new-user run."""
+    from sensor_msgs.msg import Image
+
+    from rmmss_ros.conversions import fill_image
+    fs = frame(np.random.default_rng(5))
+    fs.messages["rgb"] = fill_image(Image(), np.zeros((480, 1, 3), np.uint8), "rgb8")
+    pipe = Pipeline(SimpleNamespace(spec=PreprocessSpec(input_size=(32, 64), resize_policy="crop")))
+    p = pipe.prepare(fs, info())
+    assert set(p.errors) == {"rgb"} and "cannot fit a 1 x 480 image to the 64 x 32 input (crop)" in p.errors["rgb"]
+    assert p.used == ("depth", "event", "lidar") and torch.count_nonzero(p.inputs["rgb"]) == 0
+
+
+@pytest.mark.parametrize("field", ["T_cam_lidar", "T_cam_event"])
+def test_non_finite_extrinsics_are_refused(field):
+    T = [1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, float("nan"), 0, 0, 0, 1]
+    with pytest.raises(ValueError, match=f"{field} has non-finite values"):
+        Pipeline(SimpleNamespace(spec=SPEC), PipelineParams(**{field: tuple(T)}))

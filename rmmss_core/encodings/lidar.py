@@ -236,6 +236,9 @@ def _nearest_returns_numpy(pts: np.ndarray, T: np.ndarray, camera: CameraModel,
 # terms: float32 evaluation (inputs, coefficients, three products and three sums) errs by at most
 # ~8 * 2^-24 = 4.8e-7 of it, so 1e-5 keeps every point the exact stage can keep with 20x to spare.
 _CULL_REL_MARGIN = 1e-5
+# Beyond this a plane's float32 terms could overflow (float32 max 3.4e38): no cull then (e.g. the
+# garbage coordinates of a byte-swapped cloud), the exact stage alone decides.
+_CULL_MAX_TERM = 1e30
 
 
 def view_candidates(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel) -> np.ndarray | None:
@@ -249,6 +252,7 @@ def view_candidates(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraM
     distorted or P camera gets the z plane alone). Each is evaluated in float32 with a margin of
     ``_CULL_REL_MARGIN * (|c| . max|p| + |d|)`` (max|p| per coordinate over the cloud), far above float32's rounding error, so every
     point the exact stage keeps is a candidate (points it drops may be too: it drops them again).
+    No cull either when that bound exceeds ``_CULL_MAX_TERM`` (float32 could overflow).
     Keeping the candidates' order keeps the nearest-return tie rule (lowest index) unchanged.
     """
     n = points.shape[0]
@@ -271,7 +275,10 @@ def view_candidates(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraM
     if not np.all(np.isfinite(p_max)):
         return None
     d = np.array([a @ t + b for a, b in planes])
-    d += _CULL_REL_MARGIN * (np.abs(C) @ p_max + np.abs(d))
+    bound = np.abs(C) @ p_max + np.abs(d)  # the largest magnitude any float32 term can reach
+    if not np.all(bound < _CULL_MAX_TERM):  # float32 could overflow (inf - inf = NaN drops a point)
+        return None
+    d += _CULL_REL_MARGIN * bound
     C32, d32 = C.astype(np.float32), d.astype(np.float32)
     worst = tmp = None
     for k in range(len(planes)):  # elementwise float32: c0 x + c1 y + c2 z + d per plane
