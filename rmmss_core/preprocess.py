@@ -298,6 +298,9 @@ def fit_normalize_codes(codes: Codes, size: tuple[int, int], modality: str,
     ``3 x h x w`` float32 tensor to write into (returned)."""
     norm = spec.normalization[modality]
     geo = InputGeometry.of(codes.shape, size, spec.resize_policy)
+    if min(geo.window[2:]) <= 0 or min(geo.box[2:]) <= 0:
+        raise ValueError(f"{modality}: a {codes.shape[1]} x {codes.shape[0]} image has no pixels left for the "
+                         f"{size[1]} x {size[0]} input under resize_policy {spec.resize_policy!r}")
     h, w = size
     out = torch.empty(3, h, w) if out is None else out
     table = normalize_table(tuple(norm.mean), tuple(norm.std))

@@ -407,8 +407,8 @@ class Pipeline:
                     preprocess_one(encoded[m], m, spec, size_in, batch[i])
                     available[i] = True
                 except Exception as e:  # noqa: BLE001 - e.g. a 1-pixel image cropped to nothing: this modality only
-                    errors[m] = f"{m}: cannot fit a {encoded[m].shape[1]} x {encoded[m].shape[0]} image to the " \
-                                f"{size_in[1]} x {size_in[0]} input ({spec.resize_policy}): {type(e).__name__}: {e}"
+                    errors[m] = str(e) if isinstance(e, ValueError) and str(e).startswith(f"{m}:") else \
+                        f"{m}: {type(e).__name__}: {e}"
                     batch[i].zero_()
             elif m != "lidar":
                 batch[i].zero_()
@@ -421,7 +421,8 @@ class Pipeline:
                 available[i_lidar] = True
                 size = size or (camera.height, camera.width)
             except Exception as e:  # noqa: BLE001 - one bad message must only cost its own modality
-                errors["lidar"] = str(e) if isinstance(e, ConversionError) else f"lidar: {type(e).__name__}: {e}"
+                errors["lidar"] = str(e) if isinstance(e, ConversionError) or str(e).startswith("lidar:") \
+                    else f"lidar: {type(e).__name__}: {e}"
             timings["lidar_wait_ms"] = (time.perf_counter() - t2) * 1e3
         if not available[i_lidar]:
             batch[i_lidar].zero_()

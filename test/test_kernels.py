@@ -245,3 +245,24 @@ def test_channels_last_bilinear_equals_the_contiguous_kernel(src, size):
     got = resize(x, size, "rgb")
     assert got.is_contiguous() and torch.equal(got, want)
     assert torch.equal(resize(x[0], size, "rgb"), want[0])
+
+
+def test_empty_inputs_on_a_fresh_thread():
+    """A thread's first call with no returns at all (scratch buffers not yet grown) works.
+    Found by a new-user run (an AttributeError on a cloud whose points all miss the image)."""
+    import threading
+
+    from rmmss_core.geometry import InputGeometry
+    from rmmss_core.kernels.lidar import nearest_returns, reduce_nearest_return_codes
+    out: list = []
+
+    def work():
+        cam = CAMERAS["pinhole_skewed"]
+        out.append(nearest_returns(np.zeros((0, 4), np.float32), np.eye(4), cam, 1e-6, 1e-3))
+        out.append(reduce_nearest_return_codes(np.zeros(0, np.int64), np.zeros((0, 3), np.uint8), (H, W),
+                                               InputGeometry.of((H, W), (48, 64), "letterbox"), 0))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert [a.size for a in out[0]] == [0, 0, 0] and [a.size for a in out[1]] == [0, 0]

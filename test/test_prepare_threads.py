@@ -119,7 +119,7 @@ def test_a_one_pixel_wide_image_cropped_to_nothing_costs_only_its_modality():
     fs.messages["rgb"] = fill_image(Image(), np.zeros((480, 1, 3), np.uint8), "rgb8")
     pipe = Pipeline(SimpleNamespace(spec=PreprocessSpec(input_size=(32, 64), resize_policy="crop")))
     p = pipe.prepare(fs, info())
-    assert set(p.errors) == {"rgb"} and "cannot fit a 1 x 480 image to the 64 x 32 input (crop)" in p.errors["rgb"]
+    assert p.errors == {"rgb": "rgb: a 1 x 480 image has no pixels left for the 64 x 32 input under resize_policy 'crop'"}
     assert p.used == ("depth", "event", "lidar") and torch.count_nonzero(p.inputs["rgb"]) == 0
 
 

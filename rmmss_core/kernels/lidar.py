@@ -273,7 +273,7 @@ class _Scratch(threading.local):
 
     def __init__(self):
         self.owner = np.empty(0, np.int32)
-        self.n = 0
+        self.n = -1
 
     def get(self, n: int, num_pixels: int):
         if self.owner.size < num_pixels:
@@ -389,7 +389,7 @@ def return_codes(pts: np.ndarray, rows: np.ndarray, z: np.ndarray, enc, units: s
 class _ReduceScratch(threading.local):
     def __init__(self):
         self.best = np.empty(0, np.int64)
-        self.m = 0
+        self.m = -1
 
     def get(self, m: int, cells: int):
         if self.best.size < cells:
