@@ -198,24 +198,31 @@ def _codes(pts, rows, z, kinds, max_range, min_height, height_span, units, out):
 
 
 @njit(**_JIT)
-def _planes(pts, pix, zc, n, owner, live, win, x, y, z, kinds, max_range, min_height, height_span, units,
+def _planes(pts, pix, zc, n, owner, live, win, winners, x, y, z, kinds, max_range, min_height, height_span, units,
             table, out):  # pragma: no cover - compiled
     """Fused: z-buffer, codes and normalised planes in one call. ``out`` float32 ``3 x P``
     (C-contiguous, P = H*W pixels) = ``table[c, 0]`` where no return landed, ``table[c, code]``
-    at each kept return's pixel. Returns the number of returns."""
+    at each kept return's pixel. The winners are listed branch-free first (``winners``), then
+    encoded without a keep / drop branch. Returns the number of returns."""
     _zbuffer(pix, zc, n, owner, live, win)
-    for c in range(3):
-        out[c, :] = table[c, 0]
     nt = 0
     for i in range(n):
-        if win[i]:
-            win[i] = 0
-            nt += 1
-            p = pix[i]
-            inten = pts[i, 3] if pts.shape[1] > 3 else 0.0
-            for c in range(3):
-                out[c, p] = table[c, _code(kinds[c], x[i], y[i], z[i], zc[i], inten, max_range, min_height,
-                                           height_span, units)]
+        winners[nt] = i
+        nt += win[i]
+        win[i] = 0
+    for c in range(3):
+        out[c, :] = table[c, 0]
+    k0, k1, k2 = kinds[0], kinds[1], kinds[2]
+    o0, o1, o2 = out[0], out[1], out[2]
+    has_i = pts.shape[1] > 3
+    for k in range(nt):
+        i = winners[k]
+        p = pix[i]
+        inten = pts[i, 3] if has_i else 0.0
+        xi, yi, zi, zci = x[i], y[i], z[i], zc[i]
+        o0[p] = table[0, _code(k0, xi, yi, zi, zci, inten, max_range, min_height, height_span, units)]
+        o1[p] = table[1, _code(k1, xi, yi, zi, zci, inten, max_range, min_height, height_span, units)]
+        o2[p] = table[2, _code(k2, xi, yi, zi, zci, inten, max_range, min_height, height_span, units)]
     return nt
 
 
@@ -343,7 +350,7 @@ def lidar_planes(pts: np.ndarray, T: np.ndarray, camera, enc, units: str, table:
     if not _pixels(s, pts, R, t, camera, r2_min, z_min):
         return None
     kinds = np.array([_KINDS[c] for c in enc.channels], np.int64)
-    return int(_planes(pts, s.pix, s.zc, n, s.owner, s.live, s.win, s.x, s.y, s.z, kinds, float(enc.max_range),
+    return int(_planes(pts, s.pix, s.zc, n, s.owner, s.live, s.win, s.out_idx, s.x, s.y, s.z, kinds, float(enc.max_range),
                        float(enc.min_height), float(enc.max_height - enc.min_height), _UNITS[units],
                        np.ascontiguousarray(table, dtype=np.float32), out.reshape(3, -1)))
 
