@@ -204,12 +204,7 @@ def _planes(pts, pix, zc, n, owner, live, win, winners, x, y, z, kinds, max_rang
     (C-contiguous, P = H*W pixels) = ``table[c, 0]`` where no return landed, ``table[c, code]``
     at each kept return's pixel. The winners are listed branch-free first (``winners``), then
     encoded without a keep / drop branch. Returns the number of returns."""
-    _zbuffer(pix, zc, n, owner, live, win)
-    nt = 0
-    for i in range(n):
-        winners[nt] = i
-        nt += win[i]
-        win[i] = 0
+    nt = _nearest(pix, zc, n, owner, live, win, winners)
     for c in range(3):
         out[c, :] = table[c, 0]
     k0, k1, k2 = kinds[0], kinds[1], kinds[2]
