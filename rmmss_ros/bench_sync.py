@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def import_message_filters():
     """message_filters from this Python, else from the project's ROS 2 underlay or /opt/ros/jazzy
-    (pure Python; appended to sys.path so it shadows nothing). None if none has it."""
+    (pure Python; appended to sys.path for the import only, then removed again, so the rest of the
+    process does not see the underlay's other packages, e.g. an event_camera_msgs whose C type
+    support is not on the library path). None if none has it."""
     try:
         import message_filters
         return message_filters
@@ -43,6 +45,8 @@ def import_message_filters():
                     import message_filters
                     return message_filters
                 except ImportError:
+                    pass
+                finally:
                     sys.path.remove(site)
     return None
 

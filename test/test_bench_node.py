@@ -1,16 +1,23 @@
-"""``make bench``'s node section runs (quick mode) and reports the issue #14 figures side by side in
-one run: deserialisation, the default path, one thread, the numpy references, the float path, a
-scan-ordered cloud and a distorted camera, so the benchmark cannot break unseen."""
+"""``make bench``'s node section runs (quick mode, in its own process as ``make bench`` runs it) and
+reports the issue #14 figures side by side in one run: deserialisation, the default path, one
+thread, the numpy references, the float path, a scan-ordered cloud and a distorted camera, so the
+benchmark cannot break unseen."""
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 
-def test_node_benchmark_quick_run_reports_every_comparison():
-    from rmmss_ros.bench_node import run
-
-    report = run(quick=True)
-    rec = {r["metric"]: r for r in report.records if "metric" in r}
+def test_node_benchmark_quick_run_reports_every_comparison(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-m", "rmmss_core.bench", "--only", "node", "--quick", "--out", str(tmp_path)],
+                   check=True, env=env, capture_output=True, text=True, timeout=300)
+    records = json.loads((tmp_path / "node.json").read_text())["records"]
+    rec = {r["metric"]: r for r in records if isinstance(r.get("metric"), str)}
     for name in ("deserialise_4_msgs_ms_p50", "node_overhead_no_inference_ms_p50", "node_overhead_cpu_ms_p50",
                  "node_overhead_one_thread_ms_p50", "node_overhead_numpy_references_ms_p50",
                  "node_overhead_scan_ordered_cloud_ms_p50", "node_overhead_plumb_bob_camera_ms_p50",
@@ -18,5 +25,15 @@ def test_node_benchmark_quick_run_reports_every_comparison():
         assert rec[name]["value"] > 0, name
     assert rec["overhead_ratio_vs_deserialise"]["value"] == pytest.approx(
         rec["node_overhead_no_inference_ms_p50"]["value"] / rec["deserialise_4_msgs_ms_p50"]["value"])
+    md = (tmp_path / "node.md").read_text()
     for text in ("overhead / deserialise", "numpy references", "azimuth order", "plumb_bob", "CPU time"):
-        assert text in report.markdown, text
+        assert text in md, text
+
+
+def test_finding_message_filters_leaves_sys_path_as_it_was():
+    """The bench once appended the ROS 2 underlay's site-packages to sys.path for good: later imports
+    then found the underlay's event_camera_msgs without its C type support (a CI failure)."""
+    from rmmss_ros.bench_sync import import_message_filters
+    before = list(sys.path)
+    import_message_filters()
+    assert sys.path == before

@@ -41,18 +41,20 @@ def test_event_packets_live_are_buffered_and_used(tmp_path, monkeypatch):
     save_model_checkpoint(model, create_model("anymodal", size="tiny", num_classes=25), PreprocessSpec(input_size=(32, 48)))
     proc = start_node(model, "event.format:=packet", "depth.enabled:=false", "lidar.enabled:=false")
     rclpy.init()
-    node = rclpy.create_node("rmmss_event_rig")
-    be = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
-    pub_cam = node.create_publisher(Image, "camera/image_raw", be)
-    pub_info = node.create_publisher(CameraInfo, "camera/camera_info", be)
-    pub_ev = node.create_publisher(em.EventPacket, "events", be)
-    used: list[dict] = []
-    node.create_subscription(String, "/perception_node/used_modalities", lambda m: used.append(json.loads(m.data)), 10)
-    info = CameraInfo(width=W, height=H, distortion_model="plumb_bob")
-    info.k = [40.0, 0.0, W / 2, 0.0, 40.0, H / 2, 0.0, 0.0, 1.0]
-    rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-    try:
+    node = None
+    try:  # whatever fails from here, the context is shut down (else every later DDS test errors)
+        node = rclpy.create_node("rmmss_event_rig")
+        be = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
+        pub_cam = node.create_publisher(Image, "camera/image_raw", be)
+        pub_info = node.create_publisher(CameraInfo, "camera/camera_info", be)
+        pub_ev = node.create_publisher(em.EventPacket, "events", be)
+        used: list[dict] = []
+        node.create_subscription(String, "/perception_node/used_modalities",
+                                 lambda m: used.append(json.loads(m.data)), 10)
+        info = CameraInfo(width=W, height=H, distortion_model="plumb_bob")
+        info.k = [40.0, 0.0, W / 2, 0.0, 40.0, H / 2, 0.0, 0.0, 1.0]
+        rng = np.random.default_rng(0)
+        rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
         t_end, next_cam, next_ev, seq = time.monotonic() + 60, 0.0, 0.0, 0
         while time.monotonic() < t_end and sum("event" in u["used"] for u in used) < 5:
             now = time.monotonic()
@@ -79,7 +81,8 @@ def test_event_packets_live_are_buffered_and_used(tmp_path, monkeypatch):
         assert not any("event" in u.get("errors", {}) for u in with_events)
     finally:
         stop_node(proc)
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
 
 
