@@ -443,6 +443,8 @@ def warm_up() -> None:
         pix, rows, z = nearest_returns(pts, np.eye(4), cam, 1e-6, 1e-3)
         for units in _UNITS:
             return_codes(pts, rows, z, LidarEncoding(), units)
+            lidar_planes(pts, np.eye(4), cam, LidarEncoding(), units, np.zeros((3, 256), np.float32),
+                         np.empty((3, 8, 8), np.float32), 1e-6, 1e-3)
     from rmmss_core.geometry import InputGeometry
     reduce_nearest_return_codes(np.array([9, 10]), np.ones((2, 3), np.uint8), (8, 8),
                                 InputGeometry.of((8, 8), (4, 4), "letterbox"), 0)
