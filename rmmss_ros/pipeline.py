@@ -163,20 +163,10 @@ class Pipeline:
         self.params = params
         self.palette = np.zeros((256, 3), dtype=np.uint8)  # ids beyond the classes (e.g. 255) -> black
         self.palette[:len(self.spec.palette)] = np.asarray(self.spec.palette, dtype=np.uint8)
-        T = np.asarray(params.T_cam_lidar, dtype=np.float64)
-        if T.size != 16:
-            raise ValueError(f"T_cam_lidar must have 16 values, got {T.size}")
-        if not np.all(np.isfinite(T)):
-            raise ValueError(f"T_cam_lidar has non-finite values {T.tolist()}")
-        self.T_cam_lidar = T.reshape(4, 4)
+        self.T_cam_lidar = _matrix4(params.T_cam_lidar, "T_cam_lidar")
         self._camera_key: tuple | None = None
         self._camera: CameraModel | None = None
-        Te = np.asarray(params.T_cam_event, dtype=np.float64)
-        if Te.size != 16:
-            raise ValueError(f"T_cam_event must have 16 values, got {Te.size}")
-        if not np.all(np.isfinite(Te)):
-            raise ValueError(f"T_cam_event has non-finite values {Te.tolist()}")
-        self.T_cam_event = Te.reshape(4, 4)
+        self.T_cam_event = _matrix4(params.T_cam_event, "T_cam_event")
         self.event_buffer = EventBuffer(horizon_s=max(1.0, 4 * self.spec.event.window_s))
         self._evt3 = Evt3Decoder()
         self.event_camera_info: Any | None = None
@@ -188,8 +178,8 @@ class Pipeline:
         self._lidar_frames = 0
         self._device_prep = None  # preprocess.device != cpu: the torch twin of prepare()
         self._side = SideThread() if params.preprocess_threads > 1 else None
-        # a dropped Pipeline ends its side thread (the finaliser holds the thread, not the Pipeline)
-        self._finalizer = weakref.finalize(self, self._side.close) if self._side is not None else None
+        if self._side is not None:  # a dropped Pipeline ends its side thread (the finaliser holds the thread only)
+            weakref.finalize(self, self._side.close)
         if params.preprocess_device == "cpu":
             kernels.warm_up()  # compile / load the numba kernels now, not on the first frame
         else:
@@ -240,7 +230,7 @@ class Pipeline:
             try:
                 self.event_buffer.add(decode_event_message(msg, self._evt3))
             except Exception as e:  # noqa: BLE001 - a bad packet costs only itself
-                return str(e) if isinstance(e, ConversionError) else f"event: {type(e).__name__}: {e}"
+                return _error_text("event", e)
         return None
 
     def _event_table(self, sensor_hw: tuple[int, int] | None, size: tuple[int, int],
@@ -346,8 +336,7 @@ class Pipeline:
             camera = self.camera(camera_info)
         except Exception as e:  # noqa: BLE001 - any bad CameraInfo: no camera, reported
             camera = None
-            errors["camera_info"] = str(e) if isinstance(e, ConversionError) else \
-                f"camera_info: {type(e).__name__}: {e}"
+            errors["camera_info"] = _error_text("camera_info", e)
         return msgs, errors, camera
 
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
@@ -407,8 +396,7 @@ class Pipeline:
                     preprocess_one(encoded[m], m, spec, size_in, batch[i])
                     available[i] = True
                 except Exception as e:  # noqa: BLE001 - e.g. a 1-pixel image cropped to nothing: this modality only
-                    errors[m] = str(e) if isinstance(e, ValueError) and str(e).startswith(f"{m}:") else \
-                        f"{m}: {type(e).__name__}: {e}"
+                    errors[m] = _error_text(m, e)
                     batch[i].zero_()
             elif m != "lidar":
                 batch[i].zero_()
@@ -421,8 +409,7 @@ class Pipeline:
                 available[i_lidar] = True
                 size = size or (camera.height, camera.width)
             except Exception as e:  # noqa: BLE001 - one bad message must only cost its own modality
-                errors["lidar"] = str(e) if isinstance(e, ConversionError) or str(e).startswith("lidar:") \
-                    else f"lidar: {type(e).__name__}: {e}"
+                errors["lidar"] = _error_text("lidar", e)
             timings["lidar_wait_ms"] = (time.perf_counter() - t2) * 1e3
         if not available[i_lidar]:
             batch[i_lidar].zero_()
@@ -482,12 +469,31 @@ class Pipeline:
         try:
             out = fn()
         except Exception as e:  # noqa: BLE001 - one bad message must only cost its own modality
-            errors[name] = str(e) if isinstance(e, ConversionError) else f"{name}: {type(e).__name__}: {e}"
+            errors[name] = _error_text(name, e)
             return None
         if isinstance(out, np.ndarray) and out.dtype.kind == "f" and not np.all(np.isfinite(out)):
             errors[name] = f"{name}: encoded image has NaN or Inf"
             return None
         return out
+
+
+def _matrix4(values: Any, name: str) -> np.ndarray:
+    """16 row-major values -> float64 4 x 4; ValueError naming ``name`` for another count or a
+    non-finite value."""
+    T = np.asarray(values, dtype=np.float64)
+    if T.size != 16:
+        raise ValueError(f"{name} must have 16 values, got {T.size}")
+    if not np.all(np.isfinite(T)):
+        raise ValueError(f"{name} has non-finite values {T.tolist()}")
+    return T.reshape(4, 4)
+
+
+def _error_text(name: str, e: BaseException) -> str:
+    """What ``errors[name]`` says about ``e``: its own text when it already names the input (a
+    ConversionError, or a message starting with ``name:``), else ``name: Type: text``."""
+    text = str(e)
+    named = isinstance(e, ConversionError) or text.startswith(f"{name}:")
+    return text if named else f"{name}: {type(e).__name__}: {text}"
 
 
 def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -150,18 +150,15 @@ def project_lidar_codes(points: np.ndarray, T_cam_lidar: np.ndarray, camera: Cam
     0. ``from_uint8`` of the codes scattered into a zero image equals :func:`project_lidar`'s
     output exactly (same returns, same values). Returns in ascending point order.
     With the compiled kernels, geometry and codes both run there (rmmss_core.kernels.lidar)."""
+    pts, T = _checked(points, T_cam_lidar)
+    pix, rows, z = _returns(pts, T, camera)
+    codes = None
     if kernels.enabled():
-        from rmmss_core.kernels.lidar import nearest_returns, return_codes
-        pts, T = _checked(points, T_cam_lidar)
-        found = nearest_returns(pts, T, camera, NO_RETURN_R2, MIN_DEPTH_M)
-        if found is not None:
-            pix, rows, z = found
-            codes = return_codes(pts, rows, z, enc, intensity_units)
-            if codes is None:
-                codes = to_uint8(_values(pts, rows, z, enc, intensity_units))
-            return pix, codes
-    target, values = lidar_returns(points, T_cam_lidar, camera, enc, intensity_units)
-    return target, to_uint8(values)
+        from rmmss_core.kernels.lidar import return_codes
+        codes = return_codes(pts, rows, z, enc, intensity_units)
+    if codes is None:
+        codes = to_uint8(_values(pts, rows, z, enc, intensity_units))
+    return pix, codes
 
 
 def _checked(points: np.ndarray, T_cam_lidar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,12 +184,20 @@ def lidar_returns(points: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraMod
     the reference the tests and the benchmark compare against).
     """
     pts, T = _checked(points, T_cam_lidar)
-    found = None
+    pix, rows, z = _returns(pts, T, camera, precull)
+    return pix, _values(pts, rows, z, enc, intensity_units)
+
+
+def _returns(pts: np.ndarray, T: np.ndarray, camera: CameraModel,
+             precull: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat pixel index, row of ``pts``, camera z) of the nearest return per pixel hit: the
+    compiled kernel when available and applicable, else :func:`_nearest_returns_numpy`."""
     if kernels.enabled():
         from rmmss_core.kernels.lidar import nearest_returns
         found = nearest_returns(pts, T, camera, NO_RETURN_R2, MIN_DEPTH_M)
-    pix, rows, z = found if found is not None else _nearest_returns_numpy(pts, T, camera, precull)
-    return pix, _values(pts, rows, z, enc, intensity_units)
+        if found is not None:
+            return found
+    return _nearest_returns_numpy(pts, T, camera, precull)
 
 
 def _values(pts: np.ndarray, rows: np.ndarray, z: np.ndarray, enc: LidarEncoding, units: str) -> np.ndarray:
