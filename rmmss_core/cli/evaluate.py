@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="EMM subsets whose predictions the overlays show (default RDEL,RD,R)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the RMM / NM corruptions")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--store-quality", action="store_true",
+                        help="store the measured EMM table (mIoU per sensor subset, the data, the date) into each "
+                             "checkpoint, atomically, for the ROS node's expected quality (prefers emm_told)")
 
 
 def _device(name: str) -> torch.device:
@@ -105,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
             from rmmss_core.utils.io import load_checkpoint
             load_checkpoint(path)  # raises the CheckpointError that says what is wrong
     device = _device(args.device)
+    if args.store_quality:
+        from rmmss_core.deploy.quality import check_store_request
+        check_store_request(args.protocols)
     conditions = build_conditions(args.protocols.split(","), tell_missing=args.tell_missing)
     overlay_samples = _int_list(args.overlay_samples, "--overlay-samples")
     overlay_subsets = [subset_name(parse_subset(s)) for s in args.overlay_subsets.split(",") if s.strip()]
@@ -166,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
             import shutil
             shutil.rmtree(out, ignore_errors=True)
         raise
+    if args.store_quality:
+        from rmmss_core.deploy.quality import store_eval_tables
+        for q in store_eval_tables(args.checkpoint, _names(args.checkpoint), results, meta):
+            log.info("stored the expected-quality table in %s", q)
     for p in paths.values():
         log.info("wrote %s", p)
     return 0
