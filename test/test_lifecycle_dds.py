@@ -15,24 +15,27 @@ from pathlib import Path
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from conftest import NodeProcesses  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from test_node_dds import Rig, _domain, _env, stop_node  # noqa: E402,F401 - the module's DDS rig
+from test_node_dds import Rig  # noqa: E402 - the DDS rig of the node tests
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("dds_domain")]
 ROOT = Path(__file__).resolve().parents[1]
+stop_node = NodeProcesses.stop
 NODE = "/perception_node"
 
 
 def start_managed(model: Path, *params: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "rmmss_ros.node.main", "--lifecycle", "--ros-args", "-p", f"model_path:={model}",
+    args = [sys.executable, "-m", "rmmss_ros.lifecycle.main", "--ros-args", "-p", f"model_path:={model}",
             "-p", "depth.enabled:=false", "-p", "event.enabled:=false", "-p", "lidar.enabled:=false",
             "-p", "rgb.timeout_s:=0.3", "-p", "diagnostics.period_s:=0.25"]
     for p in params:
         args += ["-p", p]
-    return subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 class Manager:
@@ -133,22 +136,3 @@ def test_sigint_while_managed_exits_0(tiny_model):
         out = stop_node(proc)
         rig.close()
     assert proc.returncode == 0, out[-3000:]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from rmmss_core.models import create_model, save_model_checkpoint
-    from rmmss_core.spec import PreprocessSpec
-
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model_checkpoint(path, create_model("anymodal", size="tiny", num_classes=25), PreprocessSpec(input_size=(32, 48)))
-    return path
-
-
-def test_lifecycle_flag_parsing():
-    from rmmss_ros.lifecycle.managed import wants_lifecycle
-
-    assert wants_lifecycle(["prog", "--lifecycle", "--ros-args", "-p", "a:=1"]) == \
-        (True, ["prog", "--ros-args", "-p", "a:=1"])
-    assert wants_lifecycle(["prog", "--ros-args", "-p", "--lifecycle"])[0] is False  # a ROS argument, not ours
-    assert wants_lifecycle(["prog"]) == (False, ["prog"])

@@ -10,7 +10,6 @@ takes the unused confidence image nearest in stamp within ``SLOP_NS``.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -19,14 +18,14 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-from test_node_dds import Rig, _domain, start_node, stop_node  # noqa: E402,F401 - the module's DDS rig
+from test_node_dds import FAST, Rig  # noqa: E402 - the DDS rig of the node tests
 
 from rmmss_core.classes import DELIVER  # noqa: E402
 from rmmss_core.deploy.confidence import min_confidence_level  # noqa: E402
 from rmmss_core.deploy.quality import QualityTable, store_quality  # noqa: E402
 from rmmss_core.modalities import SUBSET_NAMES  # noqa: E402
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("dds_domain")]
 SLOP_NS = 5_000_000
 MIN_CONF = 0.3
 FLOOR = 0.45
@@ -89,16 +88,16 @@ def rated_model(tmp_path_factory):
     return path
 
 
-def test_planner_client_gets_labels_confidence_and_quality(rated_model):
+def test_planner_client_gets_labels_confidence_and_quality(rated_model, node_processes):
     pytest.importorskip("vision_msgs.msg", reason="vision_msgs is in the ROS 2 message underlay "
                         "(source /work/main/.ros2-underlay/setup.bash; on a robot /opt/ros/jazzy)")
-    proc = start_node(rated_model, "event.enabled:=false", "lidar.enabled:=false",
+    proc = node_processes.start(rated_model, *FAST, "event.enabled:=false", "lidar.enabled:=false",
                       f"output.min_confidence:={MIN_CONF}", f"output.quality_floor:={FLOOR}")
     rig = PlannerRig()
     try:
         sensors = ("rgb", "depth")
         assert rig.wait_for(lambda: len(rig.nav_masks) >= 3, timeout=60.0, sensors=sensors), \
-            "no mask from the node:\n" + stop_node(proc)
+            "no mask from the node:\n" + node_processes.stop(proc)
         # 30 Hz for 5 s, then a planner that starts late still gets the labels (transient local)
         m0, c0, u0 = len(rig.nav_masks), len(rig.nav_confs), len(rig.used)
         sent = rig.run(5.0, rate_hz=30.0, sensors=sensors)
@@ -153,20 +152,20 @@ def test_planner_client_gets_labels_confidence_and_quality(rated_model):
                  if s.name == "perception_node: output" and "below the floor" in s.message]
         assert warns and all(s.level in (b"\x01", 1) for s in warns)
     finally:
-        out = stop_node(proc)
+        out = node_processes.stop(proc)
         rig.close()
     assert proc.returncode == 0, out[-3000:]
 
 
-def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model):
+def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model, node_processes):
     """Camera frames arrive in swapped pairs, the late one 33 ms late (inside the 0.1 s reorder
     window): every frame gets a mask, none with an older stamp than the mask before it."""
-    proc = start_node(tiny_model, "depth.enabled:=false", "event.enabled:=false", "lidar.enabled:=false",
+    proc = node_processes.start(tiny_model, *FAST, "depth.enabled:=false", "event.enabled:=false", "lidar.enabled:=false",
                       "output.color:=false")
     rig = PlannerRig()
     try:
         assert rig.wait_for(lambda: len(rig.nav_masks) >= 3, timeout=60.0, sensors=("rgb",)), \
-            "no mask from the node:\n" + stop_node(proc)
+            "no mask from the node:\n" + node_processes.stop(proc)
         rig.run(0.5, rate_hz=30.0, sensors=("rgb",))
         m0 = len(rig.nav_masks)
         from rmmss_ros.conversions import fill_image
@@ -193,16 +192,6 @@ def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model):
         assert backwards == 0, f"{backwards} of {len(stamps)} masks older than the mask before them"
         assert len(stamps) >= 0.9 * len(sent), f"only {len(stamps)} masks for {len(sent)} frames"
     finally:
-        out = stop_node(proc)
+        out = node_processes.stop(proc)
         rig.close()
     assert proc.returncode == 0, out[-3000:]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from rmmss_core.models import create_model, save_model_checkpoint
-    from rmmss_core.spec import PreprocessSpec
-
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model_checkpoint(path, create_model("anymodal", size="tiny", num_classes=25), PreprocessSpec(input_size=(32, 48)))
-    return path

@@ -1,5 +1,6 @@
-"""``perception_node --lifecycle`` (launch: ``lifecycle:=true``): the perception node as a ROS 2
-managed node (rclpy.lifecycle), for ``ros2 lifecycle set`` and Nav2-style lifecycle managers.
+"""``perception_lifecycle_node`` (``python -m rmmss_ros.lifecycle.main``; launch: ``lifecycle:=true``):
+the perception node as a ROS 2 managed node (rclpy.lifecycle), for ``ros2 lifecycle set`` and
+Nav2-style lifecycle managers. The plain ``perception_node`` stays as it was.
 
 States and what the node holds in each (design.ros2.org "Managed nodes"):
 
@@ -32,10 +33,10 @@ be changed while unconfigured.
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
+import rclpy
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 
 from rmmss_ros.node.perception_node import PerceptionNode, StartupError
@@ -89,7 +90,7 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
         return SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.close(final=False)  # back to unconfigured with nothing held
+        self.cleanup()  # back to unconfigured with nothing held
         self.get_logger().error(f"error in {state.label}: released everything; configure again")
         return SUCCESS
 
@@ -100,21 +101,18 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
         return FAILURE
 
 
-def spin_managed(node: ManagedPerceptionNode, rclpy: Any) -> None:
+def spin_managed(node: ManagedPerceptionNode) -> None:
     """Spin until the node is finalized (the shutdown transition) or the context ends."""
     while rclpy.ok() and not node.finalized:
         rclpy.spin_once(node, timeout_sec=0.1)
-    if node.finalized:
-        time.sleep(0.05)  # let the change_state response leave before the node goes away
-        for _ in range(5):
-            rclpy.spin_once(node, timeout_sec=0.01)
+    if node.finalized:  # let the change_state response leave before the node goes away
+        t_end = time.monotonic() + 0.2
+        while rclpy.ok() and time.monotonic() < t_end:
+            rclpy.spin_once(node, timeout_sec=0.02)
 
 
-def wants_lifecycle(argv: list[str] | None = None) -> tuple[bool, list[str]]:
-    """``--lifecycle`` among the arguments before ``--ros-args``: (True, the arguments without it)."""
-    args = list(sys.argv if argv is None else argv)
-    end = args.index("--ros-args") if "--ros-args" in args else len(args)
-    if "--lifecycle" in args[:end]:
-        i = args.index("--lifecycle")
-        return True, args[:i] + args[i + 1:]
-    return False, args
+def run(args: list[str] | None = None) -> int:
+    """The managed node's process: exit 0 after the shutdown transition or SIGINT/SIGTERM."""
+    from rmmss_ros.node.perception_node import main
+
+    return main(args, ManagedPerceptionNode, spin_managed)

@@ -45,7 +45,7 @@ class NodeOutputs:
                                          on_drop=self._on_late)
         self.pub_confidence: Any = None  # set by the shell when it creates the publishers
         self.pub_label_info: Any = None
-        self._types = label_types
+        self.label_types = label_types
         if label_types is None:
             logger.warning(LABEL_INFO_OFF)
         self._late_said = False
@@ -59,12 +59,16 @@ class NodeOutputs:
                 f"(sync.late_frames={self.values['sync.late_frames']}): mask stamps never go backwards; "
                 "frames later than sync.reorder_window_s cannot be put back in order")
 
+    def set_floor(self, floor: float) -> None:
+        """``output.quality_floor`` changed at run time."""
+        self.quality = ExpectedQuality(self.quality.table, self.quality.all_modalities, floor)
+
     # -- messages -------------------------------------------------------------------------
     def publish_label_info(self, stamp: Any, frame_id: str) -> None:
         """Latched: a late subscriber (transient local) still gets it."""
-        if self.pub_label_info is None or self._types is None:
+        if self.pub_label_info is None or self.label_types is None:
             return
-        msg = to_message(self.labels, *self._types)
+        msg = to_message(self.labels, *self.label_types)
         msg.header.stamp, msg.header.frame_id = stamp, frame_id
         self.pub_label_info.publish(msg)
 

@@ -59,7 +59,8 @@ class ExpectedQuality:
             raise ValueError(f"output.quality_floor must be an mIoU fraction in [0, 1] (0 = off), got {floor!r}")
         self.table = table
         self.floor = float(floor)
-        self.all = subset_letters(all_modalities)
+        self.all_modalities = tuple(all_modalities)
+        self.all = subset_letters(self.all_modalities)
         if not self.all:
             raise ValueError("no enabled modality to compare with")
         self._cache: dict[str, Expected] = {}

@@ -170,7 +170,8 @@ class Replayer:
             result.errors["conversion:event_packet"] = result.errors.get("conversion:event_packet", 0) + 1
 
     def _process(self, fs: Any, camera_info: Any, emit_ns: int, result: ReplayResult) -> tuple:
-        """Run the pipeline on one frame set; returns (stamp, mask, used, latency_s, rgb)."""
+        """Run the pipeline on one frame set; returns (stamp, mask, used, latency_s, rgb, emit_ns,
+        confidence or None)."""
         t0 = time.perf_counter()
         res = self.pipeline.process(fs, camera_info)
         compute_s = time.perf_counter() - t0
@@ -182,7 +183,7 @@ class Replayer:
         if "rgb" in fs.messages and res.mask is not None and len(result.stats.overlays) < 64:
             from rmmss_ros.conversions import to_rgb8
             rgb = np.asarray(to_rgb8(fs.messages["rgb"]))
-        return fs.stamp_ns, res.mask, res.used_modalities, latency, rgb, emit_ns
+        return fs.stamp_ns, res.mask, res.used_modalities, latency, rgb, emit_ns, res.confidence
 
     def _score(self, frames: list[tuple], labels: dict[int, Any], start_ns: int, result: ReplayResult,
                before_ns: int | None) -> list[tuple]:
@@ -190,7 +191,7 @@ class Replayer:
         None); returns the frames still waiting for their label. Memory stays bounded."""
         stats, waiting = result.stats, []
         for frame in frames:
-            stamp, mask, used, latency, rgb, emit_ns = frame
+            stamp, mask, used, latency, rgb, emit_ns, confidence = frame
             if stamp not in labels and before_ns is not None and stamp >= before_ns:
                 waiting.append(frame)
                 continue
@@ -207,7 +208,7 @@ class Replayer:
             if label_msg is not None:
                 label = np.frombuffer(bytes(label_msg.data), np.uint8).reshape(label_msg.height, label_msg.step)
                 label = label[:, : label_msg.width]
-            stats.add(t_s, present, mask, label, latency, rgb)
+            stats.add(t_s, present, mask, label, latency, rgb, confidence=confidence)
             result.masks[stamp], result.used[stamp], result.emit_ns[stamp] = mask, tuple(used), emit_ns
         for stamp in [s for s in labels if before_ns is not None and s < before_ns - 1_000_000_000]:
             del labels[stamp]  # labels of frames never emitted
