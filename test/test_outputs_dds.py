@@ -157,11 +157,14 @@ def test_planner_client_gets_labels_confidence_and_quality(rated_model, node_pro
     assert proc.returncode == 0, out[-3000:]
 
 
-def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model, node_processes):
+@pytest.mark.parametrize("policy", ["reorder", "drop"])
+def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model, node_processes, policy):
     """Camera frames arrive in swapped pairs, the late one 33 ms late (inside the 0.1 s reorder
-    window): every frame gets a mask, none with an older stamp than the mask before it."""
+    window): no mask has an older stamp than the mask before it and none is dropped for its order
+    (``late_dropped`` 0 while about half of them were held); the issue's run had 44 of 90 backwards.
+    ``sync.late_frames: drop`` publishes at once and drops the late half instead."""
     proc = node_processes.start(tiny_model, *FAST, "depth.enabled:=false", "event.enabled:=false", "lidar.enabled:=false",
-                      "output.color:=false")
+                      "output.color:=false", f"sync.late_frames:={policy}")
     rig = PlannerRig()
     try:
         assert rig.wait_for(lambda: len(rig.nav_masks) >= 3, timeout=60.0, sensors=("rgb",)), \
@@ -190,7 +193,14 @@ def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model, node_pr
         stamps = [_stamp(m) for m in rig.nav_masks[m0:] if _stamp(m) >= base]
         backwards = sum(b < a for a, b in zip(stamps, stamps[1:], strict=False))
         assert backwards == 0, f"{backwards} of {len(stamps)} masks older than the mask before them"
-        assert len(stamps) >= 0.9 * len(sent), f"only {len(stamps)} masks for {len(sent)} frames"
+        out = {kv.key: kv.value for arr in rig.diags[-1:] for s in arr.status
+               if s.name == "perception_node: output" for kv in s.values}
+        # none lost to the ordering itself (on a loaded machine the worker queue may drop some: counted apart)
+        if policy == "reorder":
+            assert out.get("late_dropped") == "0" and int(out.get("held_for_order", 0)) >= 10, out
+            assert len(stamps) >= 0.6 * len(sent), f"only {len(stamps)} masks for {len(sent)} frames; {out}"
+        else:
+            assert int(out.get("late_dropped", 0)) >= 10 and out.get("held_for_order") == "0", out
     finally:
         out = node_processes.stop(proc)
         rig.close()
