@@ -25,7 +25,7 @@ from rmmss_core.deploy.backends.base import (
     check_precision,
     require_file,
 )
-from rmmss_core.deploy.confidence import mask_and_confidence
+from rmmss_core.deploy.confidence import class_ids, mask_and_confidence
 from rmmss_core.deploy.precision import FP32SafeOps, torch_dtype
 from rmmss_core.modalities import MODALITIES
 
@@ -100,7 +100,7 @@ class TorchBackend(Backend):
         return fn(x, a)
 
     def _mask(self, x: dict[str, torch.Tensor], a: torch.Tensor) -> torch.Tensor:
-        return self._forward(x, a).argmax(dim=1).to(torch.uint8)  # B x H x W, on the device
+        return class_ids(self._forward(x, a))  # B x H x W, on the device
 
     def _mask_confidence(self, x: dict[str, torch.Tensor], a: torch.Tensor) -> torch.Tensor:
         return torch.stack(mask_and_confidence(self._forward(x, a)), dim=1)  # B x 2 x H x W, on the device
