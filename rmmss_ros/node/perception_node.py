@@ -4,8 +4,12 @@ Subscribes to the enabled sensors with QoS matched to their publishers (rmmss_ro
 camera_info latched or volatile), synchronises them with the missing-aware ``Synchronizer``
 (rmmss_ros.sync.synchronizer), hands frame sets to an inference worker thread through a bounded
 ``FrameSetQueue`` (rmmss_ros.node.frame_queue), and publishes ``~/mask`` (mono8 class ids),
-``~/mask_color`` (rgb8), ``~/used_modalities`` (std_msgs/String JSON) in the camera's optical frame,
-and ``/diagnostics`` (rmmss_ros.node.diagnostics). Parameters: rmmss_ros.node.params. Shutdown: nothing is
+``~/mask_color`` (rgb8), ``~/confidence`` (mono8), ``~/used_modalities`` (std_msgs/String JSON) in
+the camera's optical frame, ``~/label_info`` (vision_msgs/LabelInfo, latched) and ``/diagnostics``
+(rmmss_ros.node.diagnostics); results leave in stamp order and carry the expected quality of the
+sensors used (rmmss_ros.outputs). Parameters: rmmss_ros.node.params. The start-up work is split into
+``configure`` / ``activate`` (and ``deactivate`` / ``cleanup``) blocks: the plain node runs the
+first two at once, the managed node (rmmss_ros.lifecycle) from its transitions. Shutdown: nothing is
 published once closing or once the context is gone; SIGINT/SIGTERM end with exit code 0.
 """
 from __future__ import annotations
