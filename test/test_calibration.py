@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from test_replay import synth_bag  # noqa: F401,F811 - the fixture (a real synth bag and a tiny model)
 
 from rmmss_ros.replay.calibration import Calibration
 from rmmss_ros.replay.report import ReplayStats
@@ -69,3 +70,22 @@ def test_replay_report_has_ece_per_pattern_and_the_diagram(tmp_path):
     md = paths["md"].read_text()
     assert "## Confidence calibration" in md and "| R |" in md and "r_reliability.png" in md
     assert ReplayStats(num_classes=5, palette=[(0, 0, 0)] * 5).summary()["calibration"] == {}
+
+
+def test_rmmss_replay_reports_calibration_per_sensor_subset(synth_bag, tmp_path):  # noqa: F811
+    """End to end: `rmmss replay` computes the node's confidence and reports ECE per pattern."""
+    from rmmss_cli import main
+
+    _, bag, ckpt = synth_bag
+    assert main(["replay", str(bag), "--model", str(ckpt), "--out", str(tmp_path / "r"),
+                 "--drop", "lidar@0.15-0.45s"]) == 0
+    rep = json.loads((tmp_path / "r" / "replay.json").read_text())
+    cal = rep["calibration"]
+    assert {"all", "RDEL", "RDE"} <= set(cal)
+    assert sum(cal[p]["pixels"] for p in cal if p != "all") == cal["all"]["pixels"] > 0
+    assert all(0.0 <= cal[p]["ece"] <= 1.0 for p in cal)
+    assert (tmp_path / "r" / "replay_reliability.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Confidence calibration" in (tmp_path / "r" / "replay.md").read_text()
+    off = main(["replay", str(bag), "--model", str(ckpt), "--out", str(tmp_path / "off"),
+                "--param", "output.confidence=false"])
+    assert off == 0 and json.loads((tmp_path / "off" / "replay.json").read_text())["calibration"] == {}
