@@ -146,3 +146,13 @@ def test_expected_quality_text():
         q.of(["radar"])
     with pytest.raises(ValueError, match="quality_floor"):
         ExpectedQuality(t, floor=51)
+
+
+def test_rmmss_info_shows_the_classes_and_the_table(evaluated, capsys):
+    from rmmss_core.cli import main
+
+    root, _ = evaluated
+    assert main(["info", "--checkpoint", str(root / "m.pt"), "--size", "32x32"]) == 0
+    out = capsys.readouterr().out
+    assert "classes    0 Building, 1 Fence" in out and "255 unlabeled" in out
+    assert "quality    mIoU per sensor subset (emm_told, deliver/val" in out and " RDEL " in out

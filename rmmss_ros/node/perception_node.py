@@ -183,32 +183,41 @@ class PerceptionNode(Node):
         self.outputs.publish_label_info(self.get_clock().now().to_msg(), self.frame_id())
 
     def deactivate(self) -> None:
-        """Stop output without unloading: unsubscribe, stop the worker and timers, forget held results."""
+        """Stop output without unloading: stop the worker, unsubscribe, stop the timers, forget held
+        results. The worker stops first: it must not run on while the model is unloaded."""
         if not self._active:
             return
         self._active = False
         self._closing.set()  # nothing is published from here
-        for t in self._timers:
-            self.destroy_timer(t)
-        self._timers = []
-        for subs in self._subs.values():
-            for sub in subs.values():
-                self.destroy_subscription(sub)
-            subs.clear()
         self.queue.close()
         self._worker.stop(timeout=5.0)
         self.outputs.release.clear()
+        for t in self._timers:
+            self._destroy(self.destroy_timer, t)
+        self._timers = []
+        for subs in self._subs.values():
+            for sub in subs.values():
+                self._destroy(self.destroy_subscription, sub)
+            subs.clear()
+
+    def _destroy(self, destroy: Any, entity: Any) -> None:
+        """``destroy(entity)``; a failure because the context is already gone (SIGTERM) is no error."""
+        try:
+            destroy(entity)
+        except Exception:
+            if self.context.ok():
+                raise
 
     def cleanup(self) -> None:
         """Unload the model and destroy the publishers (back to unconfigured)."""
         self.deactivate()
         if self.pipeline is None:
             return
+        close = getattr(self.pipeline.backend, "close", None)
         for pub in (self.pub_mask, self.pub_color, self.pub_used, self.pub_diag, self.outputs.pub_confidence,
                     self.outputs.pub_label_info):
             if pub is not None:
-                self.destroy_publisher(pub)
-        close = getattr(self.pipeline.backend, "close", None)
+                self._destroy(self.destroy_publisher, pub)
         if close is not None:
             close()
         self.pipeline = None
