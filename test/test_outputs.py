@@ -151,3 +151,21 @@ def test_waiting_is_unusable_not_an_error():
     with pytest.raises(KeyError):
         waiting_text("rgb", WAITING_FOR_CAMERA_INFO)
 
+
+
+def test_an_older_set_inside_the_node_is_waited_for_beyond_the_window():
+    """A slow worker: the older frame set is still queued when the window is up. It will come out,
+    so the newer result waits for it (up to in_flight_wait_s) instead of making it late."""
+    inside: set[int] = set()
+    r = StampOrderRelease("reorder", window_s=0.1, in_flight=lambda: inside, in_flight_wait_s=1.0)
+    s, now = _warm(r)
+    inside.add(s)                                          # frame s queued, s + P processed first
+    assert r.push(s + PERIOD, "newer", now) == []
+    assert r.poll(now + 500 * MS) == []                    # beyond the window: still waiting for s
+    inside.discard(s)
+    assert r.push(s, "older", now + 600 * MS) == ["older", "newer"]
+    assert r.late_dropped == 0
+    # a set stuck inside never stalls the output for longer than in_flight_wait_s
+    inside.add(s + 2 * PERIOD)
+    assert r.push(s + 3 * PERIOD, "after-stuck", now + 700 * MS) == []
+    assert r.poll(now + 1699 * MS) == [] and r.poll(now + 1700 * MS) == ["after-stuck"]

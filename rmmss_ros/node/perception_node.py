@@ -112,6 +112,7 @@ class PerceptionNode(Node):
         self.pipeline: Pipeline | None = None
         self.outputs: NodeOutputs | None = None
         self._timers: list[Any] = []
+        self._processing_ns: int | None = None  # stamp of the frame set the worker is on
         self.add_on_set_parameters_callback(self._on_set_parameters)
         if start:
             self.configure()
@@ -130,7 +131,7 @@ class PerceptionNode(Node):
         sensor_types = {m: (self._sensor_msg_class(m, v), self._sensor_callback(m, v)) for m in self.enabled}
         backend = self._load_backend(v)
         try:
-            outputs = NodeOutputs(v, backend.spec, self.enabled, self.get_logger(), _label_types())
+            outputs = NodeOutputs(v, backend.spec, self.enabled, self.get_logger(), _label_types(), self._in_flight)
             if outputs.confidence and not backend.provides_confidence:
                 raise ValueError(f"model {v['model_path']} gives no confidence (an ONNX file exported before "
                                  "it existed): re-export it with `rmmss export`, or set output.confidence false")
@@ -408,15 +409,20 @@ class PerceptionNode(Node):
             why = check_camera_info(int(self.camera_info.width), int(self.camera_info.height),
                                     (int(rgb.height), int(rgb.width)), 0)
             self.diag.camera_info_unusable(why or "CameraInfo does not match the camera image")
-        result = self.pipeline.process(fs, info)
-        self._log_pipeline_warnings(result)
-        if result.mask is None:
-            self.diag.record(fs.missing, result.used_modalities, result.errors, None, time.monotonic(),
-                             camera_info_given=info is not None)
-        else:  # leaves in stamp order (rmmss_ros.outputs.release): now, or once the gap before it closes
-            with self._publish_lock:
-                for item in self.outputs.release.push(fs.stamp_ns, (fs, result, info is not None), time.monotonic_ns()):
-                    self._publish_and_record(*item)
+        self._processing_ns = fs.stamp_ns  # in flight until offered for release (newer results wait for it)
+        try:
+            result = self.pipeline.process(fs, info)
+            self._log_pipeline_warnings(result)
+            if result.mask is None:
+                self.diag.record(fs.missing, result.used_modalities, result.errors, None, time.monotonic(),
+                                 camera_info_given=info is not None)
+            else:  # leaves in stamp order (rmmss_ros.outputs.release): now, or once the gap before it closes
+                with self._publish_lock:
+                    for item in self.outputs.release.push(fs.stamp_ns, (fs, result, info is not None),
+                                                          time.monotonic_ns()):
+                        self._publish_and_record(*item)
+        finally:
+            self._processing_ns = None
         for m, err in result.errors.items():
             self._log_throttled("warn", f"input:{m}", with_prefix(m, err))
 
@@ -430,6 +436,11 @@ class PerceptionNode(Node):
             latency = (now - (fs.stamp_ns if on_clock or not fs.opened_ns else fs.opened_ns)) / 1e6
         self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic(),
                          camera_info_given=camera_info_given)
+
+    def _in_flight(self) -> list[int]:
+        """Stamps of the frame sets queued for the worker or being inferred (they will come out)."""
+        busy = self._processing_ns
+        return [*self.queue.stamps(), *(() if busy is None else (busy,))]
 
     def _release_held(self) -> None:
         """Results held for stamp order whose time is up (from the poll timer)."""

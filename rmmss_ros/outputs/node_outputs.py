@@ -25,11 +25,12 @@ class NodeOutputs:
 
     ``values``: the node's parameter values; ``spec``: the model's PreprocessSpec; ``enabled``: the
     enabled sensors (the "all" of the expected quality); ``logger``: the node's logger;
-    ``label_types``: (LabelInfo, VisionClass) or None without vision_msgs.
+    ``label_types``: (LabelInfo, VisionClass) or None without vision_msgs; ``in_flight``: stamps of
+    the frame sets inside the node not yet released (StampOrderRelease waits for older ones).
     """
 
     def __init__(self, values: dict[str, Any], spec: Any, enabled: tuple[str, ...], logger: Any,
-                 label_types: tuple[Any, Any] | None):
+                 label_types: tuple[Any, Any] | None, in_flight: Any = None):
         self.values = values
         self.logger = logger
         self.confidence = bool(values["output.confidence"])
@@ -42,7 +43,7 @@ class NodeOutputs:
             self.quality = ExpectedQuality(None, enabled, values["output.quality_floor"])
         logger.info(self.quality.describe_table())
         self.release = StampOrderRelease(values["sync.late_frames"], values["sync.reorder_window_s"],
-                                         on_drop=self._on_late)
+                                         on_drop=self._on_late, in_flight=in_flight)
         self.pub_confidence: Any = None  # set by the shell when it creates the publishers
         self.pub_label_info: Any = None
         self.label_types = label_types

@@ -8,7 +8,10 @@ order than their stamps. :class:`StampOrderRelease` sits between the worker and 
 - ``reorder`` (default): a result is released at once when it directly follows the last released
   one (its stamp is at most ``gap_factor`` x the usual stamp interval ahead: nothing seems to be
   missing in between); otherwise it is held, for at most ``window_s``, in case the older frame is
-  still coming. Held results leave in stamp order as soon as the gap closes or their time is up.
+  still coming. An older frame set already inside the node (``in_flight``: queued for the worker or
+  being inferred) will come out, so a newer result waits for it whatever the window, up to
+  ``in_flight_wait_s`` (a stuck worker never stalls the output for longer; its watchdog reports it).
+  Held results leave in stamp order as soon as the gap closes or their time is up.
   In a steady stream nothing is ever held; a camera that drops a frame costs the next result at
   most ``window_s`` of extra latency. The usual interval is the median spacing of the last 17
   stamps offered (late ones included, sorted), so a stream that arrives in swapped pairs still
@@ -26,7 +29,7 @@ import bisect
 import statistics
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +48,8 @@ class StampOrderRelease:
     """``push(stamp_ns, item, now_ns)`` / ``poll(now_ns)`` -> the items to publish now, in stamp order."""
 
     def __init__(self, policy: str = "reorder", window_s: float = 0.1, gap_factor: float = 1.5,
-                 on_drop: Callable[[int, int], None] | None = None):
+                 on_drop: Callable[[int, int], None] | None = None,
+                 in_flight: Callable[[], Iterable[int]] | None = None, in_flight_wait_s: float = 1.0):
         if policy not in POLICIES:
             raise ValueError(f"sync.late_frames must be one of {POLICIES}, got {policy!r}")
         if window_s < 0:
@@ -56,6 +60,8 @@ class StampOrderRelease:
         self.window_ns = int(window_s * 1e9)
         self.gap_factor = gap_factor
         self.on_drop = on_drop  # (late stamp, last released stamp): called outside the lock
+        self.in_flight = in_flight  # stamps of frame sets inside the node, not yet offered here
+        self.in_flight_wait_ns = int(in_flight_wait_s * 1e9)
         self._lock = threading.Lock()
         self._held: list[_Held] = []
         self._last: int | None = None
@@ -125,9 +131,17 @@ class StampOrderRelease:
 
     def _release(self, now_ns: int) -> list[Any]:
         out = []
+        coming: list[int] | None = None  # older stamps still inside the node (asked once per call)
         while self._held:
             h = self._held[0]
-            if not (self._follows(h.stamp_ns) or now_ns - h.since_ns >= self.window_ns):
+            held_ns = now_ns - h.since_ns
+            if self.in_flight is not None and held_ns < self.in_flight_wait_ns:
+                if coming is None:
+                    coming = sorted(self.in_flight())
+                last = -1 if self._last is None else self._last
+                if any(last < s < h.stamp_ns for s in coming):
+                    break  # an older set is queued or being inferred: it comes out first
+            if not (self._follows(h.stamp_ns) or held_ns >= self.window_ns):
                 # the oldest waits; a newer one cannot overtake it, but one held too long forces it out
                 if not any(now_ns - x.since_ns >= self.window_ns for x in self._held):
                     break
