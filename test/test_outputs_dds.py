@@ -116,6 +116,8 @@ def test_planner_client_gets_labels_confidence_and_quality(rated_model, node_pro
         # mask and confidence pair up for >= 99 % of the masks at 30 Hz
         assert len(masks) >= 0.5 * sent, f"{len(masks)} masks for {sent} frames"
         pairs = approximate_pairs(masks, confs)
+        print(f"planner client at 30 Hz: {sent} frames sent, {len(masks)} masks, {len(confs)} confidence images, "
+              f"{len(pairs)} pairs ({100 * len(pairs) / max(len(masks), 1):.1f} % of the masks)")
         assert len(pairs) >= 0.99 * len(masks), f"{len(pairs)} of {len(masks)} masks paired"
         level = min_confidence_level(MIN_CONF)
         for m, c in pairs:
