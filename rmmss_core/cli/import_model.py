@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from rmmss_core.cli.sizes import HELP as SIZE_HELP
+from rmmss_core.cli.sizes import parse_size
 from rmmss_core.importers import FAMILIES
 
 
@@ -31,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="load a file holding Python objects beyond tensors (torch.load weights_only=False): this "
                         "can run code from the file; only for files you trust")
+    p.add_argument("--input-size", type=parse_size, default=None,
+                   help=f"serve at this size instead of the authors' (robustseg 256x256, anyseg 1024x1024), {SIZE_HELP}; "
+                        "their reported numbers are for their size")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--list", action="store_true", help="list the families and where their files are published")
 
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} exists; add --force to overwrite it")
     check_out_file(out)
     res = import_file(args.family, args.file, out, missing=args.missing, variant=args.variant,
-                      trust_pickle=args.trust_pickle)
+                      trust_pickle=args.trust_pickle,
+                      input_size=args.input_size)
     imp = res.about["imported"]
     print(f"imported {args.file} ({res.family}, variant {res.variant or 'unknown'}) -> {res.out}: "
           f"{len(res.about['modalities'])} sensors {','.join(res.about['modalities'])}, "

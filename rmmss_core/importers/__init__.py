@@ -12,6 +12,7 @@ written.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from dataclasses import dataclass
@@ -42,12 +43,14 @@ class ImportResult:
 
 
 def import_file(family: str, path: str | os.PathLike, out: str | os.PathLike, *, missing: str | None = None,
-                variant: str | None = None, trust_pickle: bool = False) -> ImportResult:
+                variant: str | None = None, trust_pickle: bool = False,
+                input_size: tuple[int, int] | None = None) -> ImportResult:
     """Import the authors' ``path`` of ``family`` into the rmmss checkpoint ``out``.
 
     missing: "zero" / "drop" (default: the family's own evaluation convention). variant: which
     released model this is (default: from the file name, e.g. ``Teacher.pth``); it sets
-    ``about.recipe``. Raises ImportRefused (one line) and writes nothing on any problem.
+    ``about.recipe``. input_size: serve at this (height, width) instead of the authors' size (the
+    network takes any size; their numbers are for theirs). Raises ImportRefused (one line) and writes nothing on any problem.
     """
     from rmmss_core.models import create_model
     from rmmss_core.models.checkpoint import checkpoint_dict, load_state_strict
@@ -69,6 +72,8 @@ def import_file(family: str, path: str | os.PathLike, out: str | os.PathLike, *,
     load_state_strict(model, fam.to_rmmss(state), f"{src} mapped into rmmss")
     model.eval()
     spec = fam.spec()
+    if input_size is not None and tuple(input_size) != spec.input_size:
+        spec = dataclasses.replace(spec, input_size=tuple(input_size))
     ckpt = checkpoint_dict(model, spec)
     about = dict(ckpt["about"])
     about.update({
@@ -78,7 +83,8 @@ def import_file(family: str, path: str | os.PathLike, out: str | os.PathLike, *,
                      "authors_modalities": list(fam.authors_modalities),
                      "missing": missing, "missing_convention": fam.missing_note if missing == fam.default_missing
                      else f"--missing {missing} (not the family's own convention: {fam.missing_note})",
-                     "unused_keys": ["classifier.weight"]},
+                     "unused_keys": ["classifier.weight"],
+                     "authors_input_size": list(fam.spec().input_size)},
     })
     ckpt["about"] = about
     atomic_torch_save(ckpt, out)
