@@ -72,3 +72,18 @@ def test_node_over_dds_serves_it_with_a_sensor_dying(imported):
         else:
             os.environ["ROS_DOMAIN_ID"] = old
     assert "Traceback" not in log, log
+
+
+def test_export_serves_every_subset_like_torch(imported, tmp_path):
+    """`rmmss export` of the imported model: ONNX Runtime equals PyTorch on all 15 subsets."""
+    pytest.importorskip("onnxruntime")
+    from rmmss_core.deploy.export import load_for_export
+    from rmmss_core.deploy.verify import compare_with_torch
+
+    out = tmp_path / "robustseg.onnx"
+    assert rmmss_main(["export", "--checkpoint", str(imported), "--out", str(out)]) == 0
+    model, _, _ = load_for_export(imported)
+    rows = compare_with_torch(model, out)
+    assert len(rows) == 15
+    assert max(r["max_abs_diff"] for r in rows) < 1e-3
+    assert min(r["argmax_agreement"] for r in rows) > 0.999
