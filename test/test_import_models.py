@@ -215,3 +215,23 @@ def test_trust_pickle_is_explicit(robustseg, tmp_path):
     res = import_file("robustseg", tmp_path / "wrapped.pth", tmp_path / "w.pt", trust_pickle=True,
                       variant="teacher")
     assert res.about["recipe"] == "teacher" and (tmp_path / "w.pt").is_file()
+
+
+def test_anyseg_spec_feeds_the_sdk_png_values():
+    """rmmss's LiDAR / event encodings under the anyseg spec give what AnySeg read from the MUSES SDK's
+    PNGs: LiDAR ``floor((v + 100) * 150 / 256)`` (16-bit PNG, high byte through PIL) within one level,
+    event counts exactly."""
+    import math
+
+    from rmmss_core.importers.anyseg import spec as anyseg_spec
+    s = anyseg_spec()
+    lid, ev = s.normalization["lidar"], s.normalization["event"]
+    for r, i, z in ((3.0, 0.0, -1.7), (50.0, 100.0, 0.4), (150.0, 255.0, 6.0)):
+        e = torch.tensor([r / s.lidar.max_range, i / 255.0,
+                          (z - s.lidar.min_height) / (s.lidar.max_height - s.lidar.min_height)])
+        ours = (e - torch.tensor(lid.mean)) / torch.tensor(lid.std)
+        theirs = torch.tensor([math.floor((v + 100) * 150 / 256) for v in (r, i, z)], dtype=torch.float32)
+        assert (ours - theirs).abs().max() <= 1.0
+    for count in (0, 1, 3, 17, 255):
+        e = round(min(count / s.event.count_scale, 1.0) * 255) / 255     # 8-bit quantised encoding
+        assert abs((e - ev.mean[0]) / ev.std[0] - count) < 1e-3

@@ -17,10 +17,9 @@ sensors (the mean is over the sensors fed: ``missing="drop"``).
 from __future__ import annotations
 
 from rmmss_core.classes import MUSES
-from rmmss_core.data.muses import muses_spec
 from rmmss_core.importers import segformer_mm
 from rmmss_core.importers.base import Family, Published
-from rmmss_core.spec import Normalization, PreprocessSpec
+from rmmss_core.spec import EventEncoding, LidarEncoding, Normalization, PreprocessSpec
 
 NUM_CLASSES = len(MUSES.classes)
 MODALITIES = ("rgb", "event", "lidar")
@@ -28,13 +27,45 @@ INPUT_SIZE = (1024, 1024)
 RAW = Normalization((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))   # [0, 1] image -> 0..255 values
 
 
+# The MUSES SDK stores a LiDAR image as uint16 PNG ``(v + 100) * 150`` per channel
+# (timbroed/MUSES@fe892ca:scripts/project_sensors_to_rgb.py:96, processing/utils.py
+# ``rescale_and_shift_image``; empty pixels are v = 0) and AnySeg reads it through PIL's 8-bit RGB
+# conversion, which keeps the high byte: the network sees ``floor((v + 100) * 150 / 256)``.
+SDK_SLOPE = 150 / 256
+SDK_OFFSET = 100 * 150 / 256 - 0.5        # - 0.5: the mean effect of the floor
+LIDAR = LidarEncoding(channels=("range", "intensity", "height"), max_range=200.0, min_height=-3.0,
+                      max_height=7.0, intensity_units="byte")
+# the SDK's event image: per-pixel counts of positive / negative events over the last 30 ms, uint8
+# (processing/event_camera_processing.py ``render``), fed as raw counts: count / 255 quantised to
+# 8 bits and scaled back by RAW gives the count exactly (up to 255)
+EVENT = EventEncoding(window_s=0.03, channels=("pos", "neg", "zero"), count_scale=255.0)
+
+
+def _affine(slope: float, offset: float) -> tuple[float, float]:
+    """(mean, std) so that ``(e - mean) / std = slope * e + offset``."""
+    return -offset / slope, 1.0 / slope
+
+
+def lidar_normalization(enc: LidarEncoding = LIDAR) -> Normalization:
+    """rmmss's encoded LiDAR channels in [0, 1] -> the SDK-PNG-through-PIL values AnySeg trained on.
+
+    range e = r / max_range -> 150/256 (r + 100); intensity e = i / 255 -> 150/256 (i + 100);
+    height e = (z - min_h) / span -> 150/256 (z + 100). Exact up to the floor (within one level),
+    except at pixels without a return, where the SDK's height channel is z = 0 (value 58) and
+    rmmss's is ``min_height`` (value 56.8).
+    """
+    span = enc.max_height - enc.min_height
+    ch = [_affine(SDK_SLOPE * enc.max_range, SDK_OFFSET), _affine(SDK_SLOPE * 255.0, SDK_OFFSET),
+          _affine(SDK_SLOPE * span, SDK_OFFSET + SDK_SLOPE * enc.min_height)]
+    return Normalization(tuple(c[0] for c in ch), tuple(c[1] for c in ch))
+
+
 def spec() -> PreprocessSpec:
-    """MUSES as AnySeg feeds it: 1024 x 1024 stretched, raw 0..255 values for every sensor."""
-    base = muses_spec(input_size=INPUT_SIZE)
-    norms = {"rgb": RAW, "depth": Normalization(), "event": RAW, "lidar": RAW}
+    """MUSES as AnySeg feeds it: 1024 x 1024 stretched; frame camera and event counts as raw 0..255
+    values; LiDAR as the SDK's PNG bytes (see ``lidar_normalization``)."""
+    norms = {"rgb": RAW, "depth": Normalization(), "event": RAW, "lidar": lidar_normalization()}
     return PreprocessSpec.for_class_set(MUSES.name, input_size=INPUT_SIZE, normalization=norms,
-                                        lidar=base.lidar, event=base.event, quantize_8bit=True,
-                                        resize_policy="stretch")
+                                        lidar=LIDAR, event=EVENT, quantize_8bit=True, resize_policy="stretch")
 
 
 FAMILY = Family(
@@ -61,12 +92,12 @@ FAMILY = Family(
     caveats=(
         "MUSES is real driving (Zurich region, clear/fog/rain/snow, day/night): the closest to a robot's "
         "sensors of the two families, but a car-mounted rig",
-        "the event and LiDAR images it was trained on are the MUSES SDK's projections, stored as 16-bit "
-        "PNGs ((v + 100) * 150 for LiDAR) and read by AnySeg through PIL's 8-bit RGB conversion; rmmss's "
-        "encoders (LiDAR range/intensity/height scaled to [0, 1], event counts over 30 ms) follow the "
-        "same channels but not that exact byte mapping, which cannot be expressed in rmmss's LiDAR and "
-        "event encodings: the frame-camera path is exact, event and LiDAR inputs from the node differ "
-        "from training",
+        "the event and LiDAR images it was trained on are the MUSES SDK's projections at 1920 x 1080 "
+        "(LiDAR as 16-bit PNG (v + 100) * 150 read by AnySeg as the high byte), resized to 1024 x 1024 with "
+        "PIL's bicubic filter; the spec maps rmmss's encodings onto those values (event counts exact, "
+        "LiDAR within one level, except the height channel of pixels without a return: 56.8 instead of "
+        "58), but rmmss reduces sparse LiDAR and event images with nearest-return / nearest sampling, "
+        "not bicubic smearing, so these two inputs are close to, not equal to, what it was trained on",
         "the authors' MUSES loader maps the ignore label 255 to class 0 (road) before scoring, which "
         "changes their reported mIoU (the `authors-anyseg` eval protocol reproduces it, the default "
         "rmmss metric does not)",
