@@ -140,6 +140,13 @@ def test_cli_imports_and_names_the_source(robustseg, tmp_path, capsys):
     assert ckpt["about"]["imported"]["code"].startswith("RobustSeg/UMMSS@")
     assert rmmss_main(["import", "robustseg", str(teacher), "--out", str(out)]) == 1   # exists: no --force
     assert "exists" in capsys.readouterr().err
+    # a 640 x 480 camera by the authors' rule: short side 256, sides rounded up to multiples of 32
+    assert rmmss_main(["import", "robustseg", str(teacher), "--out", str(out), "--force",
+                       "--camera-size", "640x480"]) == 0
+    assert "input 352x256 (WxH)" in capsys.readouterr().out
+    assert load_model(out)[1].input_size == (256, 352)
+    assert rmmss_main(["import", "anyseg", str(teacher), "--out", str(out), "--force",
+                       "--camera-size", "640x480"]) == 1
 
 
 class _RunsCode:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from rmmss_core.cli.sizes import HELP as SIZE_HELP
-from rmmss_core.cli.sizes import parse_size
+from rmmss_core.cli.sizes import format_size, parse_size
 from rmmss_core.importers import FAMILIES
 
 
@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=parse_size, default=None,
                    help=f"serve at this size instead of the authors' (robustseg 256x256, anyseg 1024x1024), {SIZE_HELP}; "
                         "their reported numbers are for their size")
+    p.add_argument("--camera-size", type=parse_size, default=None,
+                   help=f"robustseg: size the input by the authors' own rule for a camera of this size, {SIZE_HELP} "
+                        "(short side 256, each side rounded up to a multiple of 32: 640x480 -> 352x256)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--list", action="store_true", help="list the families and where their files are published")
 
@@ -60,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
     from rmmss_core.cli.checks import check_out_file
     from rmmss_core.importers import import_file
     out = Path(args.out)
+    if args.camera_size and args.input_size:
+        raise ValueError("give --input-size or --camera-size, not both")
+    if args.camera_size:
+        if args.family != "robustseg":
+            raise ValueError(f"--camera-size: {args.family}'s own pipeline resizes every camera to a fixed size; "
+                             "use --input-size to serve at another one")
+        from rmmss_core.eval.authors import short_side_size
+        args.input_size = short_side_size(*args.camera_size)
     if out.exists() and not args.force:
         raise ValueError(f"--out {out} exists; add --force to overwrite it")
     check_out_file(out)
@@ -70,5 +81,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"imported {args.file} ({res.family}, variant {res.variant or 'unknown'}) -> {res.out}: "
           f"{len(res.about['modalities'])} sensors {','.join(res.about['modalities'])}, "
           f"{res.about['num_classes']} classes ({res.about['class_set']}), recipe {res.about['recipe']}, "
-          f"missing sensors: {imp['missing']}")
+          f"missing sensors: {imp['missing']}, input {format_size(imp['input_size'])} (WxH)")
+    for caveat in imp["caveats"]:
+        print(f"  note: {caveat}")
     return 0

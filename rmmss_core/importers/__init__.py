@@ -84,7 +84,8 @@ def import_file(family: str, path: str | os.PathLike, out: str | os.PathLike, *,
                      "missing": missing, "missing_convention": fam.missing_note if missing == fam.default_missing
                      else f"--missing {missing} (not the family's own convention: {fam.missing_note})",
                      "unused_keys": ["classifier.weight"],
-                     "authors_input_size": list(fam.spec().input_size)},
+                     "authors_input_size": list(fam.spec().input_size), "input_size": list(spec.input_size),
+                     "caveats": list(fam.caveats)},
     })
     ckpt["about"] = about
     atomic_torch_save(ckpt, out)
