@@ -15,7 +15,7 @@ import pytest
 import torch
 from authors_ref.segformer_mm_ref import RefSeg, randomize
 
-from rmmss_core.cli import main as rmmss_main
+from rmmss_cli import main as rmmss_main
 from rmmss_core.eval.authors import AnySegMusesPngs, authors_summary, short_side_size
 from rmmss_core.importers.anyseg import spec as anyseg_spec
 

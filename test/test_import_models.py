@@ -15,7 +15,7 @@ import pytest
 import torch
 from authors_ref.segformer_mm_ref import RefSeg, randomize
 
-from rmmss_core.cli import main as rmmss_main
+from rmmss_cli import main as rmmss_main
 from rmmss_core.importers import ImportRefused, get_family, import_file
 from rmmss_core.importers.segformer_mm import manifest
 from rmmss_core.models import create_model, load_model

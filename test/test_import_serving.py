@@ -8,7 +8,6 @@ The file is random weights in the authors' RobustSeg layout (test/authors_ref), 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import torch
 from authors_ref.segformer_mm_ref import RefSeg, randomize
 
-from rmmss_core.cli import main as rmmss_main
+from rmmss_cli import main as rmmss_main
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "rosbags" / "sample"
@@ -45,17 +44,14 @@ def test_replay_on_the_sample_bag_with_the_lidar_dying(imported, tmp_path):
 
 
 @pytest.mark.ros
-def test_node_over_dds_serves_it_with_a_sensor_dying(imported):
+def test_node_over_dds_serves_it_with_a_sensor_dying(imported, node_processes):
     pytest.importorskip("rclpy")
     import test_node_dds as dds
 
-    old = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(1 + (os.getpid() + 7) % 200)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    proc = dds.start_node(imported)
+    proc = node_processes.start(imported, *dds.FAST)
     rig = dds.Rig()
     try:
-        assert rig.wait_for(lambda: len(rig.masks) >= 2, timeout=90.0), "no mask:\n" + dds.stop_node(proc)
+        assert rig.wait_for(lambda: len(rig.masks) >= 2, timeout=90.0), "no mask:\n" + node_processes.stop(proc)
         m = rig.masks[-1]
         assert (m.height, m.width, m.encoding) == (dds.H, dds.W, "mono8")
         assert np.frombuffer(m.data, np.uint8).max() < 25
@@ -66,11 +62,7 @@ def test_node_over_dds_serves_it_with_a_sensor_dying(imported):
         assert all("lidar" not in u["used"] and "lidar" in u["missing"] for u in got)
     finally:
         rig.close()
-        log = dds.stop_node(proc)
-        if old is None:
-            os.environ.pop("ROS_DOMAIN_ID", None)
-        else:
-            os.environ["ROS_DOMAIN_ID"] = old
+        log = node_processes.stop(proc)
     assert "Traceback" not in log, log
 
 
