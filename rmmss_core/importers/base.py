@@ -12,6 +12,7 @@ shapes differ from the family's manifest (naming the missing, extra and mis-shap
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -93,7 +94,10 @@ def read_state_dict(path: str | os.PathLike, trust_pickle: bool = False) -> dict
     except CheckpointError as e:
         text = str(e)
         if "beyond plain tensors" in text or "objects rmmss does not load" in text:
-            text += ("; if you trust this file (it can run code when loaded), add --trust-pickle")
+            found = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(e.__cause__ or ""))))
+            if found:
+                text += f" (it needs {', '.join(found)})"
+            text += "; if you trust this file (it can run code when loaded), add --trust-pickle"
         raise ImportRefused(text) from e
     except Exception as e:  # noqa: BLE001 - trusted pickles can fail in any way: name the file
         raise ImportRefused(f"{path}: cannot be read even with --trust-pickle ({type(e).__name__}: {e})") from e
