@@ -28,7 +28,11 @@ def test_short_side_rule():
     assert short_side_size(64, 80) == (256, 320)
 
 
-def test_robustseg_protocol_on_deliver_layout(tmp_path):
+def test_robustseg_protocol_on_deliver_layout(tmp_path, monkeypatch):
+    """The whole `--authors-protocol robustseg` run on DELIVER-layout data (short side 64 instead of
+    their 256 to stay fast): 15 subsets not told, their mean and expectations, scored at the resized size."""
+    import rmmss_core.eval.authors as authors
+    monkeypatch.setattr(authors, "SHORT_SIDE", 64)
     data = tmp_path / "data"
     subprocess.run([sys.executable, "-m", "rmmss_core.cli", "synth", "--out", str(data), "--frames", "2",
                     "--size", "80x64", "--sequences", "1", "--conditions", "sun", "--splits", "val=1.0",
@@ -45,23 +49,30 @@ def test_robustseg_protocol_on_deliver_layout(tmp_path):
     assert len(table["subsets"]) == 15 and not res["emm"]["told"]
     assert table["mean"] == pytest.approx(100 * res["emm"]["miou_avg"])
     assert set(table["expected"]) == {"0.2", "0.1", "0.05"}
-    assert res["emm"]["subsets"]["RDEL"]["pixels"] == 256 * 320     # scored at the resized size
+    assert res["emm"]["subsets"]["RDEL"]["pixels"] == 64 * 96        # 80x64 -> short side 64, width 80 -> 96
+
+
+def _muses_pngs(root: Path, names=("x",)) -> Path:
+    """A MUSES folder as AnySeg's loader reads it: frame, SDK-projected event and LiDAR PNGs, labels."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    rel = Path("val/fog/night")
+    for n in names:
+        for folder in ("frame_camera", "event_camera", "lidar"):
+            p = root / folder / rel / f"{n}_{folder}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (54, 96, 3), dtype=np.uint8)).save(p)
+        lab = np.full((54, 96), 255, np.uint8)
+        lab[:, :40] = 13
+        p = root / "gt_semantic" / rel / f"{n}_gt_labelTrainIds.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(lab).save(p)
+    return rel / f"{names[0]}_frame_camera.png"
 
 
 def test_anyseg_loader_reads_like_theirs(tmp_path):
     from PIL import Image
-    rel = Path("val/fog/night/x_frame_camera.png")
-    rng = np.random.default_rng(0)
-    for folder, name in (("frame_camera", "x_frame_camera.png"), ("event_camera", "x_event_camera.png"),
-                         ("lidar", "x_lidar.png")):
-        p = tmp_path / folder / rel.parent / name
-        p.parent.mkdir(parents=True)
-        Image.fromarray(rng.integers(0, 256, (54, 96, 3), dtype=np.uint8)).save(p)
-    lab = np.full((54, 96), 255, np.uint8)
-    lab[:, :40] = 13
-    p = tmp_path / "gt_semantic" / rel.parent / "x_gt_labelTrainIds.png"
-    p.parent.mkdir(parents=True)
-    Image.fromarray(lab).save(p)
+    rel = _muses_pngs(tmp_path)
     ds = AnySegMusesPngs(tmp_path, "val", anyseg_spec())
     s = ds[0]
     assert s["rgb"].shape == (3, 1024, 1024) and s["available"].tolist() == [True, False, True, True]
@@ -72,3 +83,22 @@ def test_anyseg_loader_reads_like_theirs(tmp_path):
     emm = {"subsets": {k: {"miou": 0.5} for k in ("R", "E", "L", "RE", "RL", "EL", "REL")}}
     assert authors_summary("anyseg", emm)["mean"] == pytest.approx(50.0)
     assert authors_summary("anyseg", emm)["reported"]["mean"] == 40.23
+
+
+def test_anyseg_protocol_end_to_end(tmp_path, monkeypatch):
+    """The whole `--authors-protocol anyseg` run (at 64 x 64 instead of their 1024 x 1024 to stay fast):
+    the 7 subsets, the model told which sensors are fed (it drops the others), their numbers beside."""
+    import rmmss_core.eval.authors as authors
+    monkeypatch.setattr(authors.AnySegMusesPngs, "SIZE", (64, 64))
+    _muses_pngs(tmp_path / "muses", names=("a", "b"))
+    torch.save(randomize(RefSeg(19), seed=6).state_dict(), tmp_path / "anyseg.pth")
+    ckpt = tmp_path / "anyseg.pt"
+    assert rmmss_main(["import", "anyseg", str(tmp_path / "anyseg.pth"), "--out", str(ckpt)]) == 0
+    out = tmp_path / "eval"
+    assert rmmss_main(["eval", "--checkpoint", str(ckpt), "--data", str(tmp_path / "muses"), "--authors-protocol",
+                       "anyseg", "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    rep = json.loads((out / "eval.json").read_text())
+    res = rep["checkpoints"]["anyseg"]
+    assert res["emm"]["told"] and sorted(res["authors"]["subsets"]) == sorted(["R", "E", "L", "RE", "RL", "EL", "REL"])
+    assert res["authors"]["reported"]["mean"] == 40.23
+    assert res["emm"]["subsets"]["REL"]["pixels"] == 2 * 64 * 64          # 255 scored as road: nothing ignored

@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
             load_checkpoint(path)  # raises the CheckpointError that says what is wrong
     device = _device(args.device)
     if args.authors_protocol:  # AnySeg feeds only the present sensors: its (drop) model must be told
+        from rmmss_core.eval.authors import PROTOCOLS
         args.protocols, args.tell_missing = "emm", args.authors_protocol == "anyseg"
+        args.dataset = PROTOCOLS[args.authors_protocol].dataset
     conditions = build_conditions(args.protocols.split(","), tell_missing=args.tell_missing)
     overlay_samples = _int_list(args.overlay_samples, "--overlay-samples")
     overlay_subsets = [subset_name(parse_subset(s)) for s in args.overlay_subsets.split(",") if s.strip()]

@@ -61,7 +61,10 @@ PROTOCOLS: dict[str, AuthorsProtocol] = {
 }
 
 
-def short_side_size(h: int, w: int, short: int = 256) -> tuple[int, int]:
+SHORT_SIDE = 256   # RobustSeg's EVAL.IMAGE_SIZE[0]
+
+
+def short_side_size(h: int, w: int, short: int = SHORT_SIDE) -> tuple[int, int]:
     """RobustSeg's val resize: short side to ``short``, each side rounded up to a multiple of 32."""
     scale = short / min(h, w)
     return (int(math.ceil(round(h * scale) / 32)) * 32, int(math.ceil(round(w * scale) / 32)) * 32)
@@ -78,10 +81,10 @@ def _resize_u8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class RobustSegDeliver(Dataset):
     """DELIVER ``split`` through RobustSeg's val pipeline (see the module docstring)."""
 
-    def __init__(self, root: str | Path, split: str, spec: PreprocessSpec, short: int = 256):
+    def __init__(self, root: str | Path, split: str, spec: PreprocessSpec, short: int | None = None):
         from rmmss_core.data.deliver import DeliverDataset
         self.base = DeliverDataset(root, split=split, spec=spec, resize_to_input=False)
-        self.spec, self.short = spec, short
+        self.spec, self.short = spec, short or SHORT_SIDE
 
     def __len__(self) -> int:
         return len(self.base)
