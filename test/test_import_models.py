@@ -138,6 +138,8 @@ def test_cli_imports_and_names_the_source(robustseg, tmp_path, capsys):
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["about"]["imported"]["file"] == "Teacher.pth"
     assert ckpt["about"]["imported"]["code"].startswith("RobustSeg/UMMSS@")
+    assert rmmss_main(["info", "--checkpoint", str(out), "--size", "64x64"]) == 0
+    assert "imported   Teacher.pth (robustseg, DELIVER; RobustSeg/UMMSS@" in capsys.readouterr().out
     assert rmmss_main(["import", "robustseg", str(teacher), "--out", str(out)]) == 1   # exists: no --force
     assert "exists" in capsys.readouterr().err
     # a 640 x 480 camera by the authors' rule: short side 256, sides rounded up to multiples of 32
