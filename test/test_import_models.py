@@ -138,6 +138,9 @@ def test_cli_imports_and_names_the_source(robustseg, tmp_path, capsys):
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["about"]["imported"]["file"] == "Teacher.pth"
     assert ckpt["about"]["imported"]["code"].startswith("RobustSeg/UMMSS@")
+    assert ckpt["about"]["imported"]["unused_keys"] == ["classifier.weight"]
+    import hashlib
+    assert ckpt["about"]["imported"]["sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()
     assert rmmss_main(["info", "--checkpoint", str(out), "--size", "64x64"]) == 0
     assert "imported   Teacher.pth (robustseg, DELIVER; RobustSeg/UMMSS@" in capsys.readouterr().out
     assert rmmss_main(["import", "robustseg", str(teacher), "--out", str(out)]) == 1   # exists: no --force

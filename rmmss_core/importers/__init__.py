@@ -13,6 +13,7 @@ written.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import os
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ def import_file(family: str, path: str | os.PathLike, out: str | os.PathLike, *,
     missing: "zero" / "drop" (default: the family's own evaluation convention). variant: which
     released model this is (default: from the file name, e.g. ``Teacher.pth``); it sets
     ``about.recipe``. input_size: serve at this (height, width) instead of the authors' size (the
-    network takes any size; their numbers are for theirs). Raises ImportRefused (one line) and writes nothing on any problem.
+    network takes any size; their numbers are for theirs). Raises ImportRefused (one line) and
+    writes nothing on any problem.
     """
     from rmmss_core.models import create_model
     from rmmss_core.models.checkpoint import checkpoint_dict, load_state_strict
@@ -83,13 +85,22 @@ def import_file(family: str, path: str | os.PathLike, out: str | os.PathLike, *,
                      "authors_modalities": list(fam.authors_modalities),
                      "missing": missing, "missing_convention": fam.missing_note if missing == fam.default_missing
                      else f"--missing {missing} (not the family's own convention: {fam.missing_note})",
-                     "unused_keys": ["classifier.weight"],
+                     "sha256": _sha256(src),
+                     "unused_keys": sorted(k for k in state if not fam.to_rmmss({k: state[k]})),
                      "authors_input_size": list(fam.spec().input_size), "input_size": list(spec.input_size),
                      "caveats": list(fam.caveats)},
     })
     ckpt["about"] = about
     atomic_torch_save(ckpt, out)
     return ImportResult(out, fam.name, variant, missing, about)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 __all__ = ["FAMILIES", "Family", "ImportRefused", "ImportResult", "get_family", "import_file"]
