@@ -247,3 +247,21 @@ def test_anyseg_spec_feeds_the_sdk_png_values():
     for count in (0, 1, 3, 17, 255):
         e = round(min(count / s.event.count_scale, 1.0) * 255) / 255     # 8-bit quantised encoding
         assert abs((e - ev.mean[0]) / ev.std[0] - count) < 1e-3
+
+
+def test_specs_normalise_as_the_authors():
+    """RobustSeg: RGB /255 then ImageNet mean/std, the other images /255; AnySeg: raw 0..255 values
+    (augmentations' Normalize as METHODS.md reads their code; AnySeg's MUSES loader: no transform)."""
+    from rmmss_core.importers.anyseg import spec as anyseg_spec
+    from rmmss_core.importers.robustseg import spec as robustseg_spec
+    from rmmss_core.preprocess import normalize
+    img = torch.randint(0, 256, (3, 5, 7), dtype=torch.uint8)
+    enc = img.float() / 255.0
+    mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    rs = robustseg_spec()
+    assert torch.allclose(normalize(enc, rs.normalization["rgb"]), (img / 255.0 - mean) / std, atol=1e-6)
+    for m in ("depth", "event", "lidar"):
+        assert torch.allclose(normalize(enc, rs.normalization[m]), img / 255.0, atol=1e-7)
+    an = anyseg_spec()
+    for m in ("rgb", "event"):
+        assert torch.allclose(normalize(enc, an.normalization[m]), img.float(), atol=1e-4)

@@ -60,6 +60,9 @@ FAMILY = Family(
                   "RobustSeg stage 1 trained with zero padding of missing sensors"),
     ),
     caveats=(
+        "the input is 256 x 256 stretched: the authors' rule (short side 256, sides rounded up to multiples "
+        "of 32) for DELIVER's square frames; for a camera of another aspect ratio re-import with "
+        "--camera-size WxH to apply their rule to it",
         "DELIVER is rendered by the CARLA simulator: expect a domain gap on real cameras, depth, "
         "event cameras and LiDARs",
         "depth is DELIVER's HHA image: the node computes HHA from the depth camera and its intrinsics "
