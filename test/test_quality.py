@@ -156,3 +156,30 @@ def test_rmmss_info_shows_the_classes_and_the_table(evaluated, capsys):
     out = capsys.readouterr().out
     assert "classes    0 Building, 1 Fence" in out and "255 unlabeled" in out
     assert "quality    mIoU per sensor subset (emm_told, deliver/val" in out and " RDEL " in out
+
+
+def test_eval_stores_the_table_beside_the_exported_onnx_too(tmp_path):
+    from rmmss_core.cli import main
+    from rmmss_core.deploy import export_checkpoint
+
+    _write_fixture_dataset(tmp_path / "deliver", n=2)
+    torch.manual_seed(0)
+    spec = PreprocessSpec(input_size=(32, 32))
+    save_model_checkpoint(tmp_path / "m.pt", create_model("anymodal", size="tiny", num_classes=25), spec)
+    export_checkpoint(tmp_path / "m.pt", tmp_path / "m.onnx")
+    base = ["eval", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(tmp_path / "deliver"), "--device", "cpu",
+            "--protocols", "emm_told", "--no-progress"]
+    # refused before any work: a file that is not there, an ONNX file of another model, two checkpoints
+    other = tmp_path / "other.pt"
+    save_model_checkpoint(other, create_model("anymodal", size="tiny", num_classes=3),
+                          PreprocessSpec(input_size=(32, 32), class_names=("a", "b", "c"),
+                                         palette=((0, 0, 0), (1, 1, 1), (2, 2, 2))))
+    export_checkpoint(other, tmp_path / "other.onnx")
+    for extra in (["--store-quality", str(tmp_path / "absent.onnx")],
+                  ["--store-quality", str(tmp_path / "other.onnx")],
+                  ["--checkpoint", str(tmp_path / "m.pt"), str(other), "--store-quality", str(tmp_path / "m.onnx")]):
+        assert main([*base, "--out", str(tmp_path / "bad"), *extra]) == 1
+        assert not (tmp_path / "bad").exists() and not sidecar_path(tmp_path / "m.onnx").exists()
+    assert main([*base, "--out", str(tmp_path / "r"), "--store-quality", str(tmp_path / "m.onnx")]) == 0
+    assert load_quality(tmp_path / "m.onnx") == load_quality(tmp_path / "m.pt") is not None
+    assert sidecar_path(tmp_path / "m.onnx").is_file()

@@ -110,7 +110,8 @@ def table_from_eval(summary: Mapping[str, Any], meta: Mapping[str, Any], source:
     note = "" if proto == "emm_told" else (
         "measured with the authors' EMM protocol (missing inputs zeroed, the model not told); the node tells "
         "the model which sensors are missing: evaluate with --protocols emm_told for the node's numbers")
-    data = {k: v for k, v in meta.items() if k in ("dataset", "data", "split", "max_samples", "modalities", "left_out")}
+    data = {k: v for k, v in meta.items()
+            if k in ("dataset", "data", "split", "max_samples", "modalities", "left_out", "authors_protocol")}
     data["samples"] = summary.get("samples")
     when = (now or _dt.datetime.now(_dt.UTC)).replace(microsecond=0).isoformat()
     return QualityTable(miou={s: float(subsets[s]["miou"]) for s in SUBSET_NAMES}, protocol=proto,
@@ -179,19 +180,46 @@ def load_quality(model_path: str | os.PathLike) -> QualityTable | None:
     return quality_from_checkpoint(load_checkpoint(path), f"checkpoint {path}")
 
 
-def check_store_request(protocols: str) -> None:
-    """Before any work: ``rmmss eval --store-quality`` needs an EMM protocol in ``--protocols``."""
+def check_store_request(protocols: str, targets: list[str] | None = None,
+                        checkpoints: list[str] | None = None) -> None:
+    """Before any work: ``rmmss eval --store-quality [MODEL ...]`` needs an EMM protocol in
+    ``--protocols``; extra target files (an ``.onnx`` exported from the checkpoint, another copy of
+    it) need exactly one ``--checkpoint``, must exist, and an ONNX file must predict its classes."""
     names = {p.strip().lower() for p in protocols.split(",")}
     if not names & set(PROTOCOLS):
         raise ValueError(f"--store-quality needs the EMM protocol, but --protocols is {protocols!r}: "
                          "add emm_told (what the node does: the model is told which sensors are missing)")
+    if not targets:
+        return
+    if len(checkpoints or []) != 1:
+        raise ValueError("--store-quality MODEL ... stores one checkpoint's table: give exactly one --checkpoint")
+    for t in targets:
+        path = Path(t)
+        if not path.is_file():
+            raise ValueError(f"--store-quality {t}: no such file")
+        if path.suffix.lower() not in ONNX_SUFFIXES + CHECKPOINT_SUFFIXES:
+            raise ValueError(f"--store-quality {t}: expected an .onnx file or a checkpoint")
+        if path.suffix.lower() in ONNX_SUFFIXES:
+            from rmmss_core.deploy.export import read_onnx_metadata
+            from rmmss_core.spec import PreprocessSpec
+
+            ckpt = load_checkpoint(checkpoints[0])
+            mine = tuple(PreprocessSpec.from_dict(ckpt["spec"]).class_names)
+            theirs = tuple(read_onnx_metadata(path).spec.class_names)
+            if mine != theirs:
+                raise ValueError(f"--store-quality {t}: predicts {len(theirs)} classes {theirs[:3]}..., the "
+                                 f"checkpoint {checkpoints[0]} {len(mine)} {mine[:3]}...: not exported from it")
 
 
 def store_eval_tables(checkpoints: list[str], names: list[str], results: Mapping[str, Mapping[str, Any]],
-                      meta: Mapping[str, Any]) -> list[Path]:
-    """``rmmss eval --store-quality``: each evaluated checkpoint gets its own table (atomically)."""
+                      meta: Mapping[str, Any], targets: list[str] | None = None) -> list[Path]:
+    """``rmmss eval --store-quality``: each evaluated checkpoint gets its own table (atomically);
+    ``targets`` (one checkpoint evaluated): the same table also goes to those files (an ONNX file
+    gets the JSON file beside it)."""
     written = []
     for path, name in zip(checkpoints, names, strict=True):
         table = table_from_eval(results[name], meta, source=Path(path).name)
         written.append(store_quality(path, table))
+        for t in targets or []:
+            written.append(store_quality(t, table))
     return written
