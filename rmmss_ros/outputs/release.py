@@ -13,7 +13,10 @@ order than their stamps. :class:`StampOrderRelease` sits between the worker and 
   ``in_flight_wait_s`` (a stuck worker never stalls the output for longer; its watchdog reports it).
   Held results leave in stamp order as soon as the gap closes or their time is up.
   In a steady stream nothing is ever held; a camera that drops a frame costs the next result at
-  most ``window_s`` of extra latency. The usual interval is the median spacing of the last 17
+  most ``window_s`` of extra latency, and so does each frame for about 9 frames after the rate
+  changes (the camera dies and rate ticks take over) until the median interval has followed. Where
+  that latency matters more than order, use ``drop`` or a smaller ``sync.reorder_window_s``; the
+  output diagnostics show ``held_for_order`` and ``max_hold_ms``. The usual interval is the median spacing of the last 17
   stamps offered (late ones included, sorted), so a stream that arrives in swapped pairs still
   shows its true frame interval; until 3 intervals are known every result is held (at most
   ``window_s``), so even the first frames leave in order.
