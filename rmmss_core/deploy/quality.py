@@ -166,10 +166,7 @@ def load_quality(model_path: str | os.PathLike) -> QualityTable | None:
             return QualityTable.from_dict(d, str(side))
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {path} does not exist")
-        import onnx
-
-        proto = onnx.load(str(path), load_external_data=False)
-        meta = {p.key: p.value for p in proto.metadata_props}
+        meta = _onnx_metadata(path)
         if ONNX_META_KEY not in meta:
             return None
         try:
@@ -178,6 +175,17 @@ def load_quality(model_path: str | os.PathLike) -> QualityTable | None:
             raise QualityTableError(f"{path} metadata {ONNX_META_KEY}: not JSON ({e})") from e
         return QualityTable.from_dict(d, f"{path} metadata {ONNX_META_KEY}")
     return quality_from_checkpoint(load_checkpoint(path), f"checkpoint {path}")
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's ``metadata_props`` (the graph is parsed, external weights are not loaded)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - any parse error: name the file
+        raise QualityTableError(f"{path}: not a readable ONNX file ({e})") from e
+    return {p.key: p.value for p in proto.metadata_props}
 
 
 def check_store_request(protocols: str, targets: list[str] | None = None,
@@ -200,12 +208,14 @@ def check_store_request(protocols: str, targets: list[str] | None = None,
         if path.suffix.lower() not in ONNX_SUFFIXES + CHECKPOINT_SUFFIXES:
             raise ValueError(f"--store-quality {t}: expected an .onnx file or a checkpoint")
         if path.suffix.lower() in ONNX_SUFFIXES:
-            from rmmss_core.deploy.export import read_onnx_metadata
             from rmmss_core.spec import PreprocessSpec
 
             ckpt = load_checkpoint(checkpoints[0])
             mine = tuple(PreprocessSpec.from_dict(ckpt["spec"]).class_names)
-            theirs = tuple(read_onnx_metadata(path).spec.class_names)
+            spec = _onnx_metadata(path).get("rmmss.spec")
+            if spec is None:
+                raise ValueError(f"--store-quality {t}: not exported by rmmss export (no rmmss.spec metadata)")
+            theirs = tuple(PreprocessSpec.from_json(spec).class_names)
             if mine != theirs:
                 raise ValueError(f"--store-quality {t}: predicts {len(theirs)} classes {theirs[:3]}..., the "
                                  f"checkpoint {checkpoints[0]} {len(mine)} {mine[:3]}...: not exported from it")
