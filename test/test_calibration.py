@@ -89,3 +89,14 @@ def test_rmmss_replay_reports_calibration_per_sensor_subset(synth_bag, tmp_path)
     off = main(["replay", str(bag), "--model", str(ckpt), "--out", str(tmp_path / "off"),
                 "--param", "output.confidence=false"])
     assert off == 0 and json.loads((tmp_path / "off" / "replay.json").read_text())["calibration"] == {}
+
+
+def test_replay_says_a_lidar_waiting_for_camera_info_is_unusable_not_undecodable(synth_bag, tmp_path):  # noqa: F811
+    from rmmss_cli import main
+
+    _, bag, ckpt = synth_bag
+    assert main(["replay", str(bag), "--model", str(ckpt), "--out", str(tmp_path / "r"),
+                 "--param", "camera_info.topic=/no_camera_info"]) == 0
+    notes = json.loads((tmp_path / "r" / "replay.json").read_text())["notes"]
+    assert any(n.startswith("lidar: waiting for camera_info: not used in") for n in notes), notes
+    assert not any("undecodable" in n and "lidar" in n for n in notes), notes

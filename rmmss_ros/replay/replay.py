@@ -22,6 +22,7 @@ from rmmss_core.modalities import MODALITIES
 from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.reader import BagError, BagReader, open_bag
 from rmmss_ros.node import params as P
+from rmmss_ros.outputs.usability import split_unusable
 from rmmss_ros.replay.report import ReplayStats
 from rmmss_ros.replay.schedule import Schedule
 from rmmss_ros.sync.synchronizer import make_synchronizer
@@ -47,6 +48,7 @@ class ReplayResult:
     used: dict[int, tuple[str, ...]] = field(default_factory=dict)
     emit_ns: dict[int, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    unusable: dict[str, int] = field(default_factory=dict)  # "lidar: waiting for camera_info" -> frame sets
     problems: list[str] = field(default_factory=list)
 
 
@@ -160,6 +162,8 @@ class Replayer:
         result.problems = list(bag.problems)
         for topic, n in result.errors.items():
             stats.notes.append(f"{n} undecodable message(s) on {topic} were skipped")
+        for what, n in result.unusable.items():
+            stats.notes.append(f"{what}: not used in {n} frame set(s)")
         return result
 
     def _buffer_events(self, msg: Any, result: ReplayResult) -> None:
@@ -175,9 +179,13 @@ class Replayer:
         t0 = time.perf_counter()
         res = self.pipeline.process(fs, camera_info)
         compute_s = time.perf_counter() - t0
-        for name in res.errors:
+        unusable, errors = split_unusable(res.errors)  # waiting for camera_info is not undecodable input
+        for name in errors:
             key = f"conversion:{name}"
             result.errors[key] = result.errors.get(key, 0) + 1
+        for name, why in unusable.items():
+            key = f"{name}: {why}"
+            result.unusable[key] = result.unusable.get(key, 0) + 1
         latency = (emit_ns - fs.stamp_ns) / 1e9 + compute_s  # waiting for the set + processing
         rgb = None
         if "rgb" in fs.messages and res.mask is not None and len(result.stats.overlays) < 64:
