@@ -53,6 +53,11 @@ def test_definition_on_hand_made_logits():
     # round half up, clipped, and back
     assert quantize(np.array([0.0, 0.5 / 255, 1.0, 1.2, -0.1])).tolist() == [0, 1, 255, 255, 0]
     assert dequantize(np.array([255], np.uint8))[0] == pytest.approx(1.0)
+    # the in-place variant (the torch backend's) gives the same numbers and overwrites its input
+    big = torch.randn(2, 25, 8, 9) * 4
+    copy = big.clone()
+    pure, fast = mask_and_confidence(big), mask_and_confidence(copy, inplace=True)
+    assert torch.equal(pure[0], fast[0]) and torch.equal(pure[1], fast[1]) and not torch.equal(big, copy)
     # 255 uniform classes still read 1, never 0
     assert int(mask_and_confidence(torch.zeros(1, 255, 1, 1))[1]) == 1
 

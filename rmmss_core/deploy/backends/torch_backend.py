@@ -103,7 +103,8 @@ class TorchBackend(Backend):
         return class_ids(self._forward(x, a))  # B x H x W, on the device
 
     def _mask_confidence(self, x: dict[str, torch.Tensor], a: torch.Tensor) -> torch.Tensor:
-        return torch.stack(mask_and_confidence(self._forward(x, a)), dim=1)  # B x 2 x H x W, on the device
+        # the logits are this call's own: overwritten in place (no B x K x H x W temporary)
+        return torch.stack(mask_and_confidence(self._forward(x, a), inplace=True), dim=1)  # B x 2 x H x W
 
     def _infer(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray:
         return self._run(inputs, available, "mask").cpu().numpy()
