@@ -18,7 +18,9 @@ def test_outputs_benchmark_quick_run_reports_both_sides(tmp_path):
     rec = {r["metric"]: r for r in json.loads((tmp_path / "outputs.json").read_text())["records"]}
     off, on = rec["node_frame_confidence_off_ms_p50"], rec["node_frame_confidence_on_ms_p50"]
     assert off["value"] > 0 and on["value"] > 0 and off["cpu_ms"] > 0 and on["cpu_ms"] > 0
-    assert rec["confidence_extra_share_cpu"]["value"] == pytest.approx(on["cpu_ms"] / off["cpu_ms"] - 1)
+    assert rec["confidence_extra_share_cpu_of_medians"]["value"] == pytest.approx(on["cpu_ms"] / off["cpu_ms"] - 1)
     assert rec["confidence_extra_share_cpu"]["target"] == 0.10
+    head = rec["head_class_ids_and_confidence_cpu_ms_p50"]["value"] - rec["head_class_ids_cpu_ms_p50"]["value"]
+    assert head > 0 and rec["confidence_extra_share_from_head"]["value"] == pytest.approx(head / off["cpu_ms"])
     md = (tmp_path / "outputs.md").read_text()
     assert "confidence off" in md and "confidence on" in md and "target <= 10 %" in md
