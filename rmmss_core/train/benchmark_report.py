@@ -59,7 +59,8 @@ def evaluate_all(cfg: Any, data: Path, runs_dir: Path) -> dict[str, dict[str, An
             lat = time_callable(lambda model=model, x=x, avail=avail: model(x, avail), warmup=3, iters=cfg.eval.latency_iters,
                                 sync_cuda=device.type == "cuda")
         results[name] = {"summary": summary, "params": sum(p.numel() for p in model.parameters()),
-                         "latency_ms": lat["p50_ms"], "checkpoint": str(ckpt), "input_size": [h, w]}
+                         "latency_ms": lat["p50_ms"], "checkpoint": str(ckpt), "input_size": [h, w],
+                         "class_names": list(spec.class_names)}
         atomic_write_json(cache, results[name])
     return results
 
@@ -102,6 +103,14 @@ def headline(summary: Mapping[str, Any]) -> dict[str, float]:
         out["avg15_told"] = told["miou_avg"]
         out["missing14_told"] = sum(told["subsets"][k]["miou"] for k in MISSING) / len(MISSING)
     out["missing14"] = sum(emm["subsets"][k]["miou"] for k in MISSING) / len(MISSING)
+    # over the classes present in the evaluated split (beside DELIVER's full class list)
+    if "miou_present" in emm["subsets"]["RDEL"]:
+        out["full_present"] = emm["subsets"]["RDEL"]["miou_present"]
+        out["avg15_present"] = sum(v["miou_present"] for v in emm["subsets"].values()) / len(emm["subsets"])
+        out["missing14_present"] = sum(emm["subsets"][k]["miou_present"] for k in MISSING) / len(MISSING)
+        if "emm_told" in s:
+            out["missing14_told_present"] = sum(s["emm_told"]["subsets"][k]["miou_present"]
+                                                for k in MISSING) / len(MISSING)
     if "rmm" in s:
         for r, v in s["rmm"].items():
             out[f"rmm{r}"] = v["miou_avg"]
@@ -114,8 +123,11 @@ def headline(summary: Mapping[str, Any]) -> dict[str, float]:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 with one value)."""
-    vals = [float(v) for v in values]
+    """Mean and sample standard deviation (0 with one value) of the values that are not NaN
+    (a class's IoU is NaN in a seed whose model neither predicts nor meets it); NaN, NaN if none."""
+    vals = [float(v) for v in values if not math.isnan(float(v))]
+    if not vals:
+        return math.nan, math.nan
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
@@ -138,6 +150,8 @@ def aggregate(per_seed: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) 
                         figs[f"{proto}/{sub}"] = v["miou"]
                     for p, v in s[proto]["miou_e"].items():
                         figs[f"{proto}/e{p}"] = v
+            for i, v in enumerate(s["emm"]["subsets"]["RDEL"].get("iou", [])):
+                figs[f"iou/{i}"] = math.nan if v is None else v
             for rate, v in s.get("rmm", {}).items():
                 for p, e in v["miou_e"].items():
                     figs[f"rmm{rate}/e{p}"] = e
@@ -149,7 +163,8 @@ def aggregate(per_seed: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) 
         out[run] = {}
         for k, vals in rows.items():
             m, sd = mean_std(vals)
-            out[run][k] = {"mean": m, "std": sd, "n": len(vals), "values": vals}
+            out[run][k] = {"mean": m, "std": sd, "n": sum(1 for v in vals if not math.isnan(float(v))),
+                           "values": vals}
     return out
 
 
@@ -272,6 +287,40 @@ def _plots(agg: Mapping[str, Any], report_dir: Path) -> list[str]:
     return names
 
 
+def present_note(summary: Mapping[str, Any]) -> str:
+    """One sentence: how many classes of the class list the evaluated split holds."""
+    full = summary["emm"]["subsets"]["RDEL"]
+    if "present" not in full:
+        return ""
+    return (f"{len(full['present'])} of the {len(full['iou'])} classes have pixels in the evaluated split; "
+            "the *present classes* columns average over those only (DELIVER's convention divides by all "
+            f"{len(full['iou'])}).")
+
+
+def class_table(agg: Mapping[str, Any], runs: Sequence[str], summary: Mapping[str, Any],
+                class_names: Sequence[str] | None = None) -> list[str]:
+    """Per-class IoU with all sensors (EMM RDEL), mean ± std over the seeds, one row per class;
+    classes absent from the evaluated split are marked and their rows left out."""
+    full = summary["emm"]["subsets"]["RDEL"]
+    k = len(full.get("iou", []))
+    if not k or "iou/0" not in agg[runs[0]]:
+        return []
+    if class_names is None:
+        from rmmss_core.classes import get_class_set
+        deliver = get_class_set("deliver").classes
+        class_names = deliver if len(deliver) == k else [str(i) for i in range(k)]
+    present = set(full.get("present", range(k)))
+    head = "| class | " + " | ".join(LABELS.get(r, r) for r in runs) + " |"
+    sep = "| --- | " + " | ".join("---:" for _ in runs) + " |"
+    out = ["#### Per-class IoU, all sensors (mean ± std over the seeds)", "", head, sep]
+    for i in sorted(present):
+        out.append(f"| {class_names[i]} | " + " | ".join(_pm(agg[r].get(f"iou/{i}")) for r in runs) + " |")
+    absent = [class_names[i] for i in range(k) if i not in present]
+    if absent:
+        out += ["", f"Absent from the evaluated split (left out of the present-class mIoU): {', '.join(absent)}."]
+    return out + [""]
+
+
 def _detail_tables(agg: Mapping[str, Any], runs: Sequence[str]) -> list[str]:
     """EMM (authors, told), RMM per rate and NM per level: mean ± std for every run."""
     head = "| figure | " + " | ".join(LABELS.get(k, k) for k in runs) + " |"
@@ -341,11 +390,14 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
              "training frames (`data.labeled_fraction=0.1`). mIoU in %, **mean ± sample std over the seeds**, "
              "DELIVER convention (25 classes; a class absent from truth and prediction counts 0, so absolute "
              "values are low; compare rows).", "",
-             "| method | all sensors | mIoU^Avg (15, authors) | mIoU^E(0.1) | mIoU^Avg (15, told) | missing (14, told) "
+             f"{present_note(first['summary'])}", "",
+             "| method | all sensors | all sensors (present classes) | mIoU^Avg (15, authors) "
+             "| mIoU^Avg (15, present classes) | mIoU^E(0.1) | mIoU^Avg (15, told) | missing (14, told) "
              "| RMM Avg | NM | params (M) | latency (ms) | train (min) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for k, v in agg.items():
-        lines.append(f"| {LABELS.get(k, k)} | {_pm(v['full'])} | {_pm(v['avg15'])} | {_pm(v['e0.1'])} | "
+        lines.append(f"| {LABELS.get(k, k)} | {_pm(v['full'])} | {_pm(v.get('full_present'))} | {_pm(v['avg15'])} | "
+                     f"{_pm(v.get('avg15_present'))} | {_pm(v['e0.1'])} | "
                      f"{_pm(v.get('avg15_told'))} | {_pm(v.get('missing14_told'))} | {_pm(v.get('rmm'))} | "
                      f"{_pm(v.get('nm'))} | {v['params']['mean'] / 1e6:.3f} | {_pm(v['latency_ms'], 1, 1)} | "
                      f"{_pm(v['train_min'], 1, 1)} |")
@@ -375,7 +427,8 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
                   "| subset | teacher | robust (HPDM) |" + (" decoded |" if three else ""),
                   "| --- | ---: | ---: |" + (" ---: |" if three else "")]
         lines += ["| " + k + " | " + " | ".join(f"{x:.2f}" for x in v) + " |" for k, v in gate.items()] + [""]
-    lines += ["### Details", "", *_detail_tables(agg, runs)]
+    lines += ["### Details", "", *class_table(agg, runs, first["summary"], first.get("class_names")),
+              *_detail_tables(agg, runs)]
     if cfg.notes and (Path(cfg.notes).is_file() or (Path(__file__).resolve().parents[2] / cfg.notes).is_file()):
         p = Path(cfg.notes) if Path(cfg.notes).is_file() else Path(__file__).resolve().parents[2] / cfg.notes
         lines += [p.read_text().strip(), ""]
