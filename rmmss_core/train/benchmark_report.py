@@ -3,8 +3,9 @@
 Each trained model of each seed is evaluated by ``rmmss_core.eval`` (EMM over the 15 subsets as
 the authors and told, RMM per rate over 15 combinations, NM per level) on the test split, with
 its parameter count and batch-1 latency; the report gives mean +- std over the seeds for every
-figure, states each paper claim as holding / not holding / within noise, and appends the written
-analysis (``notes``).
+figure, first checks the two orderings all four papers agree on (``benchmark_sanity``), then states
+each paper claim as holding / not holding / within noise (marked as not evidence when the sanity
+orderings fail), and appends the written analysis (``notes``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from rmmss_core.modalities import SUBSET_NAMES
+from rmmss_core.train.benchmark_sanity import check_sanity, compare, qualify
 from rmmss_core.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 LABELS = {"teacher": "Teacher (all sensors)", "teacher_lidar": "LiDAR-only teacher", "dropout": "Dropout baseline",
@@ -172,22 +174,6 @@ def _pm(fig: Mapping[str, float] | None, scale: float = 100.0, digits: int = 2) 
     if fig is None or math.isnan(fig["mean"]):
         return "-"
     return f"{scale * fig['mean']:.{digits}f} ± {scale * fig['std']:.{digits}f}"
-
-
-def compare(agg: Mapping[str, Any], a: str, b: str, key: str, margin: float = 0.0) -> tuple[str, float, float]:
-    """Whether mean(a) - mean(b) + margin > 0 beyond noise over the seeds.
-
-    noise = 2 standard errors of the difference, ``2 sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``:
-    ``holds`` when the difference exceeds it, ``does not hold`` when it is below minus it, else
-    ``within noise``. Returns (verdict, difference in points, noise in points).
-    """
-    fa, fb = agg[a][key], agg[b][key]
-    d = 100 * (fa["mean"] - fb["mean"]) + 100 * margin
-    noise = 200 * math.sqrt(fa["std"] ** 2 / fa["n"] + fb["std"] ** 2 / fb["n"])
-    if fa["n"] < 2:
-        return ("holds" if d > 0 else "does not hold") + " (one seed: no noise estimate)", d, noise
-    verdict = "holds" if d > noise else "does not hold" if d < -noise else "within noise"
-    return verdict, d, noise
 
 
 ROBUST = ("dropout", "anyseg", "rmmss-hpdm", "m3l", "u2mkd")
@@ -366,6 +352,7 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
     from rmmss_core.utils.config import config_to_dict
     report_dir.mkdir(parents=True, exist_ok=True)
     agg = aggregate(per_seed, cfg.runs)
+    sanity = check_sanity(agg, LABELS)
     runs = list(agg)
     first = per_seed[0]["results"][runs[0]]
     plots = _plots(agg, report_dir)
@@ -405,10 +392,13 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
               "tools/val_mm_EMM.py); told: the availability mask is passed too. RMM Avg = mean over the rates "
               "0.25/0.5/0.75 of mIoU^Avg_RMM; NM = mean over the three levels. Latency: batch 1 at the training "
               "input size on the benchmark's device (RMMSS-FSM runs two networks plus the FSM).", "",
+              "### Sanity before claims", "",
+              "Two orderings all four papers agree on, tested like the claims (two standard errors of the "
+              "difference over the seeds; `rmmss_core/train/benchmark_sanity.py`):", "", *sanity.lines, "",
               "### The papers' claims, checked", "",
               "Each claim is tested on the means over the seeds: it **holds** when the difference exceeds two "
               "standard errors of the difference, **does not hold** when it is below minus two, and is "
-              "**within noise** otherwise.", "", *expectations(agg), "",
+              "**within noise** otherwise.", "", *qualify(expectations(agg), sanity), "",
               f"![EMM per subset]({rel}{plots[0]})", "", f"![trade-offs]({rel}{plots[1]})", ""]
     if "rmmss-fsm" in agg:
         ckpt = Path(per_seed[0]["results"]["rmmss-fsm"]["checkpoint"])
@@ -436,7 +426,7 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
     atomic_write_text(md, "\n".join(lines))
     atomic_write_json(report_dir / "robustness.json", {"name": "robustness", "machine": m, "timings": dict(timings),
                                                         "config": config_to_dict(cfg), "seeds": seeds,
-                                                        "aggregate": agg,
+                                                        "aggregate": agg, "sanity": sanity.to_dict(),
                                                         # full per-condition results stay in <out>/results.json
                                                         "per_seed": [{"seed": p["seed"], "timings": p["timings"]}
                                                                      for p in per_seed]})
