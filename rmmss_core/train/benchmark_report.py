@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,10 @@ from typing import Any
 import torch
 
 from rmmss_core.modalities import SUBSET_NAMES
-from rmmss_core.train.benchmark_sanity import check_sanity, compare, qualify
-from rmmss_core.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from rmmss_core.train.benchmark_sanity import check_sanity, qualify
+from rmmss_core.train.benchmark_stats import LABELS, compare, deep_merge, mean_std, save_png
+from rmmss_core.utils.io import atomic_write_json, atomic_write_text
 
-LABELS = {"teacher": "Teacher (all sensors)", "teacher_lidar": "LiDAR-only teacher", "dropout": "Dropout baseline",
-          "anyseg": "AnySeg", "rmmss-hpdm": "RMMSS stage 1 (HPDM)", "rmmss-fsm": "RMMSS-FSM",
-          "m3l": "M3L", "u2mkd": "U2MKD", "compress": "Compressed RMMSS-FSM",
-          "dropout_semi": "Dropout baseline, 10% labels", "m3l_semi": "M3L, 10% labels"}
 MISSING = [s for s in SUBSET_NAMES if s != "RDEL"]
 
 
@@ -124,15 +120,6 @@ def headline(summary: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 with one value) of the values that are not NaN
-    (a class's IoU is NaN in a seed whose model neither predicts nor meets it); NaN, NaN if none."""
-    vals = [float(v) for v in values if not math.isnan(float(v))]
-    if not vals:
-        return math.nan, math.nan
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
 def aggregate(per_seed: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) -> dict[str, dict[str, dict[str, float]]]:
     """``run -> key -> {"mean", "std", "n", "values"}`` over the seeds, for every headline figure and
     every EMM / EMM-told subset (``emm/<subset>``, ``emm_told/<subset>``), RMM per rate and p
@@ -219,17 +206,6 @@ def expectations(agg: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _save(fig, path: Path) -> str:
-    import io
-
-    import matplotlib.pyplot as plt
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path.name
-
-
 def _plots(agg: Mapping[str, Any], report_dir: Path) -> list[str]:
     """EMM-per-subset bars (mean +- std over seeds) and the two trade-off scatters with error bars."""
     import matplotlib
@@ -249,7 +225,7 @@ def _plots(agg: Mapping[str, Any], report_dir: Path) -> list[str]:
     ax.legend(fontsize=6, ncol=4)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    names = [_save(fig, report_dir / "robustness_subsets.png")]
+    names = [save_png(fig, report_dir / "robustness_subsets.png")]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     miss = "missing14_told" if "missing14_told" in agg[runs[0]] else "missing14"
     for k, v in agg.items():
@@ -269,7 +245,7 @@ def _plots(agg: Mapping[str, Any], report_dir: Path) -> list[str]:
     for x in (a, b):
         x.grid(alpha=0.3)
     fig.tight_layout()
-    names.append(_save(fig, report_dir / "robustness_tradeoff.png"))
+    names.append(save_png(fig, report_dir / "robustness_tradeoff.png"))
     return names
 
 
@@ -361,6 +337,7 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
     tcfg = json.loads(json.dumps(cfg.train))
     rel = "bench/" if report_dir.resolve().parent.name == "docs" else ""
     seed_train = ", ".join(f"seed {p['seed']}: {p['timings']['train_s'] / 60:.1f} + {p['timings']['eval_s'] / 60:.1f}"
+                           + (f" + {p['timings']['curves_s'] / 60:.1f} (curves)" if p['timings'].get('curves_s') else "")
                            for p in per_seed)
     lines = [f"## Robustness benchmark: every recipe, same budget, missing sensors ({cfg.preset} preset)", "",
              f"Command: `{command}` (`make bench-robustness` runs `rmmss benchmark --preset cpu`). "
@@ -400,6 +377,11 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
               "standard errors of the difference, **does not hold** when it is below minus two, and is "
               "**within noise** otherwise.", "", *qualify(expectations(agg), sanity), "",
               f"![EMM per subset]({rel}{plots[0]})", "", f"![trade-offs]({rel}{plots[1]})", ""]
+    from rmmss_core.train.learning_curves import MAIN, curve_section, describe
+    settings = {MAIN: describe(cfg.train),
+                **{k: describe(deep_merge(cfg.train, v or {})) for k, v in cfg.curve.variants.items()}}
+    curve_lines, curves = curve_section(per_seed, report_dir, rel, cfg.curve.protocol, settings)
+    lines += curve_lines
     if "rmmss-fsm" in agg:
         ckpt = Path(per_seed[0]["results"]["rmmss-fsm"]["checkpoint"])
         cache = ckpt.parent / "fsm_gate.json"
@@ -427,6 +409,7 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
     atomic_write_json(report_dir / "robustness.json", {"name": "robustness", "machine": m, "timings": dict(timings),
                                                         "config": config_to_dict(cfg), "seeds": seeds,
                                                         "aggregate": agg, "sanity": sanity.to_dict(),
+                                                        "curves": curves,
                                                         # full per-condition results stay in <out>/results.json
                                                         "per_seed": [{"seed": p["seed"], "timings": p["timings"]}
                                                                      for p in per_seed]})

@@ -16,10 +16,11 @@ presenting the claims as evidence; if ordering 1 is only within noise the claims
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from rmmss_core.train.benchmark_stats import compare
 
 ANYMODAL = "dropout"
 TEACHER = "teacher"
@@ -55,22 +56,6 @@ class Sanity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "checks": [c.__dict__ | {"fails": c.fails} for c in self.checks]}
-
-
-def compare(agg: Mapping[str, Any], a: str, b: str, key: str, margin: float = 0.0) -> tuple[str, float, float]:
-    """Whether mean(a) - mean(b) + margin > 0 beyond noise over the seeds.
-
-    noise = 2 standard errors of the difference, ``2 sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``:
-    ``holds`` when the difference exceeds it, ``does not hold`` when it is below minus it, else
-    ``within noise``. Returns (verdict, difference in points, noise in points).
-    """
-    fa, fb = agg[a][key], agg[b][key]
-    d = 100 * (fa["mean"] - fb["mean"]) + 100 * margin
-    noise = 200 * math.sqrt(fa["std"] ** 2 / fa["n"] + fb["std"] ** 2 / fb["n"])
-    if fa["n"] < 2:
-        return ("holds" if d > 0 else "does not hold") + " (one seed: no noise estimate)", d, noise
-    verdict = "holds" if d > noise else "does not hold" if d < -noise else "within noise"
-    return verdict, d, noise
 
 
 def check_sanity(agg: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str] | None = None) -> Sanity:

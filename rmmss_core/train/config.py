@@ -138,6 +138,7 @@ class TrainConfig:
     best_metric: str = "miou_avg"  # higher is better; a key of the validation metrics
     val_subsets: tuple[str, ...] = ()  # () = all 15 subsets
     images_every: int = 0  # TensorBoard sample images at validation (0: off)
+    curve_every: int = 0  # keep the output model every N steps in <out>/curve/ (learning curves; 0: off)
     progress: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -153,3 +154,5 @@ class TrainConfig:
             raise ValueError(f"iters must be >= 1, got {self.iters}")
         if self.ckpt_every < 1 or self.log_every < 1:
             raise ValueError("ckpt_every and log_every must be >= 1")
+        if self.curve_every < 0:
+            raise ValueError(f"curve_every must be >= 0 (0: off), got {self.curve_every}")
