@@ -169,3 +169,53 @@ def test_a_rosbags_tfmessage_is_read():
     buf = TransformBuffer()
     assert buf.add_message(ts.deserialize_cdr(raw, "tf2_msgs/msg/TFMessage"), static=True) == 1
     np.testing.assert_array_equal(buf.lookup("base_link", "camera_link")[:3, 3], [1.0, 0.0, 0.5])
+
+
+# ------------------------------------------------------------------ extrinsics.source
+def make_extrinsics(source, param=None, buffer=None):
+    from rmmss_ros.tf.extrinsics import Extrinsics
+    default = np.eye(4)
+    return Extrinsics(source, {"lidar": default if param is None else param}, {"lidar": default}, buffer,
+                      tf_unavailable="tf2_msgs is not importable")
+
+
+def test_extrinsics_sources_and_their_status():
+    buf = static_buffer()
+    want = buf.lookup("camera_color_optical_frame", "os_lidar")
+    set_param = np.diag([1.0, 1.0, 1.0, 1.0])
+    set_param[0, 3] = 0.5
+    # auto: the parameter when set, else TF
+    ex = make_extrinsics("auto", set_param, buf)
+    np.testing.assert_array_equal(ex.matrix("lidar", "os_lidar", "camera_color_optical_frame", 0), set_param)
+    assert ex.status()["lidar"].text("lidar") == "lidar: extrinsic from parameters (lidar.extrinsic (set))"
+    ex = make_extrinsics("auto", None, buf)
+    np.testing.assert_array_equal(ex.matrix("lidar", "os_lidar", "camera_color_optical_frame", 0), want)
+    st = ex.status()["lidar"]
+    assert (st.source, st.level) == ("tf", 0) and "static" in st.detail
+    # auto without a chain: the default, said with what is missing (WARN)
+    ex = make_extrinsics("auto", None, buf)
+    np.testing.assert_array_equal(ex.matrix("lidar", "velodyne", "camera_color_optical_frame", 0), np.eye(4))
+    st = ex.status()["lidar"]
+    assert st.level == 1 and "no transform from velodyne to camera_color_optical_frame" in st.missing
+    # tf: no chain -> an error naming both frames (the sensor is missing for that frame)
+    ex = make_extrinsics("tf", set_param, buf)
+    with pytest.raises(TransformError, match="no transform from velodyne to camera_color_optical_frame"):
+        ex.matrix("lidar", "velodyne", "camera_color_optical_frame", 0)
+    assert ex.status()["lidar"].level == 2
+    # parameters: TF is not consulted
+    ex = make_extrinsics("parameters", None, buf)
+    np.testing.assert_array_equal(ex.matrix("lidar", "os_lidar", "camera_color_optical_frame", 0), np.eye(4))
+    # no tf2_msgs: the reason is in the error
+    ex = make_extrinsics("tf", None, None)
+    with pytest.raises(TransformError, match="tf2_msgs is not importable"):
+        ex.matrix("lidar", "os_lidar", "camera_color_optical_frame", 0)
+
+
+def test_static_chains_are_cached_until_tf_static_changes():
+    buf = static_buffer()
+    ex = make_extrinsics("tf", None, buf)
+    T1 = ex.matrix("lidar", "os_lidar", "camera_color_optical_frame", 0)
+    assert ex.matrix("lidar", "os_lidar", "camera_color_optical_frame", 99) is T1  # cached
+    buf.set_transform("os_sensor", "os_lidar", 0, (0.0, 0.0, 0.05), quat_of((0, 0, np.pi)), static=True)
+    T2 = ex.matrix("lidar", "os_lidar", "camera_color_optical_frame", 0)
+    assert T2 is not T1 and not np.allclose(T1, T2)

@@ -122,6 +122,7 @@ class TransformBuffer:
         self._caches: dict[str, _Cache] = {}
         self._lock = threading.Lock()
         self.warnings: list[str] = []  # data problems, each said once (the node logs them)
+        self.static_version = 0  # bumped by every static transform (cached static chains expire)
         self._warned: set[str] = set()
 
     # ------------------------------------------------------------------------------ input
@@ -146,6 +147,8 @@ class TransformBuffer:
             elif cache.static != bool(static):
                 self._warn(f"{what}: frame {child} was first received on {'/tf_static' if cache.static else '/tf'}; "
                            f"its transforms on {'/tf_static' if static else '/tf'} are treated the same way (as tf2 does)")
+            if cache.static:
+                self.static_version += 1
             return cache.insert(int(stamp_ns), parent, tr, self.cache_time_ns)
 
     def add_message(self, msg: Any, static: bool) -> int:
