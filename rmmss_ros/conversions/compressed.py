@@ -410,3 +410,9 @@ def encode_rvl(image: np.ndarray) -> bytes:
         words = (words << np.uint64(4)) | nib[:, j].astype(np.uint64)
     body = words.astype(np.uint32).astype("<u4").tobytes()
     return np.array([cols, rows], "<u4").tobytes() + body
+
+
+def as_image(msg: Any, what: str = "image", transport: str | None = None) -> Any:
+    """``msg`` itself when it is an Image, else the decoded CompressedImage (:class:`DecodedImage`).
+    Raises ConversionError for an undecodable packet."""
+    return decode_compressed(msg, what, transport) if is_compressed_image(msg) else msg

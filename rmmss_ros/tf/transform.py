@@ -37,6 +37,31 @@ class Rigid:
         return cls(t, q / np.sqrt(n2))
 
     @classmethod
+    def from_matrix(cls, T: np.ndarray) -> Rigid:
+        """From a 4 x 4 rigid matrix (rotation part orthonormal to 1e-6)."""
+        T = np.asarray(T, np.float64).reshape(4, 4)
+        R = T[:3, :3]
+        if not np.allclose(R @ R.T, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0:
+            raise ValueError(f"not a rigid transform (rotation part is not a rotation): {T.tolist()}")
+        # Shepperd's method: the largest of w, x, y, z first (numerically stable)
+        tr = np.trace(R)
+        i = int(np.argmax([tr, R[0, 0], R[1, 1], R[2, 2]]))
+        if i == 0:
+            w = np.sqrt(1.0 + tr) / 2
+            q = [(R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w), (R[1, 0] - R[0, 1]) / (4 * w), w]
+        elif i == 1:
+            x = np.sqrt(1.0 + 2 * R[0, 0] - tr) / 2
+            q = [x, (R[0, 1] + R[1, 0]) / (4 * x), (R[0, 2] + R[2, 0]) / (4 * x), (R[2, 1] - R[1, 2]) / (4 * x)]
+        elif i == 2:
+            y = np.sqrt(1.0 + 2 * R[1, 1] - tr) / 2
+            q = [(R[0, 1] + R[1, 0]) / (4 * y), y, (R[1, 2] + R[2, 1]) / (4 * y), (R[0, 2] - R[2, 0]) / (4 * y)]
+        else:
+            z = np.sqrt(1.0 + 2 * R[2, 2] - tr) / 2
+            q = [(R[0, 2] + R[2, 0]) / (4 * z), (R[1, 2] + R[2, 1]) / (4 * z), z, (R[1, 0] - R[0, 1]) / (4 * z)]
+        q = np.asarray(q)
+        return cls(T[:3, 3].copy(), q / np.sqrt(q @ q))
+
+    @classmethod
     def identity(cls) -> Rigid:
         return cls(np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))
 
