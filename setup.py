@@ -1,4 +1,5 @@
-"""ament_python package `rmmss_ros`: installs both Python packages (rmmss_core, rmmss_ros),
+"""ament_python package `rmmss_ros`: installs both Python packages (rmmss_core, rmmss_ros) and the
+`rmmss` command above them (rmmss_cli),
 the launch and config files and the sample bags, and the console scripts."""
 import os
 from glob import glob
@@ -23,7 +24,7 @@ def _tree(root: str) -> list[tuple[str, list[str]]]:
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=["rmmss_core", "rmmss_core.*", "rmmss_ros", "rmmss_ros.*"]),
+    packages=find_packages(include=["rmmss_core", "rmmss_core.*", "rmmss_ros", "rmmss_ros.*", "rmmss_cli"]),
     package_data={"rmmss_core": ["py.typed"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -44,8 +45,8 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
-            "rmmss = rmmss_core.cli:main",
-            "perception_node = rmmss_ros.node_main:main",
+            "rmmss = rmmss_cli:main",
+            "perception_node = rmmss_ros.node.main:main",
         ],
     },
 )

@@ -11,9 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SKIP_REASON = ("launch_testing / ros2launch not installed: build the ROS 2 underlay "
-               "(bash ../shared/ros2-jazzy/build-underlay.sh --prefix .ros2-underlay; "
-               "`make test` runs these tests with it) or source /opt/ros/jazzy/setup.bash")
+SKIP_REASON = ("ROS 2's launch system (launch, launch_ros, launch_testing, ros2launch) is not installable "
+               "here: no registry ships it and ../shared/ros2-jazzy builds message packages only. "
+               "These tests run on a machine with ROS 2 Jazzy: source /opt/ros/jazzy/setup.bash && make test-launch")
 
 
 def make_prefix(prefix: Path) -> Path:
@@ -33,7 +33,7 @@ def make_prefix(prefix: Path) -> Path:
     lib.mkdir(parents=True, exist_ok=True)
     exe = lib / "perception_node"
     exe.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT}${{PYTHONPATH:+:$PYTHONPATH}} exec {sys.executable} "
-                   f"-m rmmss_ros.node_main \"$@\"\n")
+                   f"-m rmmss_ros.node.main \"$@\"\n")
     exe.chmod(0o755)
     return prefix
 

@@ -139,7 +139,7 @@ def test_bench_matrix_and_cli(files, tmp_path):
         assert r["peak_host_mb"] is not None and r["peak_cuda_mb"] is None and r["load_s"] >= 0
         assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] and r["throughput_fps"] > 0 and r["runs"] == 3
     assert "p50 / torch" in to_markdown(records)
-    from rmmss_core.cli import main
+    from rmmss_cli import main
 
     out = tmp_path / "bench"
     assert main(["bench", "--model", str(files / "m.pt"), "--sizes", "64x80", "--modalities", "2",

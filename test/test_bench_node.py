@@ -14,7 +14,7 @@ import pytest
 
 def test_node_benchmark_quick_run_reports_every_comparison(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "rmmss_core.bench", "--only", "node", "--quick", "--out", str(tmp_path)],
+    subprocess.run([sys.executable, "-m", "rmmss_cli.bench", "--only", "node", "--quick", "--out", str(tmp_path)],
                    check=True, env=env, capture_output=True, text=True, timeout=300)
     records = json.loads((tmp_path / "node.json").read_text())["records"]
     rec = {r["metric"]: r for r in records if isinstance(r.get("metric"), str)}
@@ -33,7 +33,7 @@ def test_node_benchmark_quick_run_reports_every_comparison(tmp_path):
 def test_finding_message_filters_leaves_sys_path_as_it_was():
     """The bench once appended the ROS 2 underlay's site-packages to sys.path for good: later imports
     then found the underlay's event_camera_msgs without its C type support (a CI failure)."""
-    from rmmss_ros.bench_sync import import_message_filters
+    from rmmss_ros.bench.sync import import_message_filters
     before = list(sys.path)
     import_message_filters()
     assert sys.path == before

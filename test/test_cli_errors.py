@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rmmss_core.cli import main as rmmss
+from rmmss_cli import main as rmmss
 from rmmss_core.models.checkpoint import load_model, save_model_checkpoint
 from rmmss_core.utils.io import atomic_torch_save, load_checkpoint
 
@@ -420,7 +420,7 @@ def test_overlays_have_a_class_legend(world, tmp_path, monkeypatch):
 
 def test_ctrl_c_warning_is_printed_once_with_workers(world, tmp_path):
     out = tmp_path / "t"
-    cmd = [sys.executable, "-m", "rmmss_core.cli", "train", "dropout", "--data", str(world / "data"), "--out",
+    cmd = [sys.executable, "-m", "rmmss_cli", "train", "dropout", "--data", str(world / "data"), "--out",
            str(out), *TINY, "iters=100000", "ckpt_every=1", "data.num_workers=2"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

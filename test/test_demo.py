@@ -29,7 +29,7 @@ def test_demo_live_over_dds():
     tmp_path = Path(tempfile.mkdtemp(prefix="rmmss_demo_test_"))
     env = dict(os.environ, OMP_NUM_THREADS="1", ROS_DOMAIN_ID=str(os.getpid() % 80 + 20))
     data = tmp_path / "data"
-    subprocess.run([sys.executable, "-m", "rmmss_core.cli", "synth", "--out", str(data), "--frames", "25",
+    subprocess.run([sys.executable, "-m", "rmmss_cli", "synth", "--out", str(data), "--frames", "25",
                     "--size", "80x64", "--sequences", "1", "--conditions", "sun", "--splits", "val=1.0",
                     "--no-progress"], cwd=ROOT, check=True, capture_output=True, env=env)
     bag = tmp_path / "bag"
@@ -39,7 +39,7 @@ def test_demo_live_over_dds():
     model = tmp_path / "tiny.pt"
     save_model_checkpoint(model, create_model("anymodal", size="tiny", num_classes=spec.num_classes), spec)
     out = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "rmmss_core.cli", "demo", "--bag", str(bag), "--model", str(model),
+    proc = subprocess.run([sys.executable, "-m", "rmmss_cli", "demo", "--bag", str(bag), "--model", str(model),
                            "--drop", "lidar@0.8-1.6s", "--out", str(out), "--max-gap", "1.5"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
     text = proc.stdout + proc.stderr
@@ -54,7 +54,7 @@ def test_demo_live_over_dds():
     assert rep["meta"]["longest_gap_s"] <= 1.5 and rep["meta"]["first_mask_s"] <= 3.0
     assert (out / "demo_overlays.png").read_bytes()[:4] == b"\x89PNG" and (out / "perception_node.log").exists()
     # a missing model: clear error, exit 1, no node left behind
-    bad = subprocess.run([sys.executable, "-m", "rmmss_core.cli", "demo", "--bag", str(bag), "--model",
+    bad = subprocess.run([sys.executable, "-m", "rmmss_cli", "demo", "--bag", str(bag), "--model",
                           str(tmp_path / "none.pt")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "does not exist" in bad.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)

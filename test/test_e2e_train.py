@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rmmss_core.cli import main as rmmss
+from rmmss_cli import main as rmmss
 from rmmss_core.models import load_model
 from rmmss_core.train.checkpoint import load_training_checkpoint
 
@@ -39,7 +39,7 @@ def _train(recipe: str, out: Path, data: Path, *extra: str) -> dict:
 def test_teacher_hpdm_fsm_eval(world, capsys):
     data, runs = world / "data", world / "runs"
     # the teacher is interrupted mid-run (SIGINT -> checkpoint at the step boundary) and resumed
-    cmd = [sys.executable, "-m", "rmmss_core.cli", "train", "teacher", "--data", str(data), "--out",
+    cmd = [sys.executable, "-m", "rmmss_cli", "train", "teacher", "--data", str(data), "--out",
            str(runs / "teacher"), "iters=100000", "ckpt_every=2", *COMMON]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     last = runs / "teacher" / "last.pt"
@@ -66,7 +66,7 @@ def test_teacher_hpdm_fsm_eval(world, capsys):
     assert spec.input_size == (32, 40) and type(model).__name__ == "FSMStudent"
     # evaluation in a fresh process: load_model must rebuild the registered FSM student
     out = world / "eval"
-    r = subprocess.run([sys.executable, "-m", "rmmss_core.cli", "eval", "--checkpoint",
+    r = subprocess.run([sys.executable, "-m", "rmmss_cli", "eval", "--checkpoint",
                         str(runs / "teacher" / "best.pt"), str(runs / "fsm" / "best.pt"), "--data", str(data),
                         "--dataset", "synthetic", "--split", "test", "--protocols", "emm,rmm", "--out", str(out),
                         "--max-samples", "4", "--no-progress"], env=ENV, capture_output=True, text=True, timeout=300)

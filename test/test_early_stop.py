@@ -39,7 +39,7 @@ def test_armed_handler_raises_early_stop_and_disarmed_does_nothing():
 
 def test_importing_rmmss_core_and_the_cli_loads_no_torch():
     """The entry points can only arm the handlers before torch if importing them is light."""
-    code = ("import sys, rmmss_core, rmmss_core.cli, rmmss_core.early_stop, rmmss_ros.node_main; "
+    code = ("import sys, rmmss_core, rmmss_core.cli, rmmss_core.early_stop, rmmss_ros.node.main; "
             "print('torch' in sys.modules); from rmmss_core import MODALITIES; print(MODALITIES[0])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "rgb"], out.stderr
@@ -71,9 +71,9 @@ def test_sigterm_right_after_start_exits_0_quietly(cmd):
     pytest.importorskip("rclpy")
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc to see when the handler is installed")
-    args = {"node": [sys.executable, "-m", "rmmss_ros.node_main", "--ros-args", "-p",
+    args = {"node": [sys.executable, "-m", "rmmss_ros.node.main", "--ros-args", "-p",
                      "model_path:=rosbags/student.pt"],
-            "play": [sys.executable, "-m", "rmmss_core.cli", "play", "rosbags/sample", "--loop"]}[cmd]
+            "play": [sys.executable, "-m", "rmmss_cli", "play", "rosbags/sample", "--loop"]}[cmd]
     env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 80 + 40), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

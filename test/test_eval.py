@@ -224,7 +224,7 @@ def _write_fixture_dataset(root, n=3, size=32):
 
 
 def test_cli_eval_end_to_end(tmp_path):
-    from rmmss_core.cli import main
+    from rmmss_cli import main
     from rmmss_core.models.checkpoint import save_model_checkpoint
     from rmmss_core.models.registry import create_model
 

@@ -14,8 +14,8 @@ from rmmss_core.data.muses import MusesDataset, muses_spec
 from rmmss_core.spec import EventEncoding, PreprocessSpec
 from rmmss_ros.conversions import Evt3Decoder, decode_event_packet
 from rmmss_ros.conversions.event_packet import encode_evt3, encode_mono
-from rmmss_ros.event_buffer import EventBuffer
-from rmmss_ros.pipeline import Pipeline, PipelineParams
+from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
+from rmmss_ros.sync.event_buffer import EventBuffer
 
 STAMP = 100 * 10**9  # frame stamp (ns)
 

@@ -1,8 +1,8 @@
 """Live EventPacket input over real DDS (issue #12): the node subscribes to
 ``event_camera_msgs/msg/EventPacket`` (``event.format: packet``), buffers every packet and uses the
 event camera in its masks. Needs event_camera_msgs (a robot has it from its event-camera driver's
-workspace; here: ``bash /work/shared/ros2-jazzy/build-underlay.sh --prefix .ros2-underlay`` and
-``source .ros2-underlay/setup.bash``); without it the test is skipped, and the node itself refuses
+workspace; here: the message underlay that ``.ci/run`` builds, used by ``make test-underlay``); without it the test
+is skipped, and the node itself refuses
 ``event.format: packet`` with a clear start-up error (checked without the package)."""
 from __future__ import annotations
 
@@ -19,27 +19,16 @@ from std_msgs.msg import String  # noqa: E402
 from rmmss_ros.conversions import fill_image  # noqa: E402
 from rmmss_ros.conversions.event_packet import encode_mono  # noqa: E402
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("dds_domain")]
 H, W = 48, 64
 
 
-def test_event_packets_live_are_buffered_and_used(tmp_path, monkeypatch):
-    em = pytest.importorskip("event_camera_msgs.msg", reason="event_camera_msgs not installed (see module doc)")
+@pytest.mark.underlay
+def test_event_packets_live_are_buffered_and_used(tiny_model, node_processes):
+    em = pytest.importorskip("event_camera_msgs.msg", reason="event_camera_msgs not installed: `make test-underlay` runs this with the ROS 2 message underlay")
     import json
-    import os
 
-    from test_node_dds import start_node, stop_node
-
-    # isolate from other runs on this host, as test_node_dds does
-    monkeypatch.setenv("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", str(1 + os.getpid() % 200)))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-
-    from rmmss_core.models import create_model, save_model_checkpoint
-    from rmmss_core.spec import PreprocessSpec
-
-    model = tmp_path / "tiny.pt"
-    save_model_checkpoint(model, create_model("anymodal", size="tiny", num_classes=25), PreprocessSpec(input_size=(32, 48)))
-    proc = start_node(model, "event.format:=packet", "depth.enabled:=false", "lidar.enabled:=false")
+    proc = node_processes.start(tiny_model, "event.format:=packet", "depth.enabled:=false", "lidar.enabled:=false")
     rclpy.init()
     node = None
     try:  # whatever fails from here, the context is shut down (else every later DDS test errors)
@@ -75,12 +64,12 @@ def test_event_packets_live_are_buffered_and_used(tmp_path, monkeypatch):
                 pub_info.publish(info)
                 next_cam = now + 0.1
             rclpy.spin_once(node, timeout_sec=0.001)
-        out = stop_node(proc)
+        out = node_processes.stop(proc)
         with_events = [u for u in used if "event" in u["used"]]
         assert len(with_events) >= 5, f"event camera never used ({len(used)} masks):\n{out[-3000:]}"
         assert not any("event" in u.get("errors", {}) for u in with_events)
     finally:
-        stop_node(proc)
+        node_processes.stop(proc)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
@@ -89,7 +78,7 @@ def test_event_packets_live_are_buffered_and_used(tmp_path, monkeypatch):
 def test_packet_format_without_the_message_package_is_a_clear_startup_error(monkeypatch):
     import sys
 
-    from rmmss_ros.perception_node import PerceptionNode, StartupError
+    from rmmss_ros.node.perception_node import PerceptionNode, StartupError
 
     monkeypatch.setitem(sys.modules, "event_camera_msgs", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "event_camera_msgs.msg", None)

@@ -148,7 +148,7 @@ def test_export_errors_name_the_problem(tmp_path):
 
 
 def test_cli_export_with_verify(tmp_path, capsys):
-    from rmmss_core.cli import main
+    from rmmss_cli import main
 
     make_checkpoint(tmp_path / "m.pt")
     rc = main(["export", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "x.onnx"),

@@ -148,14 +148,43 @@ def test_typed_config_overlay_and_dump(tmp_path):
 
 def test_cli_lists_commands_and_rejects_unknown():
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-m", "rmmss_core.cli", "--help"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "rmmss_cli", "--help"], capture_output=True,
                          text=True, cwd=root, timeout=60)
     assert out.returncode == 0
     for cmd in ("synth", "train", "eval", "export", "bench", "bag", "replay", "play", "demo"):
         assert f"  {cmd} " in out.stdout
-    out = subprocess.run([sys.executable, "-m", "rmmss_core.cli", "frobnicate"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "rmmss_cli", "frobnicate"], capture_output=True,
                          text=True, cwd=root, timeout=60)
     assert out.returncode == 2 and "unknown command 'frobnicate'" in out.stderr
+
+
+def test_rmmss_is_assembled_from_both_packages_in_the_order_users_know():
+    """One CLI above both packages: the core's table names no ROS module, the ROS package adds its
+    own, and ``rmmss --help`` lists the same commands in the same order as before the split."""
+    from rmmss_cli import COMMANDS
+    from rmmss_core.cli import COMMANDS as CORE
+    from rmmss_ros.commands import COMMANDS as ROS
+
+    assert list(COMMANDS) == ["synth", "train", "eval", "benchmark", "info", "export", "bench", "gpu-check",
+                              "bag", "replay", "play", "demo"]
+    assert all(module.startswith("rmmss_core.") for module, _ in CORE.values())
+    assert all(module.startswith("rmmss_ros.") for module, _ in ROS.values())
+    assert COMMANDS["gpu-check"][0] == "rmmss_ros.bench.gpu_check"  # the node step comes with it
+    assert COMMANDS["gpu-check"][1] == CORE["gpu-check"][1]
+    import importlib
+    for module, _ in COMMANDS.values():
+        spec = importlib.util.find_spec(module)
+        assert spec is not None, module
+
+
+def test_the_core_cli_alone_serves_the_core_commands(capsys):
+    from rmmss_core.cli import main
+
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert "  train " in listed and "  demo " not in listed
+    assert main(["demo"]) == 2
+    assert "unknown command 'demo'" in capsys.readouterr().err
 
 
 def test_cli_error_without_message_still_says_what_failed(monkeypatch, capsys):

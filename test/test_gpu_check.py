@@ -17,12 +17,14 @@ from rmmss_core.gpu_check.gpu_tests import parse_junit
 from rmmss_core.gpu_check.latency import MODES, NETS, PRECISIONS, SIZES, row_name, summary
 from rmmss_core.gpu_check.report import render
 from rmmss_core.gpu_check.robustness import _extract
+from rmmss_ros.bench.gpu_check import GPU_CHECK_STEPS
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu-check")
-    doc = run_check("cpu", smoke=True, out=out, command="rmmss gpu-check --device cpu --smoke")
+    doc = run_check("cpu", smoke=True, out=out, command="rmmss gpu-check --device cpu --smoke",
+                    contributed=GPU_CHECK_STEPS)
     return out, doc
 
 
@@ -135,3 +137,11 @@ def test_time_fn_stops_at_its_time_limit():
     calls = []
     t = time_fn(lambda: (calls.append(1), time.sleep(0.02)), lambda: None, warmup=1, iters=1000, max_s=0.1)
     assert 3 <= t["runs"] < 50 and t["p50_ms"] >= 15 and t["p90_ms"] >= t["p50_ms"]
+
+
+def test_without_the_ros_package_the_node_step_says_where_it_comes_from(tmp_path):
+    """The core's runner has no node step of its own (the pipeline lives in rmmss_ros): run alone
+    (``python -m rmmss_core.cli gpu-check``) it reports the step skipped and names the command."""
+    doc = run_check("cpu", smoke=True, out=tmp_path, steps=("node",))
+    node = [r for r in doc["rows"] if r["step"] == "node"]
+    assert len(node) == 1 and node[0]["status"] == "skipped" and "rmmss gpu-check" in node[0]["reason"]

@@ -5,10 +5,6 @@ survived and reported; BEST_EFFORT publishers are received; a bad model file fai
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,57 +21,12 @@ from rmmss_ros.conversions import fill_cloud, fill_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 48, 64
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("dds_domain")]
+# short timeouts and a fast diagnostics period: a death is seen within a second
+FAST = ("rgb.timeout_s:=0.3", "depth.timeout_s:=0.3", "event.timeout_s:=0.3", "lidar.timeout_s:=0.3",
+        "diagnostics.period_s:=0.25")
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", ROS_DOMAIN_ID=str(os.environ["ROS_DOMAIN_ID"]),
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    return env
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _domain():
-    old = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 200)  # isolate from other runs on this host
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    yield
-    if old is None:
-        os.environ.pop("ROS_DOMAIN_ID", None)
-    else:
-        os.environ["ROS_DOMAIN_ID"] = old
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from rmmss_core.models import create_model, save_model_checkpoint
-    from rmmss_core.spec import PreprocessSpec
-
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model_checkpoint(path, create_model("anymodal", size="tiny", num_classes=25),
-                          PreprocessSpec(input_size=(32, 48)))
-    return path
-
-
-def start_node(model: Path, *params: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "rmmss_ros.perception_node", "--ros-args", "-p", f"model_path:={model}",
-            "-p", "rgb.timeout_s:=0.3", "-p", "depth.timeout_s:=0.3", "-p", "event.timeout_s:=0.3",
-            "-p", "lidar.timeout_s:=0.3", "-p", "diagnostics.period_s:=0.25"]
-    for p in params:
-        args += ["-p", p]
-    return subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-
-
-def stop_node(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.stdout.read() if proc.stdout else ""
 
 
 class Rig:
@@ -166,11 +117,11 @@ class Rig:
         rclpy.try_shutdown()
 
 
-def test_node_over_dds_keeps_publishing_when_a_sensor_dies(tiny_model):
-    proc = start_node(tiny_model)
+def test_node_over_dds_keeps_publishing_when_a_sensor_dies(tiny_model, node_processes):
+    proc = node_processes.start(tiny_model, *FAST)
     rig = Rig()
     try:
-        assert rig.wait_for(lambda: len(rig.masks) >= 3, timeout=60.0), "no mask from the node:\n" + stop_node(proc)
+        assert rig.wait_for(lambda: len(rig.masks) >= 3, timeout=60.0), "no mask from the node:\n" + node_processes.stop(proc)
         # phase 1: all sensors -> masks with camera stamps, camera shape, valid classes, all used
         n0 = len(rig.used)
         rig.run(1.5)
@@ -211,17 +162,17 @@ def test_node_over_dds_keeps_publishing_when_a_sensor_dies(tiny_model):
         rig.run(0.8)
         assert all(set(u["used"]) == {"rgb", "depth", "event", "lidar"} for u in rig.used[n4 + 1:])
     finally:
-        log = stop_node(proc)
+        log = node_processes.stop(proc)
         rig.close()
     assert proc.returncode == 0, log
 
 
 @pytest.mark.parametrize("content,match", [(None, "does not exist"), (b"not a checkpoint", "cannot load")])
-def test_bad_model_file_fails_at_start_with_a_clear_error(tmp_path, content, match):
+def test_bad_model_file_fails_at_start_with_a_clear_error(tmp_path, content, match, node_processes):
     path = tmp_path / "model.pt"
     if content is not None:
         path.write_bytes(content)
-    proc = start_node(path)
+    proc = node_processes.start(path, *FAST)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "start-up failed" in out and str(path) in out and match in out, out

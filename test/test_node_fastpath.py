@@ -18,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from rmmss_core.spec import DepthEncoding, LidarEncoding, PreprocessSpec
 from rmmss_ros.conversions import fill_cloud, fill_image
 from rmmss_ros.conversions.event_packet import encode_mono
-from rmmss_ros.pipeline import Pipeline, PipelineParams
+from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 
 H, W, N = 480, 640, 65536
 STAMP = 50 * 10**9

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+from conftest import NodeProcesses  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField  # noqa: E402
@@ -29,54 +28,38 @@ from rmmss_ros.conversions import fill_cloud, fill_image  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 48, 64
 CAM_FRAME = "front_camera_optical_frame"
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("dds_domain")]
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _domain():
-    old = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = os.environ.get("RMMSS_TEST_DOMAIN", str(1 + (os.getpid() + 97) % 200))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+def _rclpy(dds_domain):
     rclpy.init()
     yield
     rclpy.try_shutdown()
-    if old is None:
-        os.environ.pop("ROS_DOMAIN_ID", None)
-    else:
-        os.environ["ROS_DOMAIN_ID"] = old
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from rmmss_core.models import create_model, save_model_checkpoint
-    from rmmss_core.spec import PreprocessSpec
-
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model_checkpoint(path, create_model("anymodal", size="tiny", num_classes=25),
-                          PreprocessSpec(input_size=(H, W)))
-    return path
+def tiny_model(tiny_model_factory) -> Path:
+    return tiny_model_factory((H, W))
 
 
-def start_node(model: Path, *params: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "rmmss_ros.perception_node", "--ros-args", "-p", f"model_path:={model}",
-            "-p", "diagnostics.period_s:=0.5"]
-    for p in params:
-        args += ["-p", p]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+NODES = NodeProcesses()  # the tests and the helpers below start nodes through it
 
 
-def stop_node(proc: subprocess.Popen, sig=signal.SIGINT) -> str:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.stdout.read() if proc.stdout else ""
+@pytest.fixture(scope="module", autouse=True)
+def _stop_leftovers():
+    yield
+    NODES.close()
+
+
+def start_node(model: Path, *params: str):
+    return NODES.start(model, "diagnostics.period_s:=0.5", *params)
+
+
+def stop_node(proc, sig=None) -> str:
+    return NODES.stop(proc, sig)
 
 
 class Sensors:

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from rmmss_ros.bag import messages as M
-from rmmss_ros.diagnostics import ERROR, OK, STALE, WARN, NodeDiagnostics
-from rmmss_ros.pipeline import LatestQueue, Pipeline, Worker
+from rmmss_ros.node.diagnostics import ERROR, OK, STALE, WARN, NodeDiagnostics
+from rmmss_ros.pipeline.pipeline import Pipeline
+from rmmss_ros.pipeline.worker import LatestQueue, Worker
 from rmmss_ros.replay.schedule import Schedule
 
 H, W = 48, 64
@@ -56,7 +57,7 @@ def test_noisy_16uc1_depth_as_the_player_sends_it_is_used(backend):
 
 
 def test_unexpected_exception_in_one_conversion_costs_only_that_sensor(backend, monkeypatch):
-    import rmmss_ros.pipeline as P
+    import rmmss_ros.pipeline.pipeline as P
 
     def boom(*a, **k):
         raise FloatingPointError("overflow in encoder")

@@ -15,8 +15,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from rmmss_core.encodings import CameraModel, encode_depth, encode_rgb, project_lidar
 from rmmss_core.preprocess import preprocess
 from rmmss_ros.conversions import fill_cloud, fill_image
-from rmmss_ros.params import PARAMS, defaults, nested, validate
-from rmmss_ros.pipeline import LatestQueue, Pipeline, PipelineParams, resize_nearest
+from rmmss_ros.node.params import PARAMS, defaults, nested, validate
+from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams, resize_nearest
+from rmmss_ros.pipeline.worker import LatestQueue
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 48, 64

@@ -50,7 +50,7 @@ def test_play_publishes_with_timing_remap_and_drops(tmp_path):
         node.create_subscription(PointCloud2, "/lidar/points",
                                  lambda m: got["lidar"].append((time.monotonic(), m)), qos_profile_sensor_data)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rmmss_core.cli", "play", str(bag), "--rate", "2", "--delay", "0.5", "--wait-for", "/cam", "/lidar/points",
+            [sys.executable, "-m", "rmmss_cli", "play", str(bag), "--rate", "2", "--delay", "0.5", "--wait-for", "/cam", "/lidar/points",
              "--remap", "/camera/image_raw:=/cam", "--drop", "lidar@0.5-1.0s", "--best-effort"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 30
@@ -85,7 +85,7 @@ def test_play_loop_stops_with_exit_0_on_ctrl_c(tmp_path, sig):
     bag = tmp_path / "b"
     write_bag(open_sequence(fake_dataset(tmp_path / "ds", frames=10)), bag, BagWriteOptions())
     env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 80 + 40), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "rmmss_core.cli", "play", str(bag), "--loop", "--rate", "4"],
+    proc = subprocess.Popen([sys.executable, "-m", "rmmss_cli", "play", str(bag), "--loop", "--rate", "4"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     import threading
 

@@ -16,7 +16,7 @@ from test_pipeline import frame, info
 
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import fill_cloud
-from rmmss_ros.pipeline import Pipeline, PipelineParams
+from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 
 SPEC = PreprocessSpec(input_size=(48, 64))
 

@@ -1,4 +1,4 @@
-"""The torch preprocessing (rmmss_core.preprocess_torch, rmmss_ros.gpu_pipeline) against the numpy
+"""The torch preprocessing (rmmss_core.preprocess_torch, rmmss_ros.pipeline.gpu) against the numpy
 path it mirrors, on CPU tensors: every encoding within one 8-bit level per pixel, the same errors
 for malformed messages, and the node's Pipeline with ``preprocess.device`` set. The same checks run
 on CUDA under the ``gpu`` marker (and inside ``rmmss gpu-check``)."""
@@ -19,9 +19,9 @@ from rmmss_core.preprocess_torch import (
 )
 from rmmss_core.spec import DepthEncoding, EventEncoding, LidarEncoding, PreprocessSpec
 from rmmss_ros.conversions import fill_cloud, fill_image
-from rmmss_ros.gpu_pipeline import DevicePreparer
-from rmmss_ros.params import DEFAULT_T_CAM_LIDAR
-from rmmss_ros.pipeline import Pipeline, PipelineParams
+from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR
+from rmmss_ros.pipeline.gpu import DevicePreparer
+from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 
 H, W = 48, 64
 LEVEL = 1 / 255 + 1e-6
@@ -191,7 +191,7 @@ def test_malformed_messages_cost_only_their_modality_with_the_cpu_errors():
 
 
 def test_pipeline_parameter_routes_prepare_to_the_device_path(monkeypatch):
-    from rmmss_ros.params import defaults
+    from rmmss_ros.node.params import defaults
     assert PipelineParams.from_values({**defaults(), "preprocess.device": "cuda:1"}).preprocess_device == "cuda:1"
     calls = []
     monkeypatch.setattr(DevicePreparer, "prepare", lambda self, fs, ci=None: calls.append(self.device) or "ok")

@@ -86,7 +86,7 @@ def synth_bag(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("synth")
     data = tmp / "data"
-    subprocess.run([sys.executable, "-m", "rmmss_core.cli", "synth", "--out", str(data), "--frames", "8",
+    subprocess.run([sys.executable, "-m", "rmmss_cli", "synth", "--out", str(data), "--frames", "8",
                     "--size", "80x64", "--sequences", "1", "--conditions", "sun", "--splits", "val=1.0",
                     "--no-progress"], cwd=ROOT, check=True, capture_output=True, env={"OMP_NUM_THREADS": "1"})
     bag = tmp / "seq"
@@ -100,7 +100,7 @@ def synth_bag(tmp_path_factory):
 
 def _replayer(ckpt, values=None):
     from rmmss_core.deploy import create_backend
-    from rmmss_ros.pipeline import Pipeline, PipelineParams
+    from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
     from rmmss_ros.replay.replay import Replayer
 
     return Replayer(Pipeline(create_backend("torch", ckpt), PipelineParams.from_values(values)), values)
@@ -108,7 +108,7 @@ def _replayer(ckpt, values=None):
 
 def test_replay_equals_eval_on_the_same_frames(synth_bag, tmp_path):
     """The pipeline adds no skew: replay mIoU == `rmmss eval` (EMM, all sensors) on the same frames."""
-    from rmmss_core.cli import main
+    from rmmss_cli import main
     from rmmss_ros.bag.reader import open_bag
     from rmmss_ros.replay.cli import node_values
 
@@ -160,7 +160,7 @@ def test_replay_with_schedule_reports_patterns_and_is_deterministic(synth_bag, t
 
 
 def test_replay_cli_bad_inputs_and_mask_bag(synth_bag, tmp_path):
-    from rmmss_core.cli import main
+    from rmmss_cli import main
     from rmmss_ros.bag.reader import open_bag
 
     _, bag, ckpt = synth_bag

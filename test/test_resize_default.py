@@ -16,7 +16,7 @@ from rmmss_core.data.sample import make_sample
 from rmmss_core.preprocess import normalize
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import fill_image
-from rmmss_ros.pipeline import Pipeline
+from rmmss_ros.pipeline.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 KITTI_H, KITTI_W = 375, 1242  # a KITTI camera frame

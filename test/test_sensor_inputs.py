@@ -18,7 +18,7 @@ from rmmss_core.geometry import InputGeometry
 from rmmss_core.preprocess import denormalize, fit, reduce_nearest_return, to_chw
 from rmmss_core.spec import LidarEncoding, PreprocessSpec
 from rmmss_ros.conversions import ConversionError, camera_from_info, camera_info_warnings, to_rgb8
-from rmmss_ros.pipeline import Pipeline, PipelineParams
+from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 
 T_OPTICAL = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)  # REP 103 -> optical
 
@@ -387,3 +387,42 @@ def test_models_from_before_intensity_units_and_synthetic_data_serve_unit_intens
     assert SynthConfig().spec.lidar.intensity_units == "unit"
     _, spec = load_model(Path(__file__).resolve().parents[1] / "rosbags" / "student.pt")
     assert spec.lidar.intensity_units == "unit"
+
+
+def _bilinear_demosaic(mosaic: np.ndarray, pattern: str) -> np.ndarray:
+    """Independent reference: textbook bilinear demosaicing of an ``H x W`` mosaic -> ``H x W x 3``
+    float RGB, the missing samples averaged from the same-colour neighbours (cross for green and for
+    red/blue in their own row or column, diagonals for red at blue and blue at red), with the border
+    mirrored without repeating the edge (so every neighbour keeps its colour)."""
+    h, w = mosaic.shape
+    colour = np.empty((h, w), "<U1")
+    for dy in (0, 1):
+        for dx in (0, 1):
+            colour[dy::2, dx::2] = pattern[2 * dy + dx]
+    pad = np.pad(mosaic.astype(np.float64), 1, mode="reflect")
+    cpad = np.pad(colour, 1, mode="reflect")
+    out = np.zeros((h, w, 3))
+    for y in range(h):
+        for x in range(w):
+            for k, c in enumerate("rgb"):
+                if colour[y, x] == c:
+                    out[y, x, k] = mosaic[y, x]
+                    continue
+                for ring in (((0, 1), (0, -1), (1, 0), (-1, 0)), ((1, 1), (1, -1), (-1, 1), (-1, -1))):
+                    vals = [pad[y + 1 + dy, x + 1 + dx] for dy, dx in ring if cpad[y + 1 + dy, x + 1 + dx] == c]
+                    if vals:
+                        out[y, x, k] = np.mean(vals)
+                        break
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_border_pixels_demosaic_like_the_interior(pattern):
+    """Every pixel, the 1-pixel frame included, equals bilinear demosaicing with a parity-keeping
+    mirror (the pattern test above checks the interior only). A mirror one pixel off swaps colours
+    along the border: the mutation audit's surviving mutant."""
+    rng = np.random.default_rng(3)
+    mosaic = rng.integers(0, 256, (6, 10), dtype=np.uint8)
+    got = to_rgb8(img(mosaic, f"bayer_{pattern}8", 10, 6, 10)).astype(np.float64)
+    want = _bilinear_demosaic(mosaic, pattern)
+    assert np.abs(got - want).max() <= 1.0  # OpenCV rounds its averages

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from rmmss_ros.sync import NS, SensorConfig, Synchronizer
+from rmmss_ros.sync.synchronizer import NS, SensorConfig, Synchronizer
 
 MS = 1_000_000
 NAMES = ("rgb", "depth", "event", "lidar")
@@ -594,3 +594,23 @@ def test_expired_counts_only_messages_that_never_served_a_set():
     st = sync.stats["lidar"]
     assert st.used == 0 and st.used_messages == 0
     assert st.expired_unused >= 15 and st.expired_unused + len(sync._buffers["lidar"].times) == 20
+
+
+@pytest.mark.parametrize(("late_by_ms", "partner_ms"), [(99, -119), (100, -120)],
+                         ids=["almost-the-window", "exactly-the-window"])
+def test_pruning_keeps_what_a_reference_late_by_the_whole_window_still_needs(late_by_ms, partner_ms):
+    """After a set is emitted at t, a reference may still come down to ``t - reorder_window`` (inclusive)
+    and match a message up to ``slop`` older than itself: emitting must not drop that message. The
+    mutation audit's surviving mutant cut at ``floor`` instead of ``floor - slop``; exactly at the
+    window's end is the off-by-one edge (the slop is inclusive)."""
+    clock = FakeClock()
+    sync = make(clock, names=("rgb", "depth"), slop=0.02, reorder_window_s=0.1)
+    t = clock.t
+    sync.add("depth", t + partner_ms * MS, "old-depth")
+    sync.add("depth", t, "depth@t")
+    (first,) = sync.add("rgb", t, "cam@t")
+    assert first.messages["depth"] == "depth@t"
+    assert sync.buffered()["depth"] == 2
+    (late,) = sync.add("rgb", t - late_by_ms * MS, "late-cam")
+    assert late.messages == {"rgb": "late-cam", "depth": "old-depth"} and late.missing == ()
+    assert sync.stats["rgb"].late == 0

@@ -214,7 +214,7 @@ def test_scene_is_seeded_and_plan_splits():
 
 
 def test_cli_is_reproducible_across_worker_counts(tmp_path):
-    from rmmss_core.cli import main
+    from rmmss_cli import main
     common = ["synth", "--frames", "2", "--size", "48x40", "--sequences", "2", "--conditions", "rain",
               "--seed", "11", "--no-progress", "--lidar-beams", "8", "--lidar-azimuth-steps", "256"]
     assert main(common + ["--out", str(tmp_path / "a"), "--workers", "1"]) == 0

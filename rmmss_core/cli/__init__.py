@@ -1,8 +1,12 @@
 """The ``rmmss`` command line: ``rmmss <command> [options]``.
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``.
-Modules are imported only when their command runs, so ``rmmss --help`` is instant. The bag tools
-live in ``rmmss_ros`` (they speak ROS message formats) but are reached from the same CLI.
+Modules are imported only when their command runs, so ``rmmss --help`` is instant.
+
+This package knows only the core's commands (:data:`COMMANDS`) and the dispatch machinery
+(:func:`main`). The ``rmmss`` command users run is assembled one level up, by :mod:`rmmss_cli`, from
+this table and the ROS package's (``rmmss_ros.commands``: bag, replay, play, demo, and gpu-check with
+the node step); ``python -m rmmss_core.cli`` serves the core's commands alone (e.g. under torchrun).
 """
 from __future__ import annotations
 
@@ -22,10 +26,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("rmmss_core.cli.export", "export a checkpoint to ONNX (any modality subset in one graph)"),
     "bench": ("rmmss_core.cli.bench", "latency, throughput and memory per inference backend"),
     "gpu-check": ("rmmss_core.cli.gpu_check", "every CUDA line measured in one command: docs/bench/gpu.md"),
-    "bag": ("rmmss_ros.bag.cli", "write a sequence to a rosbag2 (mcap or sqlite3)"),
-    "replay": ("rmmss_ros.replay.cli", "evaluate a bag offline through the node's pipeline, with sensor dropouts"),
-    "play": ("rmmss_ros.play.cli", "publish a bag live over DDS with its original timing"),
-    "demo": ("rmmss_ros.demo", "the main job: node + sample bag + sensor failure, live over DDS"),
 }
 
 
@@ -37,45 +37,46 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-# commands whose stop by SIGINT/SIGTERM is ordinary, also during their start-up (exit 0, no
-# traceback): the handlers are armed before the command's module (torch, rclpy) is imported
-QUIET_STOP = frozenset({"play"})
-
-
-def _usage() -> str:
-    width = max(len(n) for n in COMMANDS)
+def _usage(commands: dict[str, tuple[str, str]]) -> str:
+    width = max(len(n) for n in commands)
     lines = ["usage: rmmss <command> [options]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in commands.items()]
     lines += ["", "`rmmss <command> --help` shows a command's options."]
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, commands: dict[str, tuple[str, str]] | None = None,
+         quiet_stop: frozenset[str] = frozenset()) -> int:
+    """Dispatch ``argv`` (default ``sys.argv[1:]``) to one of ``commands`` (default: the core's
+    :data:`COMMANDS`). ``quiet_stop``: commands whose stop by SIGINT/SIGTERM is ordinary, also
+    during their start-up (exit 0, no traceback): the handlers are armed before the command's
+    module (torch, rclpy) is imported."""
+    commands = COMMANDS if commands is None else commands
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
+        print(_usage(commands))
         return 0
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
+    if name not in commands:
         import difflib
-        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        close = difflib.get_close_matches(name, commands, n=1)
         print(f"rmmss: error: unknown command {name!r}"
-              + (f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(COMMANDS)} (see `rmmss --help`)"),
+              + (f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(commands)} (see `rmmss --help`)"),
               file=sys.stderr)
         return 2
-    if name in QUIET_STOP:
+    if name in quiet_stop:
         from rmmss_core import early_stop
 
         early_stop.install()
         try:
-            return _run(name, rest)
+            return _run(name, rest, commands[name], quiet=True)
         except early_stop.EarlyStop:
             return 0
-    return _run(name, rest)
+    return _run(name, rest, commands[name])
 
 
-def _run(name: str, rest: list[str]) -> int:
-    module_name, help_ = COMMANDS[name]
+def _run(name: str, rest: list[str], entry: tuple[str, str], quiet: bool = False) -> int:
+    module_name, help_ = entry
     module = importlib.import_module(module_name)
     parser = OneLineParser(prog=f"rmmss {name}", description=help_)
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING)")
@@ -86,7 +87,7 @@ def _run(name: str, rest: list[str]) -> int:
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt as e:
-        if name in QUIET_STOP and type(e).__name__ == "EarlyStop":
+        if quiet and type(e).__name__ == "EarlyStop":
             raise  # a stop during start-up: main() exits 0 quietly
         print(f"rmmss {name}: interrupted", file=sys.stderr)
         return 130

@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack-frames", type=int, default=100, help="frames in the --pack-data archive")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, contributed: dict[str, str] | None = None) -> int:
+    """``contributed``: steps another package owns (see ``rmmss_core.gpu_check.runner.run_check``)."""
     if args.pack_data:
         from rmmss_core.gpu_check.robustness import pack_data
         out = pack_data(args.pack_data, frames=args.pack_frames)
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         command = "rmmss gpu-check" + (" --device " + args.device if args.device != "auto" else "") + \
             (" --smoke" if args.smoke else "")
     doc = run_check(args.device, args.smoke, args.out, args.budget_s, args.data,
-                    tuple(s.strip() for s in args.steps.split(",") if s.strip()), args.compile_share_s, command)
+                    tuple(s.strip() for s in args.steps.split(",") if s.strip()), args.compile_share_s, command,
+                    contributed=contributed)
     c = doc["summary"]["counts"]
     print(f"gpu-check: {c['ok']} measured, {c['smoke']} smoke, {c['not yet run']} not yet run, "
           f"{c['skipped']} skipped, {c['failed']} failed -> {args.out}/gpu.md")

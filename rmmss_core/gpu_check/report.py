@@ -165,8 +165,8 @@ Open3D and no network. Nothing the check imports needs those three: messages are
 Bring three things (about 45 MB in all, under the 60 MB a run may carry):
 
 1. The code: the git checkout's tracked files (~15 MB, 11 MB of it the sample bag) or, smaller,
-   `git archive --format=tar HEAD -- rmmss_core rmmss_ros config test Makefile setup.cfg > rmmss.tar`
-   (~1.2 MB; the check needs `rmmss_core`, `rmmss_ros`, `config`, `test` and `setup.cfg`).
+   `git archive --format=tar HEAD -- rmmss_core rmmss_ros rmmss_cli config test Makefile setup.cfg > rmmss.tar`
+   (~1.2 MB; the check needs `rmmss_core`, `rmmss_ros`, `rmmss_cli`, `config`, `test` and `setup.cfg`).
 2. Wheels of what the check imports and the machine lacks, all pure Python (5.9 MB), fetched
    on a networked machine into the ignored folder `gpu-wheels/`:
 
@@ -192,7 +192,7 @@ On the GPU machine, from the checkout:
     #   for w in gpu-wheels/*.whl; do python -m zipfile -e "$w" gpu-site; done; export PYTHONPATH=$PWD/gpu-site
     make gpu-check GPU_CHECK_ARGS="--data gpu-check-data/robustness-data.tar"
     # the same without make:
-    python -m rmmss_core.cli gpu-check --data gpu-check-data/robustness-data.tar
+    python -m rmmss_cli gpu-check --data gpu-check-data/robustness-data.tar
 
 It finishes within `--budget-s` (default 540 s) and writes `docs/bench/gpu.md` and `docs/bench/gpu.json`;
 commit those two files. `make gpu-check` uses `.venv/bin/python` when present, else `python3`, and

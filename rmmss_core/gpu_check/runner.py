@@ -4,6 +4,10 @@ Execution order (the report is grouped by step): GPU tests, latency (eager, CUDA
 pipeline, teacher training step, latency (torch.compile, inside ``compile_share_s``), robustness
 (whatever time is left). Every step is guarded: one failing step becomes ``failed`` rows and the
 others still run.
+
+The node step belongs to the ROS package (its pipeline lives there): the core knows the step's
+name and place, and ``rmmss_ros.bench.gpu_check`` hands the module in (``contributed``). Without it
+(``python -m rmmss_core.cli gpu-check``) the step is reported as skipped, with the command to use.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import logging
 import platform
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from rmmss_core.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("rmmss.gpu_check")
 STEPS = ("tests", "latency", "node", "train", "robustness")
+CONTRIBUTED = ("node",)  # steps whose module another package hands in (run_check's ``contributed``)
 
 
 def versions() -> dict[str, Any]:
@@ -52,8 +58,12 @@ def machine(device: torch.device) -> dict[str, Any]:
 
 def run_check(device: str = "auto", smoke: bool = False, out: str | Path = "docs/bench", budget_s: float = 540.0,
               data: str | None = None, steps: tuple[str, ...] = STEPS, compile_share_s: float = 180.0,
-              command: str = "rmmss gpu-check") -> dict[str, Any]:
-    """The whole check; writes ``out/gpu.md`` and ``out/gpu.json`` and returns the JSON document."""
+              command: str = "rmmss gpu-check", contributed: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The whole check; writes ``out/gpu.md`` and ``out/gpu.json`` and returns the JSON document.
+
+    ``contributed``: step name -> module with ``run(ctx) -> list[Row]`` for steps another package
+    owns (``{"node": "rmmss_ros.bench.gpu_node"}`` from ``rmmss gpu-check``)."""
+    contributed = dict(contributed or {})
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -72,7 +82,7 @@ def run_check(device: str = "auto", smoke: bool = False, out: str | Path = "docs
         ctx = Context(dev, smoke, t0 + budget_s, Path(tmp), {"data": data, "out": str(out)})
         plan = [("tests", "tests", lambda: _step("gpu_tests").run(ctx)),
                 ("latency", "latency", lambda: _step("latency").run(ctx, "main")),
-                ("node", "node", lambda: _step("node").run(ctx)),
+                ("node", "node", lambda: importlib.import_module(contributed["node"]).run(ctx)),
                 ("train", "train", lambda: _step("train_step").run(ctx)),
                 ("latency", "latency (compile)", lambda: _compile(ctx, compile_share_s)),
                 ("robustness", "robustness", lambda: _step("robustness").run(ctx))]
@@ -80,6 +90,11 @@ def run_check(device: str = "auto", smoke: bool = False, out: str | Path = "docs
         for step, label, fn in plan:
             if step not in steps:
                 rows.append(Row(step, f"{label}: whole step", "skipped", "left out with --steps"))
+                continue
+            if step in CONTRIBUTED and step not in contributed:
+                rows.append(Row(step, f"{label}: whole step", "skipped",
+                                f"the {step} step comes from the ROS package: run `rmmss gpu-check` "
+                                "(python -m rmmss_cli gpu-check), not python -m rmmss_core.cli"))
                 continue
             log.info("gpu-check: %s (%.0f s left of %.0f)", label, ctx.left_s(), budget_s)
             s0 = time.monotonic()

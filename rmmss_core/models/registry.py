@@ -7,13 +7,15 @@
     model = build_model({"name": "anymodal", "config": {...}})   # e.g. from a checkpoint
 
 Every model made here carries ``model.registry_name`` and ``model.config`` (the typed dataclass),
-which is what ``checkpoint.save_model_checkpoint`` stores. Other modules (e.g. training's composite
-students) register their own builders with the same decorator.
+which is what ``checkpoint.save_model_checkpoint`` stores.
+
+This module imports no model: each model module registers itself with the decorator, and
+``rmmss_core/models/__init__.py`` imports every such module, so the table is full as soon as anything
+under ``rmmss_core.models`` is imported (no import circle: registry <- models <- package).
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,12 +25,6 @@ from rmmss_core.utils.config import ConfigError, config_from_dict, config_to_dic
 
 Builder = Callable[[Any], nn.Module]
 _REGISTRY: dict[str, tuple[type, Builder]] = {}
-
-# models whose module is imported on first use: name -> module that registers it
-LAZY: dict[str, str] = {
-    "rmmss_fsm": "rmmss_core.models.fsm",
-}
-
 
 def register_model(name: str, config_cls: type) -> Callable[[Builder], Builder]:
     """Decorator: register ``builder(config) -> nn.Module`` under ``name`` with its config dataclass."""
@@ -44,15 +40,11 @@ def register_model(name: str, config_cls: type) -> Callable[[Builder], Builder]:
 
 
 def list_models() -> list[str]:
-    """Registered names, plus the lazily registered ones (LAZY)."""
-    _ensure_builtin()
-    return sorted(set(_REGISTRY) | set(LAZY))
+    """Registered names."""
+    return sorted(_REGISTRY)
 
 
 def model_config_cls(name: str) -> type:
-    _ensure_builtin()
-    if name not in _REGISTRY and name in LAZY:
-        importlib.import_module(LAZY[name])
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; registered: {list_models()}")
     return _REGISTRY[name][0]
@@ -100,9 +92,3 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
         raise ValueError(f"{type(model).__name__} was not built by the registry (no registry_name/config); "
                          "build it with create_model to save or rebuild it")
     return {"name": name, "config": config_to_dict(cfg)}
-
-
-def _ensure_builtin() -> None:
-    """Import the modules that register the built-in models (kept lazy against import cycles)."""
-    import rmmss_core.models.fsm  # noqa: F401  (registers the RMMSS-FSM student "rmmss_fsm")
-    import rmmss_core.models.segmentor  # noqa: F401

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def node_values(params_file: str | None, overrides: list[str], bag_custom: dict[str, str]) -> dict[str, Any]:
     """The node's parameter values: defaults, then the bag's LiDAR extrinsic, intensity units and event format,
     then the params file, then ``--param`` overrides (later wins). ValueError on unknown names."""
-    from rmmss_ros import params as P
+    from rmmss_ros.node import params as P
 
     values = P.defaults()
     if "rmmss.T_cam_lidar" in bag_custom:
@@ -62,7 +62,7 @@ def node_values(params_file: str | None, overrides: list[str], bag_custom: dict[
         values[name.strip()] = yaml.safe_load(raw)
     unknown = sorted(set(values) - set(P.BY_NAME))
     if unknown:
-        raise ValueError(f"unknown node parameter(s) {unknown}; see rmmss_ros/params.py")
+        raise ValueError(f"unknown node parameter(s) {unknown}; see rmmss_ros/node/params.py")
     return values
 
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from rmmss_core.cli.checks import check_out_dir
     from rmmss_core.deploy import create_backend
     from rmmss_ros.bag.reader import open_bag
-    from rmmss_ros.pipeline import Pipeline, PipelineParams
+    from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
     from rmmss_ros.replay.replay import Replayer
     from rmmss_ros.replay.schedule import Schedule
     check_out_dir(args.out)  # before the replay, not after it

@@ -1,9 +1,9 @@
 """Offline, deterministic evaluation of a bag through exactly the node's processing, without DDS.
 
-The node's own pieces are reused: :class:`rmmss_ros.sync.Synchronizer` (driven by an injected clock
+The node's own pieces are reused: :class:`rmmss_ros.sync.synchronizer.Synchronizer` (driven by an injected clock
 that follows the bag's receive times, so deadlines fire as they would live), the
-:class:`rmmss_ros.pipeline.Pipeline` (conversions, shared encoders, preprocess, backend) and the
-node's parameter table (:mod:`rmmss_ros.params`). A :class:`~rmmss_ros.replay.schedule.Schedule`
+:class:`rmmss_ros.pipeline.pipeline.Pipeline` (conversions, shared encoders, preprocess, backend) and the
+node's parameter table (:mod:`rmmss_ros.node.params`). A :class:`~rmmss_ros.replay.schedule.Schedule`
 drops or corrupts sensors on bag time. Masks are compared with the label topic (mono8, stamped like
 the camera frame it labels) per availability pattern.
 """
@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from rmmss_core.modalities import MODALITIES
-from rmmss_ros import params as P
 from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.reader import BagError, BagReader, open_bag
+from rmmss_ros.node import params as P
 from rmmss_ros.replay.report import ReplayStats
 from rmmss_ros.replay.schedule import Schedule
-from rmmss_ros.sync import make_synchronizer
+from rmmss_ros.sync.synchronizer import make_synchronizer
 
 log = logging.getLogger(__name__)
 EXPECTED_TYPES: dict[str, tuple[str, ...]] = {"rgb": (M.IMAGE,), "depth": (M.IMAGE,),
@@ -56,8 +56,8 @@ class Replayer:
     A mask is scored against the label with its exact stamp, or (for sets stamped by fallback
     rate ticks while the reference sensor is dead) the nearest label within ``label_tolerance_s``.
 
-    ``pipeline``: a :class:`rmmss_ros.pipeline.Pipeline` (the node's object); ``values``: the
-    node's flat parameter values (defaults from rmmss_ros.params, overridden by the caller).
+    ``pipeline``: a :class:`rmmss_ros.pipeline.pipeline.Pipeline` (the node's object); ``values``: the
+    node's flat parameter values (defaults from rmmss_ros.node.params, overridden by the caller).
     """
 
     def __init__(self, pipeline: Any, values: Mapping[str, Any] | None = None, label_topic: str = LABEL_TOPIC,

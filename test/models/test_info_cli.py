@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rmmss_core.cli import main
+from rmmss_cli import main
 from rmmss_core.models import create_model, save_model_checkpoint
 from rmmss_core.spec import PreprocessSpec
 

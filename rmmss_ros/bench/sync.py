@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from rmmss_ros.sync import NS, SensorConfig, Synchronizer
+from rmmss_ros.sync.synchronizer import NS, SensorConfig, Synchronizer
 
 RATES = {"rgb": 30.0, "depth": 30.0, "event": 60.0, "lidar": 10.0}
 SLOP_S, QUEUE = 0.05, 10

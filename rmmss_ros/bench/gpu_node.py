@@ -64,8 +64,8 @@ def run(ctx: Context) -> list[Row]:
     from rmmss_core.deploy.backends.torch_backend import TorchBackend
     from rmmss_core.models import create_model, save_model_checkpoint
     from rmmss_core.spec import PreprocessSpec
-    from rmmss_ros.gpu_pipeline import DevicePreparer
-    from rmmss_ros.pipeline import Pipeline
+    from rmmss_ros.pipeline.gpu import DevicePreparer
+    from rmmss_ros.pipeline.pipeline import Pipeline
 
     msgs, info = messages()
     fs = SimpleNamespace(stamp_ns=10 * 10**9, messages=msgs, missing=())

@@ -4,8 +4,8 @@ The synchroniser emits sets in bursts (a camera frame waits for the LiDAR scan a
 scan arrives two or three sets become ready at once), so a drop-oldest queue of one loses most of
 the sets that carry the slow sensor. :class:`FrameSetQueue` holds up to ``maxsize`` sets; when full
 it drops the oldest set among those carrying the fewest modalities, so a set with the slow sensor
-is kept over an older or poorer one. Same interface as ``rmmss_ros.pipeline.LatestQueue``
-(``put``/``get``/``close``/``dropped``), so ``pipeline.Worker`` consumes it unchanged.
+is kept over an older or poorer one. Same interface as ``rmmss_ros.pipeline.worker.LatestQueue``
+(``put``/``get``/``close``/``dropped``), so ``pipeline.worker.Worker`` consumes it unchanged.
 """
 from __future__ import annotations
 

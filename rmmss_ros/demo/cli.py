@@ -140,7 +140,7 @@ def _node_command(args: argparse.Namespace, bag: Any) -> list[str]:
     values = node_values(None, [], bag.custom)
     params = {"model_path": str(Path(args.model).resolve()), "event.format": values["event.format"],
               "lidar.extrinsic": "[" + ",".join(repr(float(x)) for x in values["lidar.extrinsic"]) + "]"}
-    cmd = [sys.executable, "-m", "rmmss_ros.node_main", "--ros-args"]
+    cmd = [sys.executable, "-m", "rmmss_ros.node.main", "--ros-args"]
     for name, value in params.items():
         cmd += ["-p", f"{name}:={value}"]
     for item in args.param:

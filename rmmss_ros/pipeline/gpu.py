@@ -49,6 +49,7 @@ from rmmss_ros.conversions import ConversionError, to_rgb8
 from rmmss_ros.conversions.common import as_bytes_view
 from rmmss_ros.conversions.image import IMAGE_ENCODINGS, image_to_numpy
 from rmmss_ros.conversions.pointcloud import cloud_dtype
+from rmmss_ros.pipeline.prepared import Prepared, try_modality
 
 _CAMERA_ENCODINGS = ("rgb8", "8UC3", "rgba8", "bgr8", "bgra8", "mono8", "8UC1", "mono16", "16UC1")
 _TORCH_DTYPES = {np.dtype(np.int8): torch.int8, np.dtype(np.uint8): torch.uint8, np.dtype(np.int16): torch.int16,
@@ -207,8 +208,6 @@ class DevicePreparer:
         self.keep_on_device = getattr(pipeline.backend, "name", "") == "torch"
 
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Any:
-        from rmmss_ros.pipeline import Prepared  # the CPU pipeline owns the result type
-
         pipe, dev = self.pipeline, self.device
         t0 = time.perf_counter()
         spec = pipe.spec
@@ -217,7 +216,7 @@ class DevicePreparer:
         rgb = None
         size = None
         if "rgb" in msgs:
-            rgb = pipe._try(errors, "rgb", lambda: rgb_image(msgs["rgb"], dev))
+            rgb = try_modality(errors, "rgb", lambda: rgb_image(msgs["rgb"], dev))
             if rgb is not None:
                 enc["rgb"] = encode_rgb_t(rgb)
                 size = tuple(rgb.shape[:2])
@@ -274,8 +273,8 @@ class DevicePreparer:
         return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).to(self.device).permute(2, 0, 1)
 
     def _try(self, errors: dict[str, str], name: str, fn) -> torch.Tensor | None:
-        """``Pipeline._try`` for tensors: errors are recorded, non-finite images rejected."""
-        out = self.pipeline._try(errors, name, fn)
+        """:func:`try_modality` for tensors: errors are recorded, non-finite images rejected."""
+        out = try_modality(errors, name, fn)
         if out is not None and not bool(torch.isfinite(out).all()):
             errors[name] = f"{name}: encoded image has NaN or Inf"
             return None

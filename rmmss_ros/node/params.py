@@ -9,16 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from rmmss_core.modalities import MODALITIES
+from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 EVENT_FORMATS = ("image", "cloud", "packet")
-IDENTITY_4X4 = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 PRECISIONS = ("fp32", "fp16", "bf16")
-# LiDAR (x forward, y left, z up) -> camera optical frame (x right, y down, z forward), row-major.
-DEFAULT_T_CAM_LIDAR = (0.0, -1.0, 0.0, 0.0,
-                       0.0, 0.0, -1.0, 0.0,
-                       1.0, 0.0, 0.0, 0.0,
-                       0.0, 0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,7 @@ PARAMS: tuple[Param, ...] = (
     Param("device", "cpu", "Inference device: cpu, cuda or cuda:N."),
     Param("precision", "fp32", "Inference precision.", choices=PRECISIONS),
     Param("preprocess.device", "cpu", "Where each frame is decoded, encoded and preprocessed: cpu, or a torch "
-          "device (cuda, cuda:N) that receives the raw message bytes (rmmss_ros.gpu_pipeline)."),
+          "device (cuda, cuda:N) that receives the raw message bytes (rmmss_ros.pipeline.gpu)."),
     Param("preprocess.threads", 2, "CPU preprocessing threads: 2 runs the LiDAR branch (decode, projection, "
           "encoding, normalisation) on a side thread beside the images; 1 does everything in turn on the "
           "inference worker. Same model inputs either way.", (1, 2)),
@@ -198,11 +193,11 @@ def _yaml_value(v: Any) -> str:
 
 def render_yaml(width: int = 100) -> str:
     """``config/perception.yaml``: every parameter with its default and its description as a
-    comment (regenerate with ``python -m rmmss_ros.params > config/perception.yaml``)."""
+    comment (regenerate with ``python -m rmmss_ros.node.params > config/perception.yaml``)."""
     import textwrap
 
     lines = ["# rmmss perception_node parameters: every one, with its default. The table in",
-             "# rmmss_ros/params.py is the single source; test/test_pipeline.py checks this file against it.",
+             "# rmmss_ros/node/params.py is the single source; test/test_pipeline.py checks this file against it.",
              "# Ranges and choices are enforced by the node. (restart) = read at start-up only.",
              "/**:", "  ros__parameters:"]
     tree = nested({p.name: p for p in PARAMS})  # groups keep the order of their first parameter

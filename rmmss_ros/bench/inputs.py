@@ -83,7 +83,7 @@ def event_window(quick: bool, iters: int) -> tuple[list[dict], str]:
     from rmmss_core.spec import EventEncoding
     from rmmss_ros.conversions import Evt3Decoder, decode_event_message
     from rmmss_ros.conversions.event_packet import encode_evt3, encode_mono
-    from rmmss_ros.event_buffer import EventBuffer
+    from rmmss_ros.sync.event_buffer import EventBuffer
 
     rng = np.random.default_rng(1)
     stamp = 100 * 10**9
@@ -124,6 +124,6 @@ def event_window(quick: bool, iters: int) -> tuple[list[dict], str]:
     old_share = per / in_window  # the old rule: the one matched packet's events
     share = records[0]["accumulated_share"]
     md = ("\n".join(lines) + f"\n\nShare of the {in_window:,} events in the 30 ms window that reach the event image: "
-          f"**{share:.0%}** with the per-sensor buffer (rmmss_ros.event_buffer), {old_share:.1%} with the old "
+          f"**{share:.0%}** with the per-sensor buffer (rmmss_ros.sync.event_buffer), {old_share:.1%} with the old "
           "matched-packet-only rule.")
     return records, md

@@ -14,7 +14,7 @@ readers use the same encoders):
   at the input resolution would place (bench: rmmss_core.bench.encodings "density"), bit-identical
   to what training read from the files;
 * events: every packet (PointCloud2 or EventPacket) is decoded into a per-sensor
-  :class:`~rmmss_ros.event_buffer.EventBuffer`; a frame takes all events of the spec's window
+  :class:`~rmmss_ros.sync.event_buffer.EventBuffer`; a frame takes all events of the spec's window
   ``(stamp - window_s, stamp]``, maps them into the camera's pixel grid (event CameraInfo +
   ``event.extrinsic`` rotation, or a same-field-of-view scaling when uncalibrated) and
   accumulates them with the shared encoder at the camera resolution, then ``fit`` (nearest);
@@ -29,7 +29,7 @@ at a fraction of the cost (docs/bench/node.md).
 
 Each malformed input is caught here: whatever one modality's decoding, encoding or fitting to the
 network input raises is reported in ``Result.errors`` and that modality counts as missing for the
-frame; only inference can raise out of ``process``. :class:`Worker` runs frames on a thread that
+frame; only inference can raise out of ``process``. :class:`~rmmss_ros.pipeline.worker.Worker` runs frames on a thread that
 no exception can stop (caught per frame, counted, handed to a callback) and exposes a heartbeat for
 a watchdog.
 """
@@ -38,10 +38,9 @@ from __future__ import annotations
 import functools
 import threading
 import time
-import traceback
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -81,14 +80,15 @@ from rmmss_ros.conversions import (
     to_rgb8,
     xyzi_view,
 )
-from rmmss_ros.event_buffer import EventBuffer
-from rmmss_ros.params import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4
-from rmmss_ros.side_thread import SideThread, run_now
+from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4, matrix4
+from rmmss_ros.pipeline.prepared import Prepared, Result, error_text, try_modality
+from rmmss_ros.pipeline.side_thread import SideThread, run_now
+from rmmss_ros.sync.event_buffer import EventBuffer
 
 
 @dataclass(frozen=True)
 class PipelineParams:
-    """What the node's parameters say about processing (see rmmss_ros.params)."""
+    """What the node's parameters say about processing (see rmmss_ros.node.params)."""
 
     enabled: tuple[str, ...] = MODALITIES
     event_format: str = "image"  # "image" | "cloud"
@@ -99,12 +99,12 @@ class PipelineParams:
     overlay_alpha: float = 0.5
     lidar_intensity_units: str = ""  # "" = the spec's (see rmmss_core.spec.INTENSITY_UNITS)
     T_cam_event: tuple[float, ...] = IDENTITY_4X4  # 16 values row-major
-    preprocess_device: str = "cpu"  # "cpu" (numpy path) or a torch device: rmmss_ros.gpu_pipeline
+    preprocess_device: str = "cpu"  # "cpu" (numpy path) or a torch device: rmmss_ros.pipeline.gpu
     preprocess_threads: int = 2  # 2: the LiDAR branch of prepare() beside the images; 1: all in turn
 
     @classmethod
     def from_values(cls, v: Mapping[str, Any]) -> PipelineParams:
-        """From the flat node parameter dict (names as in rmmss_ros.params)."""
+        """From the flat node parameter dict (names as in rmmss_ros.node.params)."""
         return cls(enabled=tuple(m for m in MODALITIES if v.get(f"{m}.enabled", True)),
                    event_format=v.get("event.format", "image"),
                    T_cam_lidar=tuple(float(x) for x in v.get("lidar.extrinsic", DEFAULT_T_CAM_LIDAR)),
@@ -117,43 +117,11 @@ class PipelineParams:
                    preprocess_threads=int(v.get("preprocess.threads", 2)))
 
 
-@dataclass
-class Prepared:
-    """Network inputs for one frame: ``inputs`` {m: 1 x 3 x h x w}, ``available`` bool 1 x 4."""
-
-    stamp_ns: int
-    inputs: dict[str, Any]
-    available: np.ndarray
-    out_size: tuple[int, int]  # (H, W) of the published mask: the camera resolution
-    rgb: np.ndarray | None
-    errors: dict[str, str]
-    timings: dict[str, float]
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def used(self) -> tuple[str, ...]:
-        return tuple(m for m, a in zip(MODALITIES, self.available[0], strict=True) if a)
-
-
-@dataclass
-class Result:
-    """mask ``H x W`` uint8 class ids (None if no modality was usable), color ``H x W x 3`` uint8 or
-    None, the modalities used, per-modality errors (malformed input), timings in ms."""
-
-    stamp_ns: int
-    mask: np.ndarray | None
-    color: np.ndarray | None
-    used_modalities: tuple[str, ...]
-    errors: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)  # configuration that looks wrong (said once)
-
-
 class Pipeline:
     """``Pipeline(backend, params).process(frame_set, camera_info) -> Result``.
 
     ``backend``: an rmmss_core.deploy Backend (``spec``, ``infer``); ``frame_set``: anything with
-    ``stamp_ns`` and ``messages`` {modality: message} (rmmss_ros.sync.FrameSet); ``camera_info``:
+    ``stamp_ns`` and ``messages`` {modality: message} (rmmss_ros.sync.synchronizer.FrameSet); ``camera_info``:
     the latest CameraInfo-like message or None.
     """
 
@@ -163,10 +131,10 @@ class Pipeline:
         self.params = params
         self.palette = np.zeros((256, 3), dtype=np.uint8)  # ids beyond the classes (e.g. 255) -> black
         self.palette[:len(self.spec.palette)] = np.asarray(self.spec.palette, dtype=np.uint8)
-        self.T_cam_lidar = _matrix4(params.T_cam_lidar, "T_cam_lidar")
+        self.T_cam_lidar = matrix4(params.T_cam_lidar, "T_cam_lidar")
         self._camera_key: tuple | None = None
         self._camera: CameraModel | None = None
-        self.T_cam_event = _matrix4(params.T_cam_event, "T_cam_event")
+        self.T_cam_event = matrix4(params.T_cam_event, "T_cam_event")
         self.event_buffer = EventBuffer(horizon_s=max(1.0, 4 * self.spec.event.window_s))
         self._evt3 = Evt3Decoder()
         self.event_camera_info: Any | None = None
@@ -183,7 +151,7 @@ class Pipeline:
         if params.preprocess_device == "cpu":
             kernels.warm_up()  # compile / load the numba kernels now, not on the first frame
         else:
-            from rmmss_ros.gpu_pipeline import DevicePreparer
+            from rmmss_ros.pipeline.gpu import DevicePreparer
             self._device_prep = DevicePreparer(self, params.preprocess_device)
 
     def close(self) -> None:
@@ -230,7 +198,7 @@ class Pipeline:
             try:
                 self.event_buffer.add(decode_event_message(msg, self._evt3))
             except Exception as e:  # noqa: BLE001 - a bad packet costs only itself
-                return _error_text("event", e)
+                return error_text("event", e)
         return None
 
     def _event_table(self, sensor_hw: tuple[int, int] | None, size: tuple[int, int],
@@ -329,14 +297,14 @@ class Pipeline:
     def begin(self, frame_set: Any, camera_info: Any | None) -> tuple[dict[str, Any], dict[str, str], CameraModel | None]:
         """The present, enabled messages of ``frame_set``, an empty error map, and the camera model
         (None, with an ``errors["camera_info"]`` entry, for a bad CameraInfo). Shared with the
-        device path (rmmss_ros.gpu_pipeline)."""
+        device path (rmmss_ros.pipeline.gpu)."""
         msgs = {m: msg for m, msg in frame_set.messages.items() if m in self.params.enabled and msg is not None}
         errors: dict[str, str] = {}
         try:
             camera = self.camera(camera_info)
         except Exception as e:  # noqa: BLE001 - any bad CameraInfo: no camera, reported
             camera = None
-            errors["camera_info"] = _error_text("camera_info", e)
+            errors["camera_info"] = error_text("camera_info", e)
         return msgs, errors, camera
 
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:
@@ -363,13 +331,13 @@ class Pipeline:
         encoded: dict[str, np.ndarray | Codes] = {}
         rgb = None
         if "rgb" in msgs:
-            rgb = self._try(errors, "rgb", lambda: to_rgb8(msgs["rgb"]))
+            rgb = try_modality(errors, "rgb", lambda: to_rgb8(msgs["rgb"]))
             if rgb is not None:  # RGB8 bytes are the encoding's codes (encode_rgb = bytes / 255)
                 encoded["rgb"] = Codes.dense(rgb)
         size = (rgb.shape[:2] if rgb is not None else (camera.height, camera.width) if camera is not None
                 else None)
         if "depth" in msgs:
-            d = self._try(errors, "depth", lambda: self.encode_depth(msgs["depth"], camera))
+            d = try_modality(errors, "depth", lambda: self.encode_depth(msgs["depth"], camera))
             if d is not None:
                 encoded["depth"] = d
                 size = size or d.shape[:2]
@@ -380,11 +348,11 @@ class Pipeline:
                 if size is None:
                     errors["event"] = "event: no camera image or CameraInfo yet to size the event image"
                 else:
-                    e = self._try(errors, "event", lambda: self.encode_events(msg, frame_set.stamp_ns, size, camera))
+                    e = try_modality(errors, "event", lambda: self.encode_events(msg, frame_set.stamp_ns, size, camera))
                     if e is not None:
                         encoded["event"] = e
             else:
-                e = self._try(errors, "event", lambda: Codes.dense(event_image_codes(msg)))
+                e = try_modality(errors, "event", lambda: Codes.dense(event_image_codes(msg)))
                 if e is not None:
                     encoded["event"] = e
                     size = size or e.shape[:2]
@@ -396,7 +364,7 @@ class Pipeline:
                     preprocess_one(encoded[m], m, spec, size_in, batch[i])
                     available[i] = True
                 except Exception as e:  # noqa: BLE001 - e.g. a 1-pixel image cropped to nothing: this modality only
-                    errors[m] = _error_text(m, e)
+                    errors[m] = error_text(m, e)
                     batch[i].zero_()
             elif m != "lidar":
                 batch[i].zero_()
@@ -409,7 +377,7 @@ class Pipeline:
                 available[i_lidar] = True
                 size = size or (camera.height, camera.width)
             except Exception as e:  # noqa: BLE001 - one bad message must only cost its own modality
-                errors["lidar"] = _error_text("lidar", e)
+                errors["lidar"] = error_text("lidar", e)
             timings["lidar_wait_ms"] = (time.perf_counter() - t2) * 1e3
         if not available[i_lidar]:
             batch[i_lidar].zero_()
@@ -464,37 +432,6 @@ class Pipeline:
         timings = {**p.timings, "infer_ms": (t1 - t0) * 1e3, "post_ms": (t2 - t1) * 1e3}
         return Result(p.stamp_ns, mask, color, p.used, p.errors, timings, p.warnings)
 
-    @staticmethod
-    def _try(errors: dict[str, str], name: str, fn) -> Any:
-        try:
-            out = fn()
-        except Exception as e:  # noqa: BLE001 - one bad message must only cost its own modality
-            errors[name] = _error_text(name, e)
-            return None
-        if isinstance(out, np.ndarray) and out.dtype.kind == "f" and not np.all(np.isfinite(out)):
-            errors[name] = f"{name}: encoded image has NaN or Inf"
-            return None
-        return out
-
-
-def _matrix4(values: Any, name: str) -> np.ndarray:
-    """16 row-major values -> float64 4 x 4; ValueError naming ``name`` for another count or a
-    non-finite value."""
-    T = np.asarray(values, dtype=np.float64)
-    if T.size != 16:
-        raise ValueError(f"{name} must have 16 values, got {T.size}")
-    if not np.all(np.isfinite(T)):
-        raise ValueError(f"{name} has non-finite values {T.tolist()}")
-    return T.reshape(4, 4)
-
-
-def _error_text(name: str, e: BaseException) -> str:
-    """What ``errors[name]`` says about ``e``: its own text when it already names the input (a
-    ConversionError, or a message starting with ``name:``), else ``name: Type: text``."""
-    text = str(e)
-    named = isinstance(e, ConversionError) or text.startswith(f"{name}:")
-    return text if named else f"{name}: {type(e).__name__}: {text}"
-
 
 def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest resize of an ``h x w`` label map to ``size`` (H, W), torch's 'nearest' rule
@@ -504,119 +441,3 @@ def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def header_stamp_ns(msg: Any) -> int:
     return stamp_to_ns(msg.header.stamp)
-
-
-class LatestQueue:
-    """Drop-oldest queue of one item between the executor and the inference worker."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._item: Any = None
-        self._has = False
-        self._closed = False
-        self.dropped = 0
-
-    def put(self, item: Any) -> bool:
-        """Store ``item``, replacing (dropping) any waiting one. Returns True if one was dropped."""
-        with self._cond:
-            dropped = self._has
-            self.dropped += dropped
-            self._item, self._has = item, True
-            self._cond.notify()
-            return dropped
-
-    def get(self, timeout: float | None = None) -> Any | None:
-        """The waiting item, or None after ``timeout`` s or once closed."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._has or self._closed, timeout)
-            if not self._has:
-                return None
-            item, self._item, self._has = self._item, None, False
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-class Worker:
-    """Runs ``handle(item)`` for every item of a :class:`LatestQueue` on a daemon thread.
-
-    An exception from one item never ends the thread: it is counted in ``failures``, kept in
-    ``last_error`` and passed to ``on_error(item, exc)`` (itself guarded), and the worker goes on
-    with the next item. ``heartbeat`` (time.monotonic) is refreshed at least every ``poll_s`` while
-    idle and after every item; :meth:`watchdog` reports a stopped or stuck thread and restarts a
-    stopped one, so a supervisor (the node's diagnostics timer) can keep it alive and say so.
-    """
-
-    def __init__(self, queue: LatestQueue, handle: Callable[[Any], None],
-                 on_error: Callable[[Any, BaseException], None] | None = None, name: str = "rmmss-inference",
-                 poll_s: float = 0.1):
-        self.queue, self.handle, self.on_error = queue, handle, on_error
-        self.name, self.poll_s = name, poll_s
-        self.processed = 0
-        self.failures = 0
-        self.restarts = 0
-        self.last_error = ""
-        self.busy_since: float | None = None  # monotonic start of the item in progress
-        self.heartbeat = time.monotonic()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Worker:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self.heartbeat = time.monotonic()
-                item = self.queue.get(timeout=self.poll_s)
-                if item is None:
-                    continue
-                self.busy_since = time.monotonic()
-                try:
-                    self.handle(item)
-                    self.processed += 1
-                except Exception as e:  # noqa: BLE001 - the worker must survive any frame
-                    self.failures += 1
-                    self.last_error = f"{type(e).__name__}: {e}"
-                    if self.on_error is not None:
-                        try:
-                            self.on_error(item, e)
-                        except Exception:  # noqa: BLE001 - a failing reporter must not stop it either
-                            traceback.print_exc()
-                finally:
-                    self.busy_since = None
-        except BaseException as e:  # noqa: BLE001 - e.g. SystemExit from a handler: record why it ended
-            self.last_error = f"worker stopped: {type(e).__name__}: {e}"
-            raise
-
-    def watchdog(self, now_s: float | None = None, stuck_s: float = 10.0) -> str | None:
-        """None while healthy; else what is wrong. A stopped thread (not asked to stop) is restarted
-        and counted in ``restarts``; an item running for longer than ``stuck_s`` is reported."""
-        now_s = time.monotonic() if now_s is None else now_s
-        if self._stop.is_set():
-            return None
-        if not self.alive:
-            why = self.last_error or "no error recorded"
-            self.restarts += 1
-            self.start()
-            return f"inference worker had stopped ({why}); restarted ({self.restarts} restart(s))"
-        busy = self.busy_since
-        if busy is not None and now_s - busy > stuck_s:
-            return f"inference worker busy with one frame set for {now_s - busy:.1f} s"
-        return None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self.queue.close()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)

@@ -8,9 +8,9 @@
 - output rate with one of four sensors dead, as a share of the reference rate (message_filters'
   approximate policy emits nothing then: it needs every input);
 - latency stamp -> mask with the tiny CPU model (sync + pipeline + inference, no DDS hop);
-- input conversions (camera encodings, LiDAR units, event packets and window): rmmss_ros.bench_inputs.
+- input conversions (camera encodings, LiDAR units, event packets and window): rmmss_ros.bench.inputs.
 - our synchroniser side by side with message_filters' ApproximateTimeSynchronizer on one stream
-  (camera/depth 30 Hz, events 60 Hz, LiDAR 10 Hz; rmmss_ros.bench_sync).
+  (camera/depth 30 Hz, events 60 Hz, LiDAR 10 Hz; rmmss_ros.bench.sync).
 """
 from __future__ import annotations
 
@@ -24,15 +24,15 @@ import numpy as np
 import torch
 
 from rmmss_core.bench.report import BenchReport, machine_info, time_callable
-from rmmss_core.gpu_check.node import INPUT, N_POINTS, H, W  # the GPU check's frame set: one definition
-from rmmss_ros.sync import NS, SensorConfig, Synchronizer
+from rmmss_ros.bench.gpu_node import INPUT, N_POINTS, H, W  # the GPU check's frame set: one definition
+from rmmss_ros.sync.synchronizer import NS, SensorConfig, Synchronizer
 
 
 def _messages():
-    """The GPU check's frame set (rmmss_core.gpu_check.node.messages) as rclpy messages."""
+    """The GPU check's frame set (rmmss_ros.bench.gpu_node.messages) as rclpy messages."""
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-    from rmmss_core.gpu_check.node import messages
+    from rmmss_ros.bench.gpu_node import messages
     return messages(0, Image, PointCloud2, PointField, CameraInfo)
 
 
@@ -165,7 +165,7 @@ def run(quick: bool) -> BenchReport:
     from rclpy.serialization import deserialize_message, serialize_message
 
     from rmmss_core.spec import PreprocessSpec
-    from rmmss_ros.pipeline import Pipeline, PipelineParams
+    from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 
     msgs, info = _messages()
     iters = 5 if quick else 30
@@ -220,11 +220,11 @@ def run(quick: bool) -> BenchReport:
             pipe.process(s[-1], info)
             lat.append((time.perf_counter() - start) * 1e3)
     lat.sort()
-    from rmmss_ros import bench_inputs
+    from rmmss_ros.bench import inputs as bench_inputs
 
     conv_records, conv_md = bench_inputs.run(quick, iters)
     ev_records, ev_md = bench_inputs.event_window(quick, iters)
-    from rmmss_ros.bench_sync import compare
+    from rmmss_ros.bench.sync import compare
 
     ours, mf = compare(10.0 if quick else 60.0)
     ratio = prep["p50_ms"] / deser["p50_ms"]
@@ -330,4 +330,4 @@ def run(quick: bool) -> BenchReport:
     records += [{"metric": "conversion", **r} for r in conv_records]
     records += [{"metric": "event_window", **r} for r in ev_records]
     return BenchReport("node", "ROS node overhead, synchronizer and latency", md, records,
-                       command="make bench (rmmss_ros.bench_node.run)")
+                       command="make bench (rmmss_ros.bench.node.run)")

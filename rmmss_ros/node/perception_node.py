@@ -1,11 +1,11 @@
 """``perception_node``: the robot's segmentation node, a thin rclpy shell over ROS-free modules.
 
-Subscribes to the enabled sensors with QoS matched to their publishers (rmmss_ros.qos_policy;
+Subscribes to the enabled sensors with QoS matched to their publishers (rmmss_ros.node.qos_policy;
 camera_info latched or volatile), synchronises them with the missing-aware ``Synchronizer``
-(rmmss_ros.sync), hands frame sets to an inference worker thread through a bounded
-``FrameSetQueue`` (rmmss_ros.frame_queue), and publishes ``~/mask`` (mono8 class ids),
+(rmmss_ros.sync.synchronizer), hands frame sets to an inference worker thread through a bounded
+``FrameSetQueue`` (rmmss_ros.node.frame_queue), and publishes ``~/mask`` (mono8 class ids),
 ``~/mask_color`` (rgb8), ``~/used_modalities`` (std_msgs/String JSON) in the camera's optical frame,
-and ``/diagnostics`` (rmmss_ros.diagnostics). Parameters: rmmss_ros.params. Shutdown: nothing is
+and ``/diagnostics`` (rmmss_ros.node.diagnostics). Parameters: rmmss_ros.node.params. Shutdown: nothing is
 published once closing or once the context is gone; SIGINT/SIGTERM end with exit code 0.
 """
 from __future__ import annotations
@@ -33,12 +33,13 @@ from std_msgs.msg import String
 from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
-from rmmss_ros.diagnostics import NodeDiagnostics
-from rmmss_ros.frame_queue import FrameSetQueue
-from rmmss_ros.params import BY_NAME, PARAMS, Param, check_value, validate
-from rmmss_ros.pipeline import Pipeline, PipelineParams, Worker
-from rmmss_ros.qos_policy import RELIABLE, TRANSIENT_LOCAL, camera_info_profiles, sensor_profiles
-from rmmss_ros.sync import NS, make_synchronizer
+from rmmss_ros.node.diagnostics import NodeDiagnostics
+from rmmss_ros.node.frame_queue import FrameSetQueue
+from rmmss_ros.node.params import BY_NAME, PARAMS, Param, check_value, validate
+from rmmss_ros.node.qos_policy import RELIABLE, TRANSIENT_LOCAL, camera_info_profiles, sensor_profiles
+from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
+from rmmss_ros.pipeline.worker import Worker
+from rmmss_ros.sync.synchronizer import NS, make_synchronizer
 
 _GRAPH_CHECK_S = 0.5  # how often publishers' QoS is re-read (qos.reliability: auto, camera_info)
 
@@ -156,7 +157,7 @@ class PerceptionNode(Node):
 
     def _update_subscriptions(self) -> None:
         """Create / replace subscriptions so that each topic receives from the publishers it has
-        (rmmss_ros.qos_policy): re-run every _GRAPH_CHECK_S, so publishers started later are
+        (rmmss_ros.node.qos_policy): re-run every _GRAPH_CHECK_S, so publishers started later are
         matched too. Explicit qos.reliability settings are kept for the sensor topics. When a
         topic's publishers all go away (they stop, or the graph empties at shutdown) the current
         subscription is kept: there is nothing to match, and the next publisher is matched when it
@@ -413,7 +414,7 @@ class PerceptionNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM (exit 0) or a start-up error (exit 1). The console
-    script enters through ``rmmss_ros.node_main``, which arms the start-up stop handlers before
+    script enters through ``rmmss_ros.node.main``, which arms the start-up stop handlers before
     this module (torch, rclpy) is imported; armed again here for ``python -m``."""
     early_stop.install()
     node = None

@@ -528,7 +528,7 @@ class Synchronizer:
 
 
 def make_synchronizer(values: Mapping[str, Any], clock: Callable[[], int]) -> Synchronizer:
-    """The node's synchronizer from its flat parameter values (names as in rmmss_ros.params:
+    """The node's synchronizer from its flat parameter values (names as in rmmss_ros.node.params:
     ``<sensor>.enabled/slop_s/offset_s/timeout_s/reuse``, ``reference``, ``rate_hz``,
     ``fallback_on_dead_reference``, ``sync.queue_size``, ``sync.reorder_window_s``) and a clock
     ``() -> ns``. Used by the node and by offline replay, so both synchronise identically.

@@ -1,0 +1,5 @@
+import sys
+
+from rmmss_cli import main
+
+sys.exit(main())
