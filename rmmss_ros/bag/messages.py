@@ -152,18 +152,23 @@ def compressed_image_msg(fmt: str, data: bytes, stamp_ns: int, frame_id: str) ->
 def tf_message(links: list[tuple[str, str, np.ndarray]], stamp_ns: int) -> Any:
     """``tf2_msgs/msg/TFMessage`` of ``(parent, child, T_parent_child 4 x 4)`` links, all at
     ``stamp_ns`` (a robot_state_publisher's /tf_static message)."""
-    from rmmss_ros.tf.transform import Rigid
+    import cv2
 
     T = typestore().types
     out = []
     for parent, child, M4 in links:
-        r = Rigid.from_matrix(np.asarray(M4, np.float64))
+        M4 = np.asarray(M4, np.float64).reshape(4, 4)
+        rvec = cv2.Rodrigues(np.ascontiguousarray(M4[:3, :3]))[0].reshape(3)  # axis x angle
+        angle = float(np.linalg.norm(rvec))
+        axis = rvec / angle if angle > 0 else np.zeros(3)
+        q = np.concatenate([np.sin(angle / 2) * axis, [np.cos(angle / 2)]])
+        t = M4[:3, 3]
         out.append(T["geometry_msgs/msg/TransformStamped"](
             header=header(stamp_ns, parent), child_frame_id=child,
             transform=T["geometry_msgs/msg/Transform"](
-                translation=T["geometry_msgs/msg/Vector3"](x=float(r.t[0]), y=float(r.t[1]), z=float(r.t[2])),
-                rotation=T["geometry_msgs/msg/Quaternion"](x=float(r.q[0]), y=float(r.q[1]), z=float(r.q[2]),
-                                                           w=float(r.q[3])))))
+                translation=T["geometry_msgs/msg/Vector3"](x=float(t[0]), y=float(t[1]), z=float(t[2])),
+                rotation=T["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]), z=float(q[2]),
+                                                           w=float(q[3])))))
     return T[TF_MESSAGE](transforms=out)
 
 

@@ -31,6 +31,13 @@ import numpy as np
 from rmmss_ros.tf.transform import Rigid, interpolate
 
 DEFAULT_CACHE_TIME_S = 10.0
+# the topics a node subscribes (tf2_msgs/msg/TFMessage), with tf2_ros' listener QoS
+# (ros2/geometry2 tf2_ros/include/tf2_ros/qos.hpp): /tf_static KEEP_LAST 100, RELIABLE,
+# TRANSIENT_LOCAL (static publishers latch and publish once); /tf KEEP_LAST 100, RELIABLE, VOLATILE
+TF_TOPIC = "/tf"
+TF_STATIC_TOPIC = "/tf_static"
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+TF_QOS_DEPTH = 100
 MAX_CHAIN = 100  # tf2's MAX_GRAPH_DEPTH guard against loops
 
 
