@@ -144,3 +144,4 @@ def camera_frame_of(msgs: Mapping[str, Any], camera_info: Any | None) -> str:
         return _frame(camera_info)
     rgb = msgs.get("rgb")
     return _frame(rgb) if rgb is not None else ""
+
