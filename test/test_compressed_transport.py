@@ -26,7 +26,7 @@ def test_auto_follows_what_is_offered():
                "/camera/depth/image_raw/compressed": [CI], "/events/image": [IMAGE], "/events/image/compressed": [CI]}
     r = resolve_transport("rgb", "/camera/image_raw", "auto", offered)
     assert (r.topic, r.transport) == ("/camera/image_raw/compressed", "compressed")
-    assert "is not published but /camera/image_raw/compressed is" in r.reason
+    assert "is not offered but /camera/image_raw/compressed is" in r.reason
     r = resolve_transport("depth", "/camera/depth/image_raw", "auto", offered)
     assert (r.topic, r.transport) == ("/camera/depth/image_raw/compressedDepth", "compressedDepth")
     r = resolve_transport("event", "/events/image", "auto", offered)  # raw offered: raw wins

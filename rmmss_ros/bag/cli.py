@@ -49,6 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="write the LiDAR extrinsic as a /tf_static chain (base_link -> lidar, base_link -> "
                         "camera_link -> camera_optical_frame) instead of the bag's custom data")
     w.add_argument("--overwrite", action="store_true", help="replace an existing bag")
+    c = sub.add_parser("compress", help="rewrite a bag's raw images as image_transport's compressed / "
+                                        "compressedDepth topics (what robots record)")
+    c.add_argument("bag", help="input bag")
+    c.add_argument("out", help="output bag folder (new)")
+    c.add_argument("--jpeg", action="append", default=None, metavar="TOPIC",
+                   help="Image topic sent as jpeg on TOPIC/compressed (default /camera/image_raw)")
+    c.add_argument("--png", action="append", default=None, metavar="TOPIC",
+                   help="Image topic sent as lossless png on TOPIC/compressed (default /events)")
+    c.add_argument("--depth", action="append", default=None, metavar="TOPIC",
+                   help="depth Image topic sent as compressedDepth png (default /depth/image_raw)")
+    c.add_argument("--jpeg-quality", type=int, default=95)
+    c.add_argument("--depth-max", type=float, default=10.0, help="compressedDepth's depth_max (m)")
+    c.add_argument("--tf", action="store_true", help="move the custom LiDAR extrinsic onto /tf_static")
     i = sub.add_parser("info", help="topics, types, counts and duration (like `ros2 bag info`)")
     i.add_argument("bag", help="bag folder or .mcap/.db3 file")
 
@@ -114,6 +127,18 @@ def compressed_summary(bag) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from rmmss_ros.bag.reader import open_bag
 
+    if args.action == "compress":
+        from rmmss_ros.bag.transcode import CompressOptions, compress_bag
+        d = CompressOptions()
+        opts = CompressOptions(jpeg=tuple(args.jpeg or d.jpeg), png=tuple(args.png or d.png),
+                               depth=tuple(args.depth or d.depth), jpeg_quality=args.jpeg_quality,
+                               depth_max=args.depth_max, tf=args.tf)
+        out = compress_bag(args.bag, args.out, opts)
+        bag = open_bag(out)
+        print(bag.describe())
+        for line in compressed_summary(bag):
+            print(line)
+        return 0
     if args.action == "info":
         bag = open_bag(args.bag)
         print(bag.describe())

@@ -60,7 +60,7 @@ def resolve_transport(sensor: str, topic: str, setting: str,
         t = f"{base}/{tr}"
         if COMPRESSED_IMAGE in offered.get(t, ()):
             return Resolved(t, tr, COMPRESSED_IMAGE,
-                            f"{sensor}: {topic} is not published but {t} is: using the {tr} transport "
+                            f"{sensor}: {topic} is not offered but {t} is: using the {tr} transport "
                             f"({sensor}.transport auto)")
     return Resolved(topic, "raw", IMAGE, f"{sensor}: nothing is published on {topic} or its compressed "
                                          f"topics yet; subscribing {topic} (transport raw) until one appears")

@@ -44,17 +44,16 @@ def intensity_warning(values: np.ndarray, units: str, setting: str, spec_units: 
     how = (f"lidar.intensity_units '{setting}'" if setting and setting != "auto"
            else "lidar.intensity_units auto (by the field's datatype)" if setting == "auto"
            else f"the model's spec ('{spec_units}', lidar.intensity_units unset)")
-    if units == "unit" and top > 1.0:
-        share = float(np.mean(values > 1.0)) * 100
+    if units == "unit" and top > 1.0:  # (texts without per-cloud numbers: said once)
         scale = "counts16 (0..65535)" if top > 255.0 else "byte (0..255)"
-        return (f"lidar: intensities up to {top:.0f} are read as unit (0..1) by {how}: {share:.0f}% of the returns "
-                f"clip to 1.0; set lidar.intensity_units to {scale}")
+        return (f"lidar: intensities above 1 are read as unit (0..1) by {how}: they clip to 1.0; "
+                f"set lidar.intensity_units to {scale}")
     if units == "byte" and 0.0 < top <= 1.0:
-        return (f"lidar: intensities are all within 0..1 (max {top:.3g}) but are read as byte (0..255) by {how}: "
-                "they encode as ~0; set lidar.intensity_units to unit")
+        return (f"lidar: intensities are all within 0..1 but are read as byte (0..255) by {how}: they encode "
+                "as ~0; set lidar.intensity_units to unit")
     if units == "counts16" and 0.0 < top <= 255.0:
-        return (f"lidar: intensities are all within 0..255 (max {top:.0f}) but are read as counts16 (0..65535) by "
-                f"{how}: they encode near 0; set lidar.intensity_units to byte")
+        return (f"lidar: intensities are all within 0..255 but are read as counts16 (0..65535) by {how}: they "
+                "encode near 0; set lidar.intensity_units to byte")
     return None
 
 
