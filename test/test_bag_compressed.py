@@ -87,3 +87,18 @@ def test_a_bag_without_metadata_says_so_not_corrupt(bags, tmp_path):
     (b / "metadata.yaml").unlink()
     text = open_bag(b).describe()
     assert "(salvaged: no metadata.yaml)" in text and "truncated or corrupt" not in text
+
+
+def test_schedule_corrupts_compressed_images_as_their_decoded_images():
+    from types import SimpleNamespace
+
+    from rmmss_ros.conversions.compressed import encode_compressed
+    from rmmss_ros.replay.schedule import Schedule
+
+    rgb = np.full((16, 24, 3), 200, np.uint8)
+    fmt, data = encode_compressed(rgb, "rgb8", "png")
+    msg = SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=0, nanosec=0), frame_id="c"),
+                          format=fmt, data=np.frombuffer(data, np.uint8))
+    out = Schedule.parse("rgb@0-10s:blank").apply("rgb", 1.0, msg)
+    img = decode_compressed(out, "rgb")
+    assert out.format == fmt and not img.data.any()  # a blank image, still a decodable packet
