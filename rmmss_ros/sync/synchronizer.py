@@ -221,8 +221,8 @@ class Synchronizer:
     def configure(self, name: str, *, slop_s: float | None = None, offset_s: float | None = None,
                   timeout_s: float | None = None, enabled: bool | None = None) -> None:
         """Change one sensor's settings while running (the node's ``ros2 param set``), applied from
-        the next frame set. A disabled sensor is neither waited for nor used (its messages are
-        counted and dropped). ValueError for an unknown sensor, a bad value, or disabling the
+        the next frame set (the sensor's out-of-sync judgement restarts). A disabled sensor is
+        neither waited for nor used (its messages are counted and dropped). ValueError for an unknown sensor, a bad value, or disabling the
         reference."""
         if name not in self.sensors:
             raise ValueError(f"sensor {name!r} was not enabled at start-up (enabled: {list(self.sensors)}); "
@@ -237,6 +237,12 @@ class Synchronizer:
             self._slop[name], self._off[name] = int(cfg.slop_s * NS), int(cfg.offset_s * NS)
             if enabled is not None:
                 (self._disabled.discard if enabled else self._disabled.add)(name)
+            # new settings, new judgement: the sync health measured under the old ones is dropped
+            tr = self._tracks[name]
+            self.stats[name].out_of_sync = ""
+            tr.miss_run, tr.last_hit, tr.streak_start = 0, True, None
+            tr.episodes.clear()
+            tr.offsets.clear()
 
     def poll(self) -> list[FrameSet]:
         """Fire deadlines and rate ticks; returns the frame sets that became ready."""
