@@ -282,3 +282,27 @@ def test_depth_codes_of_a_decoded_compressed_depth_equal_the_raw_path():
     raw = SimpleNamespace(height=d.shape[0], width=d.shape[1], encoding="16UC1", is_bigendian=0,
                           step=d.shape[1] * 2, data=d.tobytes())
     np.testing.assert_array_equal(depth_codes(out, enc), depth_codes(raw, enc))
+
+
+def test_rvl_compiled_and_numpy_decoders_agree():
+    from rmmss_core import kernels
+    rng = np.random.default_rng(9)
+    d = (rng.integers(0, 3000, (60, 80)) * (rng.random((60, 80)) > 0.2)).astype(np.uint16)
+    payload = np.frombuffer(ref_compress_rvl(d), np.uint8)
+    fast = decode_rvl(payload)
+    with kernels.disabled():
+        slow = decode_rvl(payload)
+    np.testing.assert_array_equal(fast, d)
+    np.testing.assert_array_equal(slow, d)
+    for cut in (len(payload) // 2, len(payload) - 8):
+        for ctx in (kernels.disabled(), _null()):
+            with ctx, pytest.raises(ConversionError, match="truncated|corrupt"):
+                decode_rvl(payload[:cut])
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -322,6 +322,81 @@ def decode_rvl(payload: np.ndarray, what: str = "depth") -> np.ndarray:
                               f"{payload.size} bytes (more than the codec's best ratio allows)")
     body = payload[8:]
     body = body[: body.size - body.size % 4]
+    from rmmss_core import kernels
+    if kernels.enabled():  # the compiled sequential decoder (numba); the numpy one below is its reference
+        out = np.empty(n, np.uint16)
+        status = _rvl_kernel()(np.frombuffer(body.tobytes(), dtype="<u4").astype(np.int64), n, out)
+        if status == -1:
+            raise ConversionError(f"{what}: RVL stream ends before {n} pixels (truncated data) or has a value "
+                                  "longer than 33 bits (corrupt data)")
+        if status == -2:
+            raise ConversionError(f"{what}: RVL stream runs past {n} pixels or its data (corrupt data)")
+        return out.reshape(rows, cols)
+    return _decode_rvl_numpy(body, n, rows, cols, what)
+
+
+_RVL_KERNEL: Any = None
+
+
+def _rvl_kernel() -> Any:
+    """RvlCodec::DecompressRVL as a numba kernel (compiled on first use, cached on disk): returns 0,
+    -1 (stream ends early / over-long value) or -2 (runs past the image)."""
+    global _RVL_KERNEL
+    if _RVL_KERNEL is None:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def vle(words, st):  # st: (next word, nibbles left, current word)
+            value, shift = 0, 0
+            while True:
+                if st[1] == 0:
+                    if st[0] >= words.size:
+                        return -1
+                    st[2] = words[st[0]]
+                    st[0] += 1
+                    st[1] = 8
+                nib = (st[2] >> 28) & 0xF
+                st[2] = (st[2] << 4) & 0xFFFFFFFF
+                st[1] -= 1
+                value |= (nib & 7) << shift
+                shift += 3
+                if (nib & 8) == 0:
+                    return value
+                if shift > 33:
+                    return -1
+
+        @numba.njit(cache=True, nogil=True)
+        def decode(words, n, out):
+            st = np.zeros(3, np.int64)
+            done, prev = 0, 0
+            while done < n:
+                z = vle(words, st)
+                if z < 0:
+                    return -1
+                if done + z > n:
+                    return -2
+                out[done:done + z] = 0
+                done += z
+                nz = vle(words, st)
+                if nz < 0:
+                    return -1
+                if done + nz > n:
+                    return -2
+                for _ in range(nz):
+                    p = vle(words, st)
+                    if p < 0:
+                        return -1
+                    prev = (prev + ((p >> 1) ^ -(p & 1))) & 0xFFFF
+                    out[done] = prev
+                    done += 1
+            return 0
+
+        _RVL_KERNEL = decode
+    return _RVL_KERNEL
+
+
+def _decode_rvl_numpy(body: np.ndarray, n: int, rows: int, cols: int, what: str) -> np.ndarray:
+    """The numpy reference of the RVL decoder (vectorised value split, a loop over the runs)."""
     nib = _nibbles(np.frombuffer(body.tobytes(), dtype="<i4"))
     # values: groups of nibbles ending at one without the continuation bit; 3 bits each, low first
     ends = np.flatnonzero((nib & 8) == 0)
