@@ -461,9 +461,10 @@ class PerceptionNode(Node):
             return
         offered = None
         for m, base in self._transport_base.items():
-            if offered is None:
+            if offered is None:  # topics with a publisher (the graph also lists subscriber-only topics)
                 try:
-                    offered = {name: list(types) for name, types in self.get_topic_names_and_types()}
+                    offered = {name: list(types) for name, types in self.get_topic_names_and_types()
+                               if self.count_publishers(name) > 0}
                 except Exception:  # noqa: BLE001 - graph queries fail during shutdown
                     return
             r = resolve_transport(m, base, self.values[f"{m}.transport"], offered)
