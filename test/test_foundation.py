@@ -165,7 +165,7 @@ def test_rmmss_is_assembled_from_both_packages_in_the_order_users_know():
     from rmmss_core.cli import COMMANDS as CORE
     from rmmss_ros.commands import COMMANDS as ROS
 
-    assert list(COMMANDS) == ["synth", "train", "eval", "benchmark", "info", "export", "bench", "gpu-check",
+    assert list(COMMANDS) == ["synth", "train", "eval", "benchmark", "import", "info", "export", "bench", "gpu-check",
                               "bag", "replay", "play", "demo"]
     assert all(module.startswith("rmmss_core.") for module, _ in CORE.values())
     assert all(module.startswith("rmmss_ros.") for module, _ in ROS.values())

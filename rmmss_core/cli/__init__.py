@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("rmmss_core.cli.train", "train a recipe: teacher, dropout, anyseg, rmmss-hpdm, rmmss-fsm, m3l, u2mkd, compress"),
     "eval": ("rmmss_core.cli.evaluate", "evaluate checkpoints under every missing-sensor pattern (EMM, RMM, NM)"),
     "benchmark": ("rmmss_core.cli.benchmark", "the robustness benchmark: train every recipe, evaluate side by side"),
+    "import": ("rmmss_core.cli.import_model", "import the authors' released trained models (robustseg, anyseg) exactly"),
     "info": ("rmmss_core.cli.info", "parameters and MACs of a model or checkpoint"),
     "export": ("rmmss_core.cli.export", "export a checkpoint to ONNX (any modality subset in one graph)"),
     "bench": ("rmmss_core.cli.bench", "latency, throughput and memory per inference backend"),

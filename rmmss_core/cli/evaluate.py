@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tell-missing", action="store_true",
                         help="EMM: also pass the availability mask to the model (default: the authors' "
                              "protocol, inputs of missing sensors zeroed and the model not told)")
+    parser.add_argument("--authors-protocol", choices=("robustseg", "anyseg"), default=None,
+                        help="evaluate an imported authors' model exactly as their own script does (their data "
+                             "pipeline, subsets and mean; rmmss_core/eval/authors.py); implies --protocols emm")
     parser.add_argument("--out", required=True, help="output folder for eval.json, eval.md and PNGs")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-workers", type=int, default=0)
@@ -105,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
             from rmmss_core.utils.io import load_checkpoint
             load_checkpoint(path)  # raises the CheckpointError that says what is wrong
     device = _device(args.device)
+    if args.authors_protocol:  # AnySeg feeds only the present sensors: its (drop) model must be told
+        from rmmss_core.eval.authors import PROTOCOLS
+        args.protocols, args.tell_missing = "emm", args.authors_protocol == "anyseg"
+        args.dataset = PROTOCOLS[args.authors_protocol].dataset
     conditions = build_conditions(args.protocols.split(","), tell_missing=args.tell_missing)
     overlay_samples = _int_list(args.overlay_samples, "--overlay-samples")
     overlay_subsets = [subset_name(parse_subset(s)) for s in args.overlay_subsets.split(",") if s.strip()]
@@ -126,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
         elif tuple(spec.class_names) != tuple(class_names):
             raise ValueError(f"checkpoint {path} predicts classes {spec.class_names[:3]}..., "
                              f"unlike the first checkpoint's {class_names[:3]}...; cannot compare")
-        dataset = build_dataset(args.dataset, root=args.data, split=args.split, spec=spec, **sensors)
+        if args.authors_protocol:
+            from rmmss_core.eval.authors import build_authors_dataset
+            dataset = build_authors_dataset(args.authors_protocol, args.data, args.split, spec)
+        else:
+            dataset = build_dataset(args.dataset, root=args.data, split=args.split, spec=spec, **sensors)
         if args.max_samples is not None and args.max_samples < len(dataset):
             dataset = Subset(dataset, range(args.max_samples))
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers,
@@ -137,6 +148,11 @@ def run(args: argparse.Namespace) -> int:
         # the sample count gives the progress bar its total and ETA
         ev = evaluator.run(model, loader, max_samples=len(dataset), progress=not args.no_progress, desc=name)
         results[name] = {"checkpoint": str(path), **ev.summary()}
+        if args.authors_protocol:
+            from rmmss_core.eval.authors import authors_summary
+            results[name]["authors"] = authors_summary(args.authors_protocol, results[name]["emm"])
+            log.info("%s: the authors' mean over their %d subsets %.2f", name,
+                     len(results[name]["authors"]["subsets"]), results[name]["authors"]["mean"])
         if ev.overlays:
             overlays[name] = ev.overlays
         if "emm" in results[name]:

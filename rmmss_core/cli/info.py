@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
               f"sensors {','.join(about.get('modalities') or [])}, {about.get('num_classes')} classes "
               f"({about.get('class_set')})"
               + (f", trained on {','.join(about['data_modalities'])} only" if about.get("data_modalities") else ""))
+        if isinstance(about.get("imported"), dict):  # rmmss import: whose released model this is
+            imp = about["imported"]
+            print(f"imported   {imp.get('file')} ({imp.get('family')}, {imp.get('dataset')}; {imp.get('code')}); "
+                  f"missing sensors: {imp.get('missing')}")
     for role, part in [(r, cfg[r]) for r in ("teacher", "robust") if isinstance(cfg.get(r), dict)] or [("model", spec)]:
         pc = part.get("config", {})
         print(f"{role:<10} {part.get('name', '')} {pc.get('size', '')} fusion={pc.get('fusion', '')} "

@@ -56,6 +56,10 @@ class SegmentorConfig:
     reading: the mean includes the branch itself). linear_position: ``"attention"`` (M3L: the
     attention output is mixed before the residual add) or ``"stream"`` (our former reading: the
     token stream after it). See models/fusion/linear.py.
+    segformer_norms: the LayerNorms of the patch embeddings and of the attention's spatial
+    reduction use eps 1e-5 as in SegFormer's own code and the RobustSeg / AnySeg networks built on it
+    (NVlabs mix_transformer: ``nn.LayerNorm(embed_dim)``); False (rmmss's own models): 1e-6 there too.
+    Set by the importers (rmmss_core/importers) so imported weights give the authors' logits.
     """
 
     size: str = "b0"
@@ -70,6 +74,7 @@ class SegmentorConfig:
     linear_mean: str = "others"
     linear_position: str = "attention"
     impute_hidden_ratio: float = 1.0
+    segformer_norms: bool = False
 
     def __post_init__(self):
         if self.size not in MIT_SIZES:

@@ -75,6 +75,18 @@ class MiT(nn.Module):
         return features
 
 
+def segformer_norm_eps(encoder: MiT) -> None:
+    """Give the patch-embedding and spatial-reduction LayerNorms SegFormer's eps 1e-5 (the others
+    keep 1e-6), as NVlabs' mix_transformer and the RobustSeg / AnySeg MixT built on it
+    (RobustSeg/UMMSS@de81cfd:semseg/models/segformer/MixT_block_select_UMD.py: ``OverlapPatchEmbed``
+    and ``Attention`` use ``nn.LayerNorm(dim)``, the blocks ``partial(nn.LayerNorm, eps=1e-6)``)."""
+    for stage in encoder.stages:
+        stage.patch_embed.norm.eps = 1e-5
+        for block in stage.blocks:
+            if block.attn.sr_ratio > 1:
+                block.attn.norm.eps = 1e-5
+
+
 def _init_weights(m: nn.Module) -> None:
     """SegFormer's initialisation: truncated normal linears, fan-out normal convs, unit norms."""
     if isinstance(m, nn.Linear):

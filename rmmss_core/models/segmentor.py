@@ -12,7 +12,7 @@ from rmmss_core.models.config import SegmentorConfig
 from rmmss_core.models.decoder import DecoderOutput, SegFormerHead
 from rmmss_core.models.fusion import EnsembleDecoder, FusionOutput, build_fusion
 from rmmss_core.models.missing import MissingRepresentation
-from rmmss_core.models.mit import MiT
+from rmmss_core.models.mit import MiT, segformer_norm_eps
 from rmmss_core.models.registry import register_model
 
 
@@ -122,6 +122,8 @@ def build_segmentor(cfg: SegmentorConfig) -> AnyModalSegmentor:
     mit, m = cfg.mit, len(cfg.modalities)
     branches = m if cfg.fusion == "linear" else 1
     encoder = MiT(mit, drop_path_rate=cfg.drop_path_rate, branches=branches)
+    if cfg.segformer_norms:
+        segformer_norm_eps(encoder)
     fusion = build_fusion(cfg.fusion, encoder.out_channels, m, cfg.linear_ratio, cfg.impute_hidden_ratio,
                           cfg.linear_mean, cfg.linear_position)
     dim = cfg.resolved_decoder_dim
