@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (rmmss_ros/demo/cli.py)
 SAMPLE_BAG = ROOT / "rosbags" / "sample"
 SAMPLE_MODEL = ROOT / "rosbags" / "student.pt"
 DEFAULT_DROP = "lidar@2-5s,event@6-8.5s"  # inside the 10 s sample bag
