@@ -165,3 +165,39 @@ def test_lidar_intensity_units_that_clip_or_zero_are_said(tmp_path, spec_units, 
     pipe = Pipeline(create_backend("torch", path), PipelineParams(enabled=("lidar",), lidar_intensity_units=setting))
     p = pipe.prepare(frame_set(lidar=cloud), info())
     assert any(needle in w for w in p.warnings), p.warnings
+
+
+def test_the_device_path_takes_compressed_inputs_too(backend):
+    from rmmss_ros.pipeline.gpu import DevicePreparer
+
+    rgb, depth_mm, _ = scene(np.random.default_rng(5))
+    raw = frame_set(rgb=header(fill_image(Image(), rgb, "rgb8")), depth=header(fill_image(Image(), depth_mm, "16UC1")))
+    comp = frame_set(rgb=compressed(*encode_compressed(rgb, "rgb8", "png")),
+                     depth=compressed(*encode_compressed_depth(depth_mm, "16UC1")))
+    dev = DevicePreparer(Pipeline(backend, PipelineParams(enabled=("rgb", "depth"))), "cpu")
+    a, b = dev.prepare(raw, info()), dev.prepare(comp, info())
+    assert a.used == b.used == ("rgb", "depth")
+    for m in ("rgb", "depth"):
+        assert np.array_equal(np.asarray(a.inputs[m]), np.asarray(b.inputs[m]))
+
+
+def test_a_realsense_848x480_depth_beside_a_1280x720_camera_is_refused_naming_both_sizes(backend):
+    rgb = np.zeros((720, 1280, 3), np.uint8)
+    depth = np.full((480, 848), 1500, np.uint16)
+    fs = frame_set(rgb=header(fill_image(Image(), rgb, "rgb8")),
+                   depth=header(fill_image(Image(), depth, "16UC1"), frame="camera_depth_optical_frame"))
+    p = Pipeline(backend, PipelineParams(enabled=("rgb", "depth"))).prepare(fs, info(1280, 720, 910.0))
+    assert p.used == ("rgb",)
+    assert "the 848 x 480 depth image is not registered to the 1280 x 720 camera" in p.errors["depth"]
+
+
+def test_event_clouds_from_another_camera_without_its_camera_info_are_said(backend):
+    pts = np.zeros(200, [("x", "<u2"), ("y", "<u2"), ("t", "<f8"), ("polarity", "u1")])
+    rng = np.random.default_rng(6)
+    pts["x"], pts["y"] = rng.integers(0, 640, 200), rng.integers(0, 480, 200)  # a 640 x 480 event sensor
+    pts["t"] = -rng.uniform(0, 0.02, 200)
+    cloud = header(fill_cloud(PointCloud2(), pts, PointField), frame="dvxplorer_optical_frame")
+    rgb, _, _ = scene(rng)
+    pipe = Pipeline(backend, PipelineParams(enabled=("rgb", "event"), event_format="cloud"))
+    p = pipe.prepare(frame_set(rgb=header(fill_image(Image(), rgb, "rgb8")), event=cloud), info())
+    assert any("set event.camera_info_topic" in w and "dvxplorer_optical_frame" in w for w in p.warnings), p.warnings
