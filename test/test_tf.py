@@ -219,3 +219,9 @@ def test_static_chains_are_cached_until_tf_static_changes():
     buf.set_transform("os_sensor", "os_lidar", 0, (0.0, 0.0, 0.05), quat_of((0, 0, np.pi)), static=True)
     T2 = ex.matrix("lidar", "os_lidar", "camera_color_optical_frame", 0)
     assert T2 is not T1 and not np.allclose(T1, T2)
+
+
+def test_a_sensor_in_the_camera_frame_needs_no_transform():
+    ex = make_extrinsics("tf", None, None)  # even without TF
+    np.testing.assert_array_equal(ex.matrix("lidar", "/cam", "cam", 0), np.eye(4))
+    assert ex.status()["lidar"].source == "tf" and ex.status()["lidar"].level == 0

@@ -84,6 +84,8 @@ class Extrinsics:
 
     def _tf(self, sensor_frame: str, camera_frame: str, stamp_ns: int | None) -> tuple[np.ndarray, str]:
         src, dst = frame_name(sensor_frame), frame_name(camera_frame)
+        if src and src == dst:  # the sensor is in the camera's frame: nothing to look up
+            return np.eye(4), f"{dst} (same frame)"
         if self.buffer is None:
             raise TransformError(f"no transform from {src or '?'} to {dst or '?'}: "
                                  f"{self.tf_unavailable or 'TF is not available'}")
