@@ -82,3 +82,49 @@ def test_replay_says_what_the_node_says_and_names_the_parameter_for_zero_frames(
     notes = res.stats.summary()["notes"]
     assert any("0 frames: the reference sensor lidar (/nope) is not in the bag; set --param reference=" in n
                for n in notes), notes
+
+
+def _half_depth_bag(src, out, with_info: bool):
+    """``src`` with its depth at half resolution (a depth camera of its own size), and (``with_info``)
+    that depth camera's CameraInfo on /depth/camera_info: unregistered depth as robots send it."""
+    from rosbags.rosbag2 import Reader, Writer
+
+    from rmmss_ros.bag import messages as M
+
+    with Reader(src) as r, Writer(out, version=9) as w:
+        conns = {c.id: w.add_connection(c.topic, c.msgtype, typestore=M.typestore()) for c in r.connections}
+        info_c = w.add_connection("/depth/camera_info", M.CAMERA_INFO, typestore=M.typestore()) if with_info else None
+        cam = None
+        for c, t, raw in r.messages():
+            if c.topic == "/camera/camera_info" and cam is None:
+                cam = M.deserialize(raw, c.msgtype)
+            if c.topic == "/depth/image_raw":
+                d = M.deserialize(raw, c.msgtype)
+                a = np.frombuffer(bytes(d.data), np.uint16).reshape(d.height, d.width)[::2, ::2]
+                raw = M.serialize(M.image_msg(a, "16UC1", M.stamp_to_ns(d.header), d.header.frame_id))
+                if info_c is not None and cam is not None:
+                    k = np.asarray(cam.k, float).reshape(3, 3)
+                    S = np.diag([0.5, 0.5, 1.0])
+                    S[0, 2] = S[1, 2] = -0.25  # pixel centres on integers: u' = (u + 0.5) / 2 - 0.5
+                    info = {"width": a.shape[1], "height": a.shape[0], "K": (S @ k).tolist(), "D": [0.0] * 5}
+                    w.write(info_c, t, M.serialize(M.camera_info_msg(info, M.stamp_to_ns(d.header),
+                                                                    d.header.frame_id)))
+            w.write(conns[c.id], t, raw)
+    import yaml
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())
+    meta["rosbag2_bagfile_information"]["custom_data"] = open_bag(src).custom
+    (out / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    return out
+
+
+def test_replay_registers_depth_with_the_bags_depth_camera_info_and_refuses_it_without(short_sample, tmp_path):
+    raw, _ = replay(short_sample)
+    refused, _ = replay(_half_depth_bag(short_sample, tmp_path / "noinfo", with_info=False))
+    assert refused.errors.get("conversion:depth", 0) >= 18  # every frame's depth refused, never resized
+    assert all("depth" not in u for u in refused.used.values())
+    reg, pipe = replay(_half_depth_bag(short_sample, tmp_path / "info", with_info=True))
+    assert not reg.errors.get("conversion:depth") and all("depth" in u for u in reg.used.values())
+    assert any("/depth/camera_info" in n for n in reg.stats.summary()["notes"])
+    # registered half-resolution depth serves the model about as well as the original
+    a, b = raw.stats.summary()["miou"], reg.stats.summary()["miou"]
+    assert abs(a - b) < 0.02, (a, b)
