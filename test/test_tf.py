@@ -225,3 +225,16 @@ def test_a_sensor_in_the_camera_frame_needs_no_transform():
     ex = make_extrinsics("tf", None, None)  # even without TF
     np.testing.assert_array_equal(ex.matrix("lidar", "/cam", "cam", 0), np.eye(4))
     assert ex.status()["lidar"].source == "tf" and ex.status()["lidar"].level == 0
+
+
+def test_a_known_dynamic_chain_outside_its_span_is_missing_never_the_default():
+    from rmmss_ros.tf.buffer import TransformExtrapolationError
+    buf = TransformBuffer()
+    buf.set_transform("camera", "turret", 10**9, (0, 0, 0), (0, 0, 0, 1), static=False)
+    buf.set_transform("camera", "turret", 2 * 10**9, (0, 0, 1), (0, 0, 0, 1), static=False)
+    buf.set_transform("turret", "lidar", 0, (0, 0, 0), (0, 0, 0, 1), static=True)
+    ex = make_extrinsics("auto", None, buf)
+    np.testing.assert_allclose(ex.matrix("lidar", "lidar", "camera", int(1.5e9))[:3, 3], [0, 0, 0.5])
+    with pytest.raises(TransformExtrapolationError, match="extrapolation into the future"):
+        ex.matrix("lidar", "lidar", "camera", 3 * 10**9)
+    assert ex.status()["lidar"].level == 2

@@ -45,6 +45,11 @@ class TransformError(LookupError):
     """No transform between two frames; the text names both frames and the reason."""
 
 
+class TransformExtrapolationError(TransformError):
+    """The frames are connected, but a dynamic link has no data at the requested stamp (outside the
+    cached span)."""
+
+
 def frame_name(frame_id: Any) -> str:
     return str(frame_id).lstrip("/")
 
@@ -205,7 +210,7 @@ class TransformBuffer:
                 for _, tr in reversed(up_target):
                     T_root_target = T_root_target * tr
             except _Extrapolation as e:
-                raise TransformError(f"no transform from {source} to {target}: {e}") from None
+                raise TransformExtrapolationError(f"no transform from {source} to {target}: {e}") from None
             except TransformError as e:
                 raise TransformError(f"no transform from {source} to {target}: {e}") from None
         return T_root_target.inverse() * T_root_source

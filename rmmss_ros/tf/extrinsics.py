@@ -8,7 +8,9 @@
   frames;
 * ``auto``: the parameter when it was set (differs from its default), else TF when the chain
   exists, else the default parameter, said in the status ("lidar: lidar.extrinsic default (not
-  set); no transform from os_lidar to camera_color_optical_frame").
+  set); no transform from os_lidar to camera_color_optical_frame"). A chain TF has but not at
+  the message's stamp (a dynamic link outside its cached span) makes the sensor missing for that
+  frame with either source: a default would be wrong, not missing.
 
 :meth:`Extrinsics.status` says per sensor which source served the last frame and what is missing
 (the node's diagnostics and ``rmmss replay`` print it).
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rmmss_ros.tf.buffer import TransformBuffer, TransformError, frame_name
+from rmmss_ros.tf.buffer import TransformBuffer, TransformError, TransformExtrapolationError, frame_name
 
 SOURCES = ("auto", "tf", "parameters")
 PARAMS = {"lidar": "lidar.extrinsic", "event": "event.extrinsic", "depth": "depth.extrinsic"}
@@ -73,6 +75,9 @@ class Extrinsics:
             return self.params[sensor]
         try:
             T, detail = self._tf(sensor_frame, camera_frame, stamp_ns)
+        except TransformExtrapolationError as e:  # TF has the chain but not at this stamp: missing now
+            self._status[sensor] = SensorStatus("tf", "", str(e), 2)
+            raise
         except TransformError as e:
             if self.source == "tf":
                 self._status[sensor] = SensorStatus("tf", "", str(e), 2)
