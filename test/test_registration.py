@@ -171,3 +171,20 @@ def test_a_raw_depth_calibration_is_undistorted():
     ok = valid & (np.abs(u - 159.5) < 120) & (np.abs(v - 143.5) < 100)
     np.testing.assert_allclose(uv[ok, 0], u[ok], atol=1e-3)
     np.testing.assert_allclose(uv[ok, 1], v[ok], atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_compiled_and_numpy_registration_are_bit_identical(dtype):
+    from rmmss_core import kernels
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0.3, 7.0, (DH, DW))
+    d[rng.random(d.shape) < 0.1] = 0 if dtype == np.uint16 else np.nan
+    depth = (d * 1000).astype(np.uint16) if dtype == np.uint16 else d.astype(np.float32)
+    rays = DepthRays(depth_camera_from_info(info(DW, DH, DF)))
+    rgb = CameraModel(CW, CH, np.array(info(CW, CH, CF).k).reshape(3, 3))
+    for splat in (1, "auto"):
+        fast = register_depth(depth, rays, T_rgb_depth(), rgb, splat)
+        with kernels.disabled():
+            ref = register_depth(depth, rays, T_rgb_depth(), rgb, splat)
+        np.testing.assert_array_equal(fast, ref)
+        assert (fast > 0).sum() > 10000 if dtype == np.uint16 else np.isfinite(fast).sum() > 10000

@@ -117,30 +117,81 @@ def register_depth(depth: np.ndarray, rays: DepthRays, T_rgb_depth: np.ndarray, 
     k += 1 - k % 2
     pad = k // 2
     mm = depth.dtype == np.uint16
-    d_m = depth.astype(np.float64) * 0.001 if mm else depth.astype(np.float64)
-    if mm:
-        d_m[depth == 0] = np.nan
-    pts, _ = rays.points(d_m)
-    cam = transform_points(pts, np.asarray(T_rgb_depth, np.float64))
     W, H = rgb.width + 2 * pad, rgb.height + 2 * pad
     grid = rgb.window(-pad, -pad, W, H) if pad else rgb
-    pix, valid = grid.pixel_indices(cam)
-    zbuf = np.full(W * H, np.inf)
-    np.minimum.at(zbuf, pix, cam[valid, 2])
+    T = np.asarray(T_rgb_depth, np.float64)
+    zbuf = _zbuffer_compiled(depth, rays, T, grid)
+    if zbuf is None:  # the numpy reference (a distorted or rectified colour camera, or no numba)
+        d_m = depth.astype(np.float64) * 0.001 if mm else depth.astype(np.float64)
+        if mm:
+            d_m[depth == 0] = np.nan
+        pts, _ = rays.points(d_m)
+        cam = transform_points(pts, T)
+        pix, valid = grid.pixel_indices(cam)
+        zbuf = np.full(W * H, np.inf)
+        np.minimum.at(zbuf, pix, cam[valid, 2])
     zbuf = zbuf.reshape(H, W)
     if pad:
         zbuf = cv2.erode(zbuf, np.ones((k, k), np.uint8), borderType=cv2.BORDER_CONSTANT,
                          borderValue=np.inf)[pad:-pad, pad:-pad]
-    hit = np.isfinite(zbuf)
-    if mm:
-        out = np.zeros(zbuf.shape, np.uint16)
-        mmv = np.floor(zbuf[hit] * 1000.0 + 0.5)
-        mmv[mmv > 65535] = 0  # beyond 65.5 m: not representable in 16UC1
-        out[hit] = mmv.astype(np.uint16)
-        return out
-    out = np.full(zbuf.shape, np.nan, np.float32)
-    out[hit] = zbuf[hit].astype(np.float32)
+    if mm:  # (uint16)(Z * 1000 + 0.5); unreached (inf) and beyond 65.5 m (not representable) -> 0
+        mmv = np.floor(zbuf * 1000.0 + 0.5)
+        mmv[~(mmv <= 65535.0)] = 0.0
+        return mmv.astype(np.uint16)
+    out = zbuf.astype(np.float32)
+    out[np.isinf(out)] = np.nan
     return out
+
+
+_KERNEL: Any = None
+
+
+def _zbuffer_compiled(depth: np.ndarray, rays: DepthRays, T: np.ndarray, grid: CameraModel) -> np.ndarray | None:
+    """The z-buffer of :func:`register_depth` in one compiled pass (numba, when
+    ``rmmss_core.kernels`` is enabled) for a colour camera projected with K and no distortion:
+    the numpy path's float64 operations in its order (back-projection, ``transform_points``' left
+    to right sums, ``CameraModel.project``'s pinhole arithmetic and pixel rule), so the same pixels
+    and depths bit for bit. None where it does not apply."""
+    from rmmss_core import kernels
+    if not kernels.enabled() or grid.use_p or np.any(grid.D):
+        return None
+    global _KERNEL
+    if _KERNEL is None:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def zbuffer(depth, scale, xn, yn, tx_fx, ty_fy, T, K, W, H, min_z, out):
+            flat = depth.reshape(-1)
+            for i in range(flat.size):
+                d = flat[i] * scale
+                if not (d > 0.0) or d == np.inf:  # 0 / NaN / Inf: no depth
+                    continue
+                X = xn[i] * d - tx_fx
+                Y = yn[i] * d - ty_fy
+                Z = d
+                x = X * T[0, 0] + Y * T[0, 1] + Z * T[0, 2] + T[0, 3]
+                y = X * T[1, 0] + Y * T[1, 1] + Z * T[1, 2] + T[1, 3]
+                z = X * T[2, 0] + Y * T[2, 1] + Z * T[2, 2] + T[2, 3]
+                if not (z > min_z):
+                    continue
+                xx, yy = x / z, y / z
+                u = K[0, 0] * xx + K[0, 1] * yy + K[0, 2]
+                v = K[1, 1] * yy + K[1, 2]
+                col, row = np.floor(u + 0.5), np.floor(v + 0.5)
+                if col < 0 or col >= W or row < 0 or row >= H:
+                    continue
+                j = int(row) * W + int(col)
+                if z < out[j]:
+                    out[j] = z
+            return out
+
+        _KERNEL = zbuffer
+    from rmmss_core.encodings.camera import MIN_DEPTH_M
+    out = np.full(grid.width * grid.height, np.inf)
+    scale = 0.001 if depth.dtype == np.uint16 else 1.0
+    d = depth if depth.dtype == np.uint16 else depth.astype(np.float64)
+    return _KERNEL(np.ascontiguousarray(d), scale, rays.xn, rays.yn, rays.tx / rays.fx, rays.ty / rays.fy,
+                   np.ascontiguousarray(T), np.ascontiguousarray(grid.K), grid.width, grid.height, MIN_DEPTH_M, out)
 
 
 class DepthRegistrar:
