@@ -19,13 +19,12 @@ import pytest
 from rmmss_ros.conversions import ConversionError, depth_codes, to_depth_m, to_rgb8
 from rmmss_ros.conversions.compressed import (
     decode_compressed,
-    decode_rvl,
     encode_compressed,
     encode_compressed_depth,
-    encode_rvl,
     quantize_inverse_depth,
 )
 from rmmss_ros.conversions.image import image_to_numpy
+from rmmss_ros.conversions.rvl import decode_rvl, encode_rvl
 
 HEADER = SimpleNamespace(stamp=SimpleNamespace(sec=5, nanosec=7), frame_id="cam")
 
