@@ -58,3 +58,13 @@ def test_demo_live_over_dds():
                           str(tmp_path / "none.pt")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "does not exist" in bad.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_demo_and_the_bench_find_the_repository_from_their_room():
+    """`make demo` runs without arguments: its defaults must be the committed sample bag and
+    student wherever the module sits in the tree (the House move once left them one level low)."""
+    from rmmss_ros.bench import sync as bench_sync
+    from rmmss_ros.demo import cli as demo
+
+    assert demo.ROOT == ROOT and bench_sync.ROOT == ROOT
+    assert (demo.SAMPLE_BAG / "metadata.yaml").is_file() and demo.SAMPLE_MODEL.is_file()

@@ -56,6 +56,7 @@ def test_teacher_hpdm_fsm_eval(world, capsys):
     # resume (here with a shorter schedule so the test ends): it continues from the saved step
     resumed = _train("teacher", runs / "teacher", data, "--resume", f"iters={stopped + 4}", "ckpt_every=2")
     assert resumed["step"] == stopped + 4 and "miou_full" in resumed["metrics"]
+    assert resumed["metrics"]["miou_full_present"] >= resumed["metrics"]["miou_full"]  # 25-class vs present
     hpdm = _train("rmmss-hpdm", runs / "hpdm", data, "--teacher", str(runs / "teacher" / "best.pt"), "iters=6")
     fsm = _train("rmmss-fsm", runs / "fsm", data, "--teacher", str(runs / "teacher" / "best.pt"),
                  "--robust", str(runs / "hpdm" / "best.pt"), "iters=6")

@@ -194,6 +194,24 @@ def test_report_and_plots(tmp_path):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
 
 
+def test_report_gives_present_class_miou_and_marks_absent_classes(tmp_path):
+    samples = _samples()
+    for smp in samples:                                  # class "c" never in the truth
+        keep = smp["label"] == 2
+        smp["label"][keep] = 0
+        smp["rgb"][:, keep] = torch.tensor([1.0, 0.0, 0.0])[:, None]
+    run = Evaluator(SPEC, build_conditions(["emm"])).run(RgbOracle(), _loader(samples), progress=False)
+    s = run.summary()["emm"]["subsets"]
+    assert s["RDEL"]["present"] == [0, 1]
+    assert s["RDEL"]["miou"] == pytest.approx(2 / 3)      # DELIVER: c counts 0 over 3 classes
+    assert s["RDEL"]["miou_present"] == pytest.approx(1.0)
+    md = markdown_report(build_report({"oracle": run.summary()}, SPEC.class_names))
+    assert "| c *absent* |" in md and "| a | 100.00 |" in md
+    assert "| **mIoU (present classes)** | 100.00 |" in md and "| **mIoU (DELIVER)** | 66.67 |" in md
+    from rmmss_core.eval.report import present_avg
+    assert present_avg(run.summary()) == pytest.approx(sum(v["miou_present"] for v in s.values()) / 15)
+
+
 def test_colorize_ignore_black():
     ids = torch.tensor([[0, 2], [255, -1]])
     img = colorize(ids, SPEC.palette)
@@ -252,7 +270,13 @@ def test_cli_eval_end_to_end(tmp_path):
     assert len(r0["rmm"]["0.5"]["combinations"]) == 15 and r0["emm"]["told"] is False
     assert r0 != report["checkpoints"]["model1"]
     md = (out / "eval.md").read_text()
-    assert "| subset | model0 | model1 |" in md and "| Truck |" in md
+    assert "| subset | model0 | model1 |" in md and ("| Truck |" in md or "| Truck *absent* |" in md)
+    # present-class mIoU beside DELIVER's 25-class one, and the per-class table marks absent classes
+    full = r0["emm"]["subsets"]["RDEL"]
+    present = full["present"]
+    assert 0 < len(present) <= 25 and full["miou_present"] >= full["miou"]
+    assert "| mIoU^Avg (present classes) |" in md and "| **mIoU (present classes)** |" in md
+    assert md.count("*absent* |") == 25 - len(present)
     for png in ("emm_subsets.png", "overlays_model0.png", "overlays_model1.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert main(["eval", "--checkpoint", str(tmp_path / "nope.pt"), "--data", str(data),

@@ -168,29 +168,82 @@ def _block_batch(n=4, labeled=None):
     return batch
 
 
+def _capture_student(recipe):
+    """Record what the student's forward receives: (inputs, mask) of each call."""
+    calls = []
+    recipe.model.register_forward_pre_hook(lambda mod, args: calls.append((args[0], args[1])))
+    return calls
+
+
+def test_m3l_labelled_frames_trained_clean_and_masked_in_one_concatenated_batch():
+    """harshm121/M3L@df83f1d:src/semi_supervised/meanteachermaskstudent.py:272-277: the batch is
+    [labelled clean, labelled + unlabelled masked]."""
+    recipe, cfg = _m3l_recipe()
+    recipe.train()
+    labeled = torch.tensor([True, False, True, False])
+    batch = _block_batch(labeled=labeled)
+    calls = _capture_student(recipe)
+    torch.manual_seed(3)
+    recipe(batch, 0)
+    (x, mask), = calls
+    assert mask.shape == (6, 4)                                   # 2 labelled clean + 4 masked
+    for m in MODALITIES:
+        assert torch.equal(x[m][:2], batch[m][labeled]) and torch.equal(x[m][2:], batch[m])
+    assert mask[:2].all()                                          # the clean copy sees every sensor
+    torch.manual_seed(3)
+    from rmmss_core.train.recipes.common import anymodal_mask
+    assert torch.equal(mask[2:], anymodal_mask(batch["available"], cfg.loss.dropout_per))
+    # the former single masked copy stays an option
+    recipe2, _ = _m3l_recipe(m3l_views="masked")
+    calls2 = _capture_student(recipe2)
+    recipe2(batch, 0)
+    assert calls2[0][1].shape == (4, 4)
+
+
 def test_m3l_losses_mean_over_branches_and_ensemble_pseudo_labels_on_the_whole_batch():
-    from rmmss_core.train.recipes.common import anymodal_mask, supervised
+    from rmmss_core.losses import prob_ohem_cross_entropy
+    from rmmss_core.train.recipes.common import anymodal_mask
     from rmmss_core.train.recipes.m3l import prediction_list
     recipe, cfg = _m3l_recipe()
     recipe.train()
     batch = _block_batch()                               # every frame labelled (labeled_fraction 1)
-    torch.manual_seed(5)
+    torch.manual_seed(1)
     loss, logs = recipe(batch, 0)
     # recompute by the authors' formulas with the same random mask
-    torch.manual_seed(5)
+    torch.manual_seed(1)
     mask = anymodal_mask(batch["available"], cfg.loss.dropout_per)
-    out = recipe.model({m: batch[m] for m in MODALITIES}, mask, return_features=True)
+    assert not mask.all()                                # the masked copy differs from the clean one
+    inputs = {m: torch.cat([batch[m], batch[m]]) for m in MODALITIES}
+    out = recipe.model(inputs, torch.cat([batch["available"], mask]), return_features=True)
     preds = prediction_list(out)
     assert len(preds) == 5                                # 4 branches + the ensemble
     with torch.no_grad():
         pseudo = recipe.ema({m: batch[m] for m in MODALITIES}, batch["available"]).logits.argmax(1)
-    sup = sum(supervised(cfg, p, batch["label"]) for p in preds) / 5
+    pseudo = torch.cat([pseudo, pseudo])
+    label = torch.cat([batch["label"], batch["label"]])
+    min_kept = int(0.08 * 32 * 40) * 4                    # int(0.08 H W) * batch (get_framework.py:18)
+    sup = sum(prob_ohem_cross_entropy(p, label, 0.7, min_kept) for p in preds) / 5
     pl = sum(F.cross_entropy(p, pseudo) for p in preds) / 5
     assert logs["ce"].item() == pytest.approx(sup.item(), rel=1e-5)
-    # the mean teacher acts although every frame has a label (it was identically 0 before)
+    # the mean teacher acts although every frame has a label
     assert logs["pseudo"].item() > 0.1
     assert logs["pseudo"].item() == pytest.approx(pl.item(), rel=1e-5)
     assert loss.item() == pytest.approx(sup.item() + cfg.loss.pseudo * pl.item(), rel=1e-5)
+
+
+def test_m3l_project_ohem_and_single_masked_copy_are_options():
+    from rmmss_core.train.recipes.common import anymodal_mask, supervised
+    from rmmss_core.train.recipes.m3l import prediction_list
+    recipe, cfg = _m3l_recipe(m3l_views="masked", m3l_sup="ohem")
+    recipe.train()
+    batch = _block_batch()
+    torch.manual_seed(1)
+    _, logs = recipe(batch, 0)
+    torch.manual_seed(1)
+    mask = anymodal_mask(batch["available"], cfg.loss.dropout_per)
+    preds = prediction_list(recipe.model({m: batch[m] for m in MODALITIES}, mask, return_features=True))
+    sup = sum(supervised(cfg, p, batch["label"]) for p in preds) / 5
+    assert logs["ce"].item() == pytest.approx(sup.item(), rel=1e-5)
 
 
 def test_m3l_pseudo_labels_cover_unlabelled_frames_too():
@@ -389,36 +442,70 @@ def test_image_prototypes_keep_zero_rows_and_the_authors_kl():
     assert image_prototype_kd(protos, teacher, present).item() == pytest.approx(ours.item(), rel=1e-5)
 
 
-def test_proto_loss_scope_and_stage_options():
-    from rmmss_core.losses import image_prototypes
-    from rmmss_core.train.recipes.rmmss_hpdm import proto_loss
+def _proto_case():
     g = torch.Generator().manual_seed(0)
     s = [torch.randn(2, 2, 3, 4, 4, generator=g) for _ in range(2)]
     t = [torch.randn(2, 2, 3, 4, 4, generator=g) for _ in range(2)]
     label = torch.randint(0, 3, (2, 8, 8), generator=g)
-    mask = torch.tensor([[True, False], [True, False]])       # student has modality 0, teacher both
-    full = torch.ones(2, 2, dtype=torch.bool)
+    return s, t, label
 
-    def authors_value(pairs):
-        total = 0.0
-        for (a, b), st, tt in zip(pairs, s, t, strict=True):
+
+def _authors_proto(s, t, label, pairs_per_stage):
+    """RobustSeg/UMMSS@de81cfd:mmkd/PCUMD.py:8-46: per image, stage and pair, KLDiv 'mean' of the
+    per-image prototypes; the sum / B."""
+    from rmmss_core.losses import image_prototypes
+    total = 0.0
+    for pairs, st, tt in zip(pairs_per_stage, s, t, strict=True):
+        for a, b in pairs:
             for i in range(2):
                 ps, _ = image_prototypes(st[i:i + 1, a], label[i:i + 1], 3)
                 pt, _ = image_prototypes(tt[i:i + 1, b], label[i:i + 1], 3)
                 total += nn.KLDivLoss(reduction="mean")(torch.log_softmax(ps, 1), torch.softmax(pt, 1)).item()
-        return total / 2                                      # / B
+    return total / 2                                          # / B
 
-    g1 = torch.Generator().manual_seed(7)
-    got = proto_loss(s, t, mask, full, label, 3, generator=g1).item()
-    g2 = torch.Generator().manual_seed(7)
+
+def test_proto_default_pairs_each_modality_with_the_teachers_same_one():
+    """The main script's mmkd/PCUMD.py:22-26 pairs student slot k (modality index[k]) with the
+    teacher's slot index[k]: the same sensor, no random draw."""
+    from rmmss_core.train.recipes.rmmss_hpdm import proto_loss
+    s, t, label = _proto_case()
+    mask = torch.tensor([[False, True], [False, True]])       # the student has modality 1
+    full = torch.ones(2, 2, dtype=torch.bool)
+    want = _authors_proto(s, t, label, [[(1, 1)], [(1, 1)]])
+    for seed in range(4):                                     # deterministic: the generator plays no part
+        got = proto_loss(s, t, mask, full, label, 3, generator=torch.Generator().manual_seed(seed))
+        assert got.item() == pytest.approx(want, rel=1e-5)
+    both = torch.ones(2, 2, dtype=torch.bool)
+    assert proto_loss(s, t, both, full, label, 3).item() == pytest.approx(
+        _authors_proto(s, t, label, [[(0, 0), (1, 1)]] * 2), rel=1e-5)
+
+
+def test_proto_random_pairing_option_draws_a_student_slot_per_teacher_slot():
+    """mmkd/PCUMD_zero_padding_random.py:19-24: for every teacher slot k a student slot at random."""
     from rmmss_core.losses import random_modality_pairs
-    pairs = [random_modality_pairs([0], [0, 1], g2)[0] for _ in range(2)]
-    assert got == pytest.approx(authors_value(pairs), rel=1e-5)
-    g3 = torch.Generator().manual_seed(7)
-    mean = proto_loss(s, t, mask, full, label, 3, stages="mean", generator=g3).item()
+    from rmmss_core.train.recipes.rmmss_hpdm import proto_loss
+    s, t, label = _proto_case()
+    mask = torch.tensor([[True, False], [True, False]])       # student has modality 0, teacher both
+    full = torch.ones(2, 2, dtype=torch.bool)
+    got = proto_loss(s, t, mask, full, label, 3, generator=torch.Generator().manual_seed(7), pairing="random")
+    g = torch.Generator().manual_seed(7)
+    pairs = [[(a, b) for b, a in random_modality_pairs([0, 1], [0], g)] for _ in range(2)]
+    assert pairs[0] == [(0, 0), (0, 1)]                       # both teacher slots, each with a student slot
+    assert got.item() == pytest.approx(_authors_proto(s, t, label, pairs), rel=1e-5)
+    with pytest.raises(ValueError, match="pairing"):
+        proto_loss(s, t, mask, full, label, 3, pairing="nope")
+
+
+def test_proto_loss_scope_and_stage_options():
+    from rmmss_core.train.recipes.rmmss_hpdm import proto_loss
+    s, t, label = _proto_case()
+    mask = torch.tensor([[True, False], [True, False]])
+    full = torch.ones(2, 2, dtype=torch.bool)
+    got = proto_loss(s, t, mask, full, label, 3).item()
+    assert got == pytest.approx(_authors_proto(s, t, label, [[(0, 0)], [(0, 0)]]), rel=1e-5)
+    mean = proto_loss(s, t, mask, full, label, 3, stages="mean").item()
     assert mean == pytest.approx(got * 2 / 4, rel=1e-5)      # 4 (image, stage) terms instead of sum / B
-    g4 = torch.Generator().manual_seed(7)
-    pooled = proto_loss(s, t, mask, full, label, 3, scope="batch", generator=g4)
+    pooled = proto_loss(s, t, mask, full, label, 3, scope="batch")
     assert torch.isfinite(pooled) and pooled.item() != pytest.approx(got)
 
 

@@ -14,11 +14,13 @@ from rmmss_core.losses import (
     ema_update,
     feature_kd_loss,
     ifv_kd_loss,
+    image_prototypes,
     imputation_loss,
     intra_class_similarity,
     logit_kd_loss,
     mad_loss,
     ohem_cross_entropy,
+    prob_ohem_cross_entropy,
     prototype_kd_loss,
     pseudo_label_loss,
     random_modality_pairs,
@@ -74,6 +76,49 @@ def test_ohem_excludes_ignore_pixels():
 def test_ohem_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="label"):
         ohem_cross_entropy(torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, dtype=torch.long))
+
+
+# ---------------------------------------------------------------- M3L's probability-threshold OHEM
+# harshm121/M3L@df83f1d:src/utils/seg_opr/loss_func.py:51-81: keep p_true <= max(thresh, the
+# min_kept-th smallest p_true), ties included; no mining when min_kept > valid or min_kept == 0.
+def test_prob_ohem_keeps_below_threshold_like_ohem_when_enough_are_hard():
+    logits, label = _ohem_example()                       # p_true = 0.5, 0.5, 0.9, 0.9
+    assert prob_ohem_cross_entropy(logits, label, 0.7, min_kept=1).item() == pytest.approx(math.log(2), rel=1e-5)
+    assert prob_ohem_cross_entropy(logits, label, 0.7, min_kept=2).item() == pytest.approx(math.log(2), rel=1e-5)
+
+
+def test_prob_ohem_min_kept_raises_the_threshold_and_keeps_ties():
+    logits, label = _ohem_example()
+    everything = (2 * math.log(2) + 2 * math.log(10 / 9)) / 4
+    # the 3rd smallest p is 0.9 > 0.7: the threshold becomes 0.9 and both 0.9 pixels are kept
+    # (ohem_cross_entropy keeps exactly 3 here)
+    got = prob_ohem_cross_entropy(logits, label, 0.7, min_kept=3)
+    assert got.item() == pytest.approx(everything, rel=1e-5)
+    assert ohem_cross_entropy(logits, label, 0.7, min_kept_fraction=0.75).item() != pytest.approx(everything)
+
+
+def test_prob_ohem_no_mining_when_min_kept_exceeds_valid_or_is_zero():
+    logits, label = _ohem_example()
+    everything = (2 * math.log(2) + 2 * math.log(10 / 9)) / 4
+    assert prob_ohem_cross_entropy(logits, label, 0.7, min_kept=5).item() == pytest.approx(everything, rel=1e-5)
+    assert prob_ohem_cross_entropy(logits, label, 0.7, min_kept=0).item() == pytest.approx(everything, rel=1e-5)
+
+
+def test_prob_ohem_ignore_pixels_grad_and_errors():
+    logits, label = _ohem_example()
+    logits = torch.cat([logits, torch.tensor([-20.0, 20.0]).reshape(1, 2, 1, 1)], dim=3)
+    label = torch.cat([label, torch.full((1, 1, 1), 255)], dim=2)
+    # 4 valid pixels, min_kept 5 > 4: plain CE over the valid ones, the ignore pixel left out
+    everything = (2 * math.log(2) + 2 * math.log(10 / 9)) / 4
+    x = logits.clone().requires_grad_(True)
+    got = prob_ohem_cross_entropy(x, label, 0.7, min_kept=5)
+    assert got.item() == pytest.approx(everything, rel=1e-5)
+    got.backward()
+    assert x.grad[..., 4].abs().sum() == 0 and x.grad[..., :4].abs().sum() > 0
+    zero = prob_ohem_cross_entropy(logits.requires_grad_(), torch.full_like(label, 255), 0.7, 3)
+    assert zero.item() == 0.0
+    with pytest.raises(ValueError, match="min_kept"):
+        prob_ohem_cross_entropy(logits, label, 0.7, min_kept=-1)
 
 
 # ---------------------------------------------------------------- logit KD, L_mad
@@ -210,6 +255,35 @@ def test_class_prototypes_resize_order_and_sample_mask():
             mask = (small == k)
             want = feats.permute(0, 2, 3, 1)[mask].mean(0)
             assert torch.allclose(protos[k], want, atol=1e-6)
+
+
+def test_class_centres_follow_the_input_dtype():
+    """float64 features give float64 prototypes and IFV centres, equal to the float64 formula
+    (they were computed in float32: about 1e-8 relative off)."""
+    g = torch.Generator().manual_seed(0)
+    feats = 1.0 + 1e-9 * torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64) + \
+        torch.arange(16, dtype=torch.float64).reshape(1, 1, 4, 4) / 3.0
+    label = torch.randint(0, 3, (2, 4, 4), generator=g)
+    protos, present = class_prototypes(feats, label, 3)
+    assert protos.dtype == torch.float64
+    per_image, _ = image_prototypes(feats, label, 3)
+    assert per_image.dtype == torch.float64
+    flat = feats.permute(0, 2, 3, 1)
+    for k in range(3):
+        if present[k]:
+            want = flat[label == k].mean(0)
+            assert torch.allclose(protos[k], want, rtol=1e-14, atol=0)
+        for i in range(2):
+            if (label[i] == k).any():
+                assert torch.allclose(per_image[i, k], flat[i][label[i] == k].mean(0), rtol=1e-14, atol=0)
+    sim, valid = intra_class_similarity(feats, label, 3)
+    assert sim.dtype == torch.float64
+    centre = flat[0][label[0] == label[0, 0, 0]].mean(0)
+    want = torch.nn.functional.cosine_similarity(flat[0, 0, 0], centre, dim=0)
+    assert abs(sim[0, 0].item() - want.item()) < 1e-14
+    # half-precision inputs still work (sums in float32)
+    protos16, _ = class_prototypes(feats.to(torch.bfloat16), label, 3)
+    assert protos16.dtype == torch.float32
 
 
 def test_prototype_kd_known_value_and_properties():

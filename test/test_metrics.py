@@ -79,6 +79,19 @@ def test_summary_marks_absent_classes_none():
     assert s["iou"][3] is None and s["pixels"] == 6
 
 
+def test_present_class_miou_leaves_out_classes_absent_from_the_truth():
+    cm = ConfusionMatrix(5)
+    cm.update(torch.tensor([0, 3, 1]), torch.tensor([0, 0, 1]))   # class 3 predicted, never true
+    m = cm.matrix
+    # IoU: class 0 1/2, class 1 1, class 3 0 (predicted only), classes 2 and 4 absent from both
+    assert miou(m) == pytest.approx(1.5 / 5)                       # DELIVER: absent ones count 0
+    assert miou(m, "nanmean") == pytest.approx(1.5 / 3)            # class 3 still counts
+    assert miou(m, "present") == pytest.approx(1.5 / 2)            # only classes 0 and 1 are in the truth
+    s = cm.summary()
+    assert s["present"] == [0, 1] and s["miou_present"] == pytest.approx(0.75)
+    assert math.isnan(miou(torch.zeros(3, 3, dtype=torch.int64), "present"))
+
+
 def test_expected_miou_weights():
     w = subset_weights(0.2)
     assert len(w) == 15 and sum(w.values()) == pytest.approx(1.0)

@@ -1,9 +1,10 @@
-"""``rmmss benchmark --preset cpu|gpu|smoke``: the robustness benchmark (train every recipe with the
+"""``rmmss benchmark --preset cpu|gpu|smoke|curves``: the robustness benchmark (train every recipe with the
 same budget on the seeded synthetic world, evaluate side by side, write docs/bench/robustness.md).
 
     rmmss benchmark --preset cpu                       # 3 seeds side by side, <= 90 min on 2 cores
     rmmss benchmark --preset gpu                       # 3 seeds one after the other on one GPU
     rmmss benchmark --preset smoke train.iters=2       # the harness in minutes
+    rmmss benchmark --preset curves                    # learning curves: teacher + dropout, tiny / B0, 2 input sizes
 """
 from __future__ import annotations
 

@@ -164,8 +164,10 @@ def run(args: argparse.Namespace) -> int:
         if ev.overlays:
             overlays[name] = ev.overlays
         if "emm" in results[name]:
-            log.info("%s: mIoU^Avg %.2f  RDEL %.2f", name, 100 * results[name]["emm"]["miou_avg"],
-                     100 * results[name]["emm"]["subsets"]["RDEL"]["miou"])
+            full = results[name]["emm"]["subsets"]["RDEL"]
+            log.info("%s: mIoU^Avg %.2f  RDEL %.2f (DELIVER, %d classes); RDEL %.2f over the %d classes present",
+                     name, 100 * results[name]["emm"]["miou_avg"], 100 * full["miou"], len(full["iou"]),
+                     100 * full["miou_present"], len(full["present"]))
         del model
     meta = {"data": str(args.data), "dataset": args.dataset, "split": args.split, "protocols": args.protocols,
             "seed": args.seed, "device": str(device), "max_samples": args.max_samples}

@@ -1,5 +1,6 @@
-"""Segmentation metrics: streaming confusion matrix, IoU, mIoU (DELIVER convention and nan-mean),
-pixel accuracy, and the expected mIoU over missing-modality subsets (mIoU^E)."""
+"""Segmentation metrics: streaming confusion matrix, IoU, mIoU (DELIVER convention, nan-mean and
+over the classes present in the evaluated frames), pixel accuracy, and the expected mIoU over
+missing-modality subsets (mIoU^E)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -43,9 +44,13 @@ class ConfusionMatrix:
         self.matrix += other.matrix.to(self.matrix.device)
 
     def summary(self) -> dict[str, object]:
-        """JSON-ready metrics: miou (DELIVER), miou_nanmean, pixel_acc, iou (per class, nan absent)."""
+        """JSON-ready metrics: miou (DELIVER), miou_nanmean, miou_present (over the classes with
+        ground-truth pixels), present (their ids), pixel_acc, iou (per class, None where absent
+        from both prediction and truth)."""
         iou = iou_per_class(self.matrix)
         return {"miou": miou(self.matrix), "miou_nanmean": miou(self.matrix, "nanmean"),
+                "miou_present": miou(self.matrix, "present"),
+                "present": present_classes(self.matrix).nonzero().flatten().tolist(),
                 "pixel_acc": pixel_accuracy(self.matrix), "pixels": int(self.matrix.sum()),
                 "iou": [None if v != v else float(v) for v in iou.tolist()]}
 
@@ -59,18 +64,33 @@ def iou_per_class(matrix: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
 
 
-def miou(matrix: torch.Tensor, convention: str = "deliver") -> float:
-    """Mean IoU over the full class list.
+def present_classes(matrix: torch.Tensor) -> torch.Tensor:
+    """Bool ``K``: the classes with ground-truth pixels in the counted frames (rows of the matrix)."""
+    return matrix.sum(dim=1) > 0
 
-    ``deliver``: a class absent from both prediction and truth counts as IoU 0 (DELIVER / CMNeXt
-    code, ``ious[ious.isnan()] = 0``). ``nanmean``: such classes are left out (NaN if all are).
+
+MIOU_CONVENTIONS = ("deliver", "nanmean", "present")
+
+
+def miou(matrix: torch.Tensor, convention: str = "deliver") -> float:
+    """Mean IoU.
+
+    ``deliver``: over the full class list; a class absent from both prediction and truth counts as
+    IoU 0 (DELIVER / CMNeXt code, ``ious[ious.isnan()] = 0``). ``nanmean``: such classes are left
+    out (a class predicted but absent from the truth still counts, with IoU 0). ``present``: over
+    the classes with ground-truth pixels only (``present_classes``), whatever was predicted, so
+    the value does not depend on how many classes the class list has but the data lacks. NaN when
+    no class qualifies.
     """
     iou = iou_per_class(matrix)
     if convention == "deliver":
         return float(torch.nan_to_num(iou, nan=0.0).mean())
     if convention == "nanmean":
         return float(iou.nanmean())
-    raise ValueError(f"unknown mIoU convention {convention!r}; use 'deliver' or 'nanmean'")
+    if convention == "present":
+        keep = present_classes(matrix)
+        return float(iou[keep].mean()) if keep.any() else float("nan")
+    raise ValueError(f"unknown mIoU convention {convention!r}; use one of {MIOU_CONVENTIONS}")
 
 
 def pixel_accuracy(matrix: torch.Tensor) -> float:

@@ -42,13 +42,24 @@ def _get(d: Mapping[str, Any], *path: str) -> Any:
     return d
 
 
+def present_avg(summary: Mapping[str, Any], proto: str = "emm") -> float | None:
+    """mIoU^Avg over the classes present in the evaluated frames: the mean of the subsets'
+    ``miou_present`` (None for summaries written before it existed)."""
+    subsets = _get(summary, proto, "subsets") or {}
+    vals = [v.get("miou_present") for v in subsets.values()]
+    if not vals or any(v is None for v in vals):
+        return None
+    return sum(vals) / len(vals)
+
+
 def markdown_report(report: Mapping[str, Any]) -> str:
     """Markdown: EMM per-subset mIoU (rows) x checkpoints (columns) with mIoU^Avg and mIoU^E(p),
     then RMM and NM, then per-class IoU with all modalities (EMM ``RDEL``)."""
     ckpts = report["checkpoints"]
     names = list(ckpts)
-    out = ["# Evaluation", "", "mIoU in % (DELIVER convention: a class absent from both prediction and "
-           "truth counts as 0; nan-mean leaves it out).", ""]
+    out = ["# Evaluation", "", "mIoU in % (DELIVER convention: over every class of the class list, a class "
+           "absent from both prediction and truth counts as 0; nan-mean leaves it out; present classes: "
+           "over the classes with ground-truth pixels in the evaluated frames only).", ""]
     meta = report.get("meta") or {}
     if meta:
         out += [", ".join(f"{k}: {v}" for k, v in sorted(meta.items())), ""]
@@ -63,6 +74,7 @@ def markdown_report(report: Mapping[str, Any]) -> str:
                 for s in first[proto]["subsets"]]
         rows.append(["**mIoU^Avg**", *(_pct(_get(ckpts[n], proto, "miou_avg")) for n in names)])
         rows.append(["mIoU^Avg (nan-mean)", *(_pct(_get(ckpts[n], proto, "miou_avg_nanmean")) for n in names)])
+        rows.append(["mIoU^Avg (present classes)", *(_pct(present_avg(ckpts[n], proto)) for n in names)])
         for p in first[proto]["miou_e"]:
             rows.append([f"mIoU^E(p={p})", *(_pct(_get(ckpts[n], proto, "miou_e", p)) for n in names)])
         out += _table(["subset", *names], rows) + [""]
@@ -85,11 +97,18 @@ def markdown_report(report: Mapping[str, Any]) -> str:
         rows = [[lv, *(_pct(_get(ckpts[n], "nm", lv, "miou")) for n in names)] for lv in first["nm"]]
         out += _table(["level", *names], rows) + [""]
     if "emm" in first and "RDEL" in first["emm"]["subsets"]:
+        present = set(_get(first, "emm", "subsets", "RDEL", "present") or [])
         out += ["## Per-class IoU, all modalities (RDEL)", ""]
-        rows = []
+        if present:
+            out += [f"{len(present)} of {len(report['class_names'])} classes have pixels in the evaluated frames; "
+                    "the others are marked *absent*.", ""]
+        rows = [["**mIoU (DELIVER)**", *(_pct(_get(ckpts[n], "emm", "subsets", "RDEL", "miou")) for n in names)],
+                ["**mIoU (present classes)**",
+                 *(_pct(_get(ckpts[n], "emm", "subsets", "RDEL", "miou_present")) for n in names)]]
         for i, cls in enumerate(report["class_names"]):
             vals = [_get(ckpts[n], "emm", "subsets", "RDEL", "iou") for n in names]
-            rows.append([cls, *(_pct(v[i] if v else None) for v in vals)])
+            name = cls if not present or i in present else f"{cls} *absent*"
+            rows.append([name, *(_pct(v[i] if v else None) for v in vals)])
         out += _table(["class", *names], rows) + [""]
     return "\n".join(out)
 

@@ -154,7 +154,8 @@ def _run(ctx: Context, name: str) -> list[Row]:
     if not ctx.smoke and importlib.util.find_spec("matplotlib") is None:
         report = "not written: matplotlib is not installed (the report's plots need it)"
     elif not ctx.smoke:  # the full report (plots, per-class tables) next to gpu.md
-        report = write_robustness_report(cfg, results, trained, timings, Path(ctx.options["out"]) / "gpu_robustness",
+        per_seed = [{"seed": cfg.seed, "results": results, "trained": trained, "timings": timings}]
+        report = write_robustness_report(cfg, per_seed, timings, Path(ctx.options["out"]) / "gpu_robustness",
                                          f"rmmss gpu-check (robustness step: {preset} preset, {iters} steps per recipe)")
     table = {k: {kk: float(vv) for kk, vv in headline(v["summary"]).items()} for k, v in results.items()}
     fig = {"preset": preset, "iters_per_recipe": iters, "probe_step_ms": step_s * 1e3 if step_s else None, "data": how,

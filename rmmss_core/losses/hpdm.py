@@ -22,15 +22,23 @@ def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(label[:, None].float(), size=size, mode="nearest")[:, 0].long()
 
 
-def _one_hot(label: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
-    """``B x h x w`` ids -> float ``B x K x (h*w)`` one-hot; ignore (and out-of-range) pixels are 0."""
+def _sum_dtype(features: torch.Tensor) -> torch.dtype:
+    """The dtype class sums and centres are computed in: the features' own for float32 / float64
+    (float64 inputs give float64 centres, as the authors' formula evaluated in float64), float32
+    for half types."""
+    return features.dtype if features.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _one_hot(label: torch.Tensor, num_classes: int, ignore_index: int,
+             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``B x h x w`` ids -> ``B x K x (h*w)`` one-hot in ``dtype``; ignore (and out-of-range) pixels are 0."""
     flat = label.flatten(1)
     valid = (flat != ignore_index) & (flat >= 0) & (flat < num_classes)
     bad = flat[(flat != ignore_index) & ~valid]
     if bad.numel():
         raise ValueError(f"label holds class id {int(bad[0])} outside 0..{num_classes - 1}")
     onehot = F.one_hot(flat.clamp(0, num_classes - 1), num_classes) * valid[..., None]
-    return onehot.transpose(1, 2).float()
+    return onehot.transpose(1, 2).to(dtype)
 
 
 def class_prototypes(features: torch.Tensor, label: torch.Tensor, num_classes: int,
@@ -53,11 +61,12 @@ def class_prototypes(features: torch.Tensor, label: torch.Tensor, num_classes: i
     check_dim(features, 4, "features", "B x C x h x w")
     if label.shape[0] != features.shape[0]:
         raise ValueError(f"label batch {label.shape[0]} != features batch {features.shape[0]}")
-    onehot = _one_hot(resize_label(label, tuple(features.shape[2:])), num_classes, ignore_index)
+    onehot = _one_hot(resize_label(label, tuple(features.shape[2:])), num_classes, ignore_index,
+                     _sum_dtype(features))
     if sample_mask is not None:
         if sample_mask.shape != features.shape[:1]:
             raise ValueError(f"sample_mask must be B = ({features.shape[0]},), got {tuple(sample_mask.shape)}")
-        onehot = onehot * sample_mask.to(onehot.device).float()[:, None, None]
+        onehot = onehot * sample_mask.to(onehot.device, onehot.dtype)[:, None, None]
     sums = torch.einsum("bkn,bcn->kc", onehot, features.flatten(2).to(onehot.dtype))
     counts = onehot.sum(dim=(0, 2))
     present = counts > 0
@@ -69,13 +78,16 @@ def image_prototypes(features: torch.Tensor, label: torch.Tensor, num_classes: i
     """Class prototypes of every image separately: ``B x C x h x w`` -> (``B x K x C``, present ``B x K``).
 
     All K rows are kept; a class absent from an image has a zero row, as the authors'
-    ``calculate_batch_prototypes`` (RobustSeg/RobustSeg@ea9add7:mmkd/Prototype.py:36-62, called per
-    image by mmkd/PCUMD.py:13-34) returns; the division by the pixel count happens once.
+    ``calculate_batch_prototypes`` (RobustSeg/UMMSS@de81cfd:mmkd/Prototype.py, called per image by
+    mmkd/PCUMD.py:13-34, which RobustSeg/RobustSeg@5898146:tools/train_deliver_mad50_proto_cur_reg.py:32
+    imports) returns; the division by the pixel count happens once. Sums and centres are computed
+    in the features' dtype (float64 in, float64 out).
     """
     check_dim(features, 4, "features", "B x C x h x w")
     if label.shape[0] != features.shape[0]:
         raise ValueError(f"label batch {label.shape[0]} != features batch {features.shape[0]}")
-    onehot = _one_hot(resize_label(label, tuple(features.shape[2:])), num_classes, ignore_index)  # B x K x N
+    onehot = _one_hot(resize_label(label, tuple(features.shape[2:])), num_classes, ignore_index,
+                     _sum_dtype(features))  # B x K x N
     sums = torch.einsum("bkn,bcn->bkc", onehot, features.flatten(2).to(onehot.dtype))
     counts = onehot.sum(dim=2)
     return sums / counts.clamp(min=1)[..., None], counts > 0
@@ -86,7 +98,7 @@ def image_prototype_kd(student_prototypes: torch.Tensor, teacher_prototypes: tor
     """Per image KL(teacher || student) over the class axis of ``B x K x C`` prototypes -> ``B``.
 
     ``present is None`` (the authors): all K rows take part (absent classes as zero rows) and the
-    KL is ``KLDivLoss(reduction='mean')`` over the ``K*C`` elements (RobustSeg/RobustSeg@ea9add7:
+    KL is ``KLDivLoss(reduction='mean')`` over the ``K*C`` elements (RobustSeg/UMMSS@de81cfd:
     mmkd/PCUMD.py:11,38-40). With ``present`` (bool ``B x K``, our reading): only the present rows
     take part in the softmax, the KL is summed over classes and averaged over channels (an image
     with fewer than two present classes gives 0).
@@ -113,8 +125,8 @@ def prototype_kd_loss(student_prototypes: torch.Tensor, teacher_prototypes: torc
                       present: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """L_proto (RMMSS HPDM, cross-modal prototype distillation) for one modality pair.
 
-    The student's prototypes of modality A are matched to the teacher's prototypes of a randomly
-    paired modality B (``random_modality_pairs`` draws the pairing): for every channel, the
+    The student's prototypes of modality A are matched to the teacher's prototypes of a paired
+    modality B (``recipes/rmmss_hpdm.proto_loss`` chooses the pairing): for every channel, the
     distributions over the present classes (softmax along the class axis) are compared with
     KL(teacher || student), averaged over channels.
 
@@ -139,7 +151,12 @@ def prototype_kd_loss(student_prototypes: torch.Tensor, teacher_prototypes: torc
 
 def random_modality_pairs(student_modalities: Sequence[int], teacher_modalities: Sequence[int],
                           generator: torch.Generator | None = None) -> list[tuple[int, int]]:
-    """For each student modality A, a teacher modality B drawn uniformly: ``[(A, B), ...]``."""
+    """For each modality A of the first list, one of the second list drawn uniformly: ``[(A, B), ...]``.
+
+    L_proto's ``pairing="random"`` calls it with the teacher's modalities first (for every teacher
+    slot a student slot at random, as RobustSeg/UMMSS@de81cfd:mmkd/PCUMD_zero_padding_random.py:19-24
+    does) and swaps each pair back to (student, teacher).
+    """
     teacher_modalities = list(teacher_modalities)
     if not teacher_modalities:
         raise ValueError("teacher_modalities is empty")
@@ -163,7 +180,8 @@ def intra_class_similarity(features: torch.Tensor, label: torch.Tensor, num_clas
     (similarity ``B x (h*w)``, valid bool ``B x (h*w)``; invalid (ignore) pixels have similarity 0).
     """
     check_dim(features, 4, "features", "B x C x h x w")
-    onehot = _one_hot(resize_label(label, tuple(features.shape[2:])), num_classes, ignore_index)
+    onehot = _one_hot(resize_label(label, tuple(features.shape[2:])), num_classes, ignore_index,
+                      _sum_dtype(features))
     centres = _per_sample_centres(features, onehot)
     sim = F.cosine_similarity(features.flatten(2), centres.to(features.dtype), dim=1, eps=1e-8)
     return sim, onehot.sum(dim=1) > 0

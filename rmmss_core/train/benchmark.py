@@ -5,6 +5,7 @@ plots) with mean +- std over the seeds for every figure.
     rmmss benchmark --preset cpu     # 3 seeds side by side, <= 90 min on 2 CPU cores
     rmmss benchmark --preset gpu     # MiT-B0 at 256 x 320 on one H100
     rmmss benchmark --preset smoke   # minutes; checks the harness (report under the run folder)
+    rmmss benchmark --preset curves  # learning curves only: teacher + dropout over input / model sizes
 
 Layout: ``<out>/data`` (one synthetic dataset for all seeds), ``<out>/seed<N>/runs/<run>`` and
 ``<out>/seed<N>/results.json``. With ``jobs > 1`` the seeds run side by side as separate
@@ -14,7 +15,6 @@ processes (one thread each; logs in ``<out>/seed<N>/log.txt``). Re-running resum
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import logging
@@ -22,20 +22,21 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rmmss_core.train.benchmark_stats import deep_merge
 from rmmss_core.train.config import TrainConfig
+from rmmss_core.train.learning_curves import MAIN, CurveSettings
 from rmmss_core.utils.config import config_from_dict, config_to_dict, dump_config, load_config
 from rmmss_core.utils.io import atomic_write_json
 
 log = logging.getLogger("rmmss.benchmark")
 ROOT = Path(__file__).resolve().parents[2]
-PRESETS = ("cpu", "gpu", "smoke")
+PRESETS = ("cpu", "gpu", "smoke", "curves")
 
 # The stages, in order: run name, recipe, recipe config (config/train), frozen inputs {role: run},
 # settings merged over the recipe's YAML (before the preset's).
@@ -92,6 +93,7 @@ class BenchmarkConfig:
     per_run: dict[str, Any] = field(default_factory=dict)  # run name -> extra YAML merged last
     runs: tuple[str, ...] = tuple(r[0] for r in RUNS)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    curve: CurveSettings = field(default_factory=CurveSettings)  # learning curves (train/learning_curves.py)
     notes: str = ""  # Markdown file (relative to the repo) appended to the report as the analysis
 
     @property
@@ -112,6 +114,14 @@ class BenchmarkConfig:
             missing = [src for src in needs.values() if src not in self.runs]
             if missing:
                 raise ValueError(f"run {name!r} needs {missing}, which the preset leaves out")
+        if self.curve.every:
+            bad = [r for r in self.curve.runs if r not in known]
+            if bad:
+                raise ValueError(f"unknown curve.runs {bad}; known: {known}")
+            framed = [r for r in self.curve.runs if next(x[3] for x in RUNS if x[0] == r)] if self.curve.variants else []
+            if framed:
+                raise ValueError(f"curve.variants retrain {framed}, which need frozen models; "
+                                 "give curve variants runs without a teacher (teacher, dropout, m3l, ...)")
 
 
 def load_preset(preset: str | None, path: str | None = None, overrides: list[str] | tuple = ()) -> BenchmarkConfig:
@@ -122,11 +132,7 @@ def load_preset(preset: str | None, path: str | None = None, overrides: list[str
     return load_config(BenchmarkConfig, path, list(overrides))
 
 
-def _merge(base: dict, extra: Mapping) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
+_merge = deep_merge
 
 
 def run_config(cfg: BenchmarkConfig, name: str, data: Path, runs_dir: Path) -> TrainConfig:
@@ -135,6 +141,8 @@ def run_config(cfg: BenchmarkConfig, name: str, data: Path, runs_dir: Path) -> T
     raw = yaml.safe_load((ROOT / "config" / "train" / yaml_name).read_text()) or {}
     raw = _merge(_merge(_merge(raw, extra), cfg.train), cfg.per_run.get(name, {}))
     raw.update(recipe=recipe, seed=cfg.seed, device=cfg.device)
+    if cfg.curve.every and name in cfg.curve.runs:
+        raw["curve_every"] = cfg.curve.every
     raw.setdefault("data", {})["root"] = str(data)
     for role, src in needs.items():
         raw[role] = str(runs_dir / src / "best.pt")
@@ -205,12 +213,39 @@ def run_seed(cfg: BenchmarkConfig, seed: int, data: Path) -> dict[str, Any]:
     trained = train_all(cfg_s, data, root / "runs")
     t2 = time.perf_counter()
     results = evaluate_all(cfg_s, data, root / "runs")
-    timings = {"train_s": t2 - t1, "eval_s": time.perf_counter() - t2}
+    t3 = time.perf_counter()
+    curves = run_curves(cfg_s, data, root)
+    timings = {"train_s": t2 - t1, "eval_s": t3 - t2, "curves_s": time.perf_counter() - t3}
     previous = root / "results.json"
     if previous.is_file() and timings["train_s"] < 60:  # everything reused: keep the run that trained
         timings = json.loads(previous.read_text()).get("timings", timings)
-    out = {"seed": seed, "results": results, "trained": trained, "timings": timings}
+    out = {"seed": seed, "results": results, "trained": trained, "timings": timings, "curves": curves}
     atomic_write_json(previous, out)
+    return out
+
+
+def run_curves(cfg: BenchmarkConfig, data: Path, root: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Learning curves of one seed: ``{variant: {run: rows}}``. ``main`` evaluates the snapshots
+    the benchmark's own runs kept; each ``curve.variants`` entry first trains ``curve.runs`` with its
+    settings merged over the preset's ``train`` (in ``root/curves/<variant>``)."""
+    from rmmss_core.train.distributed import resolve_device
+    from rmmss_core.train.learning_curves import evaluate_curve
+    if not cfg.curve.every:
+        return {}
+    device = resolve_device(cfg.device)
+    dirs = {MAIN: root / "runs"}
+    for variant, extra in cfg.curve.variants.items():
+        vcfg = dataclasses.replace(cfg, train=_merge(cfg.train, extra or {}), runs=tuple(cfg.curve.runs))
+        log.info("curve variant %s: training %s", variant, ", ".join(cfg.curve.runs))
+        train_all(vcfg, data, root / "curves" / variant)
+        dirs[variant] = root / "curves" / variant
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for variant, runs_dir in dirs.items():
+        # the benchmark's own runs: those of curve.runs it trains; variants train all of them
+        for run in (r for r in cfg.curve.runs if variant != MAIN or r in cfg.runs):
+            rows = evaluate_curve(runs_dir / run, data, cfg.curve, cfg.eval.split, device, cfg.eval.batch_size, cfg.seed)
+            if rows:
+                out.setdefault(variant, {})[run] = rows
     return out
 
 

@@ -3,14 +3,14 @@
 Each trained model of each seed is evaluated by ``rmmss_core.eval`` (EMM over the 15 subsets as
 the authors and told, RMM per rate over 15 combinations, NM per level) on the test split, with
 its parameter count and batch-1 latency; the report gives mean +- std over the seeds for every
-figure, states each paper claim as holding / not holding / within noise, and appends the written
-analysis (``notes``).
+figure, first checks the two orderings all four papers agree on (``benchmark_sanity``), then states
+each paper claim as holding / not holding / within noise (marked as not evidence when the sanity
+orderings fail), and appends the written analysis (``notes``).
 """
 from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,10 @@ from typing import Any
 import torch
 
 from rmmss_core.modalities import SUBSET_NAMES
-from rmmss_core.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from rmmss_core.train.benchmark_sanity import check_sanity, qualify
+from rmmss_core.train.benchmark_stats import LABELS, compare, deep_merge, mean_std, save_png
+from rmmss_core.utils.io import atomic_write_json, atomic_write_text
 
-LABELS = {"teacher": "Teacher (all sensors)", "teacher_lidar": "LiDAR-only teacher", "dropout": "Dropout baseline",
-          "anyseg": "AnySeg", "rmmss-hpdm": "RMMSS stage 1 (HPDM)", "rmmss-fsm": "RMMSS-FSM",
-          "m3l": "M3L", "u2mkd": "U2MKD", "compress": "Compressed RMMSS-FSM",
-          "dropout_semi": "Dropout baseline, 10% labels", "m3l_semi": "M3L, 10% labels"}
 MISSING = [s for s in SUBSET_NAMES if s != "RDEL"]
 
 
@@ -59,7 +57,8 @@ def evaluate_all(cfg: Any, data: Path, runs_dir: Path) -> dict[str, dict[str, An
             lat = time_callable(lambda model=model, x=x, avail=avail: model(x, avail), warmup=3, iters=cfg.eval.latency_iters,
                                 sync_cuda=device.type == "cuda")
         results[name] = {"summary": summary, "params": sum(p.numel() for p in model.parameters()),
-                         "latency_ms": lat["p50_ms"], "checkpoint": str(ckpt), "input_size": [h, w]}
+                         "latency_ms": lat["p50_ms"], "checkpoint": str(ckpt), "input_size": [h, w],
+                         "class_names": list(spec.class_names)}
         atomic_write_json(cache, results[name])
     return results
 
@@ -102,6 +101,14 @@ def headline(summary: Mapping[str, Any]) -> dict[str, float]:
         out["avg15_told"] = told["miou_avg"]
         out["missing14_told"] = sum(told["subsets"][k]["miou"] for k in MISSING) / len(MISSING)
     out["missing14"] = sum(emm["subsets"][k]["miou"] for k in MISSING) / len(MISSING)
+    # over the classes present in the evaluated split (beside DELIVER's full class list)
+    if "miou_present" in emm["subsets"]["RDEL"]:
+        out["full_present"] = emm["subsets"]["RDEL"]["miou_present"]
+        out["avg15_present"] = sum(v["miou_present"] for v in emm["subsets"].values()) / len(emm["subsets"])
+        out["missing14_present"] = sum(emm["subsets"][k]["miou_present"] for k in MISSING) / len(MISSING)
+        if "emm_told" in s:
+            out["missing14_told_present"] = sum(s["emm_told"]["subsets"][k]["miou_present"]
+                                                for k in MISSING) / len(MISSING)
     if "rmm" in s:
         for r, v in s["rmm"].items():
             out[f"rmm{r}"] = v["miou_avg"]
@@ -111,12 +118,6 @@ def headline(summary: Mapping[str, Any]) -> dict[str, float]:
             out[f"nm_{lv}"] = v["miou"]
         out["nm"] = sum(v["miou"] for v in s["nm"].values()) / len(s["nm"])
     return out
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 with one value)."""
-    vals = [float(v) for v in values]
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
 def aggregate(per_seed: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) -> dict[str, dict[str, dict[str, float]]]:
@@ -138,6 +139,8 @@ def aggregate(per_seed: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) 
                         figs[f"{proto}/{sub}"] = v["miou"]
                     for p, v in s[proto]["miou_e"].items():
                         figs[f"{proto}/e{p}"] = v
+            for i, v in enumerate(s["emm"]["subsets"]["RDEL"].get("iou", [])):
+                figs[f"iou/{i}"] = math.nan if v is None else v
             for rate, v in s.get("rmm", {}).items():
                 for p, e in v["miou_e"].items():
                     figs[f"rmm{rate}/e{p}"] = e
@@ -149,7 +152,8 @@ def aggregate(per_seed: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) 
         out[run] = {}
         for k, vals in rows.items():
             m, sd = mean_std(vals)
-            out[run][k] = {"mean": m, "std": sd, "n": len(vals), "values": vals}
+            out[run][k] = {"mean": m, "std": sd, "n": sum(1 for v in vals if not math.isnan(float(v))),
+                           "values": vals}
     return out
 
 
@@ -157,22 +161,6 @@ def _pm(fig: Mapping[str, float] | None, scale: float = 100.0, digits: int = 2) 
     if fig is None or math.isnan(fig["mean"]):
         return "-"
     return f"{scale * fig['mean']:.{digits}f} ± {scale * fig['std']:.{digits}f}"
-
-
-def compare(agg: Mapping[str, Any], a: str, b: str, key: str, margin: float = 0.0) -> tuple[str, float, float]:
-    """Whether mean(a) - mean(b) + margin > 0 beyond noise over the seeds.
-
-    noise = 2 standard errors of the difference, ``2 sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``:
-    ``holds`` when the difference exceeds it, ``does not hold`` when it is below minus it, else
-    ``within noise``. Returns (verdict, difference in points, noise in points).
-    """
-    fa, fb = agg[a][key], agg[b][key]
-    d = 100 * (fa["mean"] - fb["mean"]) + 100 * margin
-    noise = 200 * math.sqrt(fa["std"] ** 2 / fa["n"] + fb["std"] ** 2 / fb["n"])
-    if fa["n"] < 2:
-        return ("holds" if d > 0 else "does not hold") + " (one seed: no noise estimate)", d, noise
-    verdict = "holds" if d > noise else "does not hold" if d < -noise else "within noise"
-    return verdict, d, noise
 
 
 ROBUST = ("dropout", "anyseg", "rmmss-hpdm", "m3l", "u2mkd")
@@ -218,17 +206,6 @@ def expectations(agg: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _save(fig, path: Path) -> str:
-    import io
-
-    import matplotlib.pyplot as plt
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path.name
-
-
 def _plots(agg: Mapping[str, Any], report_dir: Path) -> list[str]:
     """EMM-per-subset bars (mean +- std over seeds) and the two trade-off scatters with error bars."""
     import matplotlib
@@ -248,7 +225,7 @@ def _plots(agg: Mapping[str, Any], report_dir: Path) -> list[str]:
     ax.legend(fontsize=6, ncol=4)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    names = [_save(fig, report_dir / "robustness_subsets.png")]
+    names = [save_png(fig, report_dir / "robustness_subsets.png")]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     miss = "missing14_told" if "missing14_told" in agg[runs[0]] else "missing14"
     for k, v in agg.items():
@@ -268,8 +245,42 @@ def _plots(agg: Mapping[str, Any], report_dir: Path) -> list[str]:
     for x in (a, b):
         x.grid(alpha=0.3)
     fig.tight_layout()
-    names.append(_save(fig, report_dir / "robustness_tradeoff.png"))
+    names.append(save_png(fig, report_dir / "robustness_tradeoff.png"))
     return names
+
+
+def present_note(summary: Mapping[str, Any]) -> str:
+    """One sentence: how many classes of the class list the evaluated split holds."""
+    full = summary["emm"]["subsets"]["RDEL"]
+    if "present" not in full:
+        return ""
+    return (f"{len(full['present'])} of the {len(full['iou'])} classes have pixels in the evaluated split; "
+            "the *present classes* columns average over those only (DELIVER's convention divides by all "
+            f"{len(full['iou'])}).")
+
+
+def class_table(agg: Mapping[str, Any], runs: Sequence[str], summary: Mapping[str, Any],
+                class_names: Sequence[str] | None = None) -> list[str]:
+    """Per-class IoU with all sensors (EMM RDEL), mean ± std over the seeds, one row per class;
+    classes absent from the evaluated split are marked and their rows left out."""
+    full = summary["emm"]["subsets"]["RDEL"]
+    k = len(full.get("iou", []))
+    if not k or "iou/0" not in agg[runs[0]]:
+        return []
+    if class_names is None:
+        from rmmss_core.classes import get_class_set
+        deliver = get_class_set("deliver").classes
+        class_names = deliver if len(deliver) == k else [str(i) for i in range(k)]
+    present = set(full.get("present", range(k)))
+    head = "| class | " + " | ".join(LABELS.get(r, r) for r in runs) + " |"
+    sep = "| --- | " + " | ".join("---:" for _ in runs) + " |"
+    out = ["#### Per-class IoU, all sensors (mean ± std over the seeds)", "", head, sep]
+    for i in sorted(present):
+        out.append(f"| {class_names[i]} | " + " | ".join(_pm(agg[r].get(f"iou/{i}")) for r in runs) + " |")
+    absent = [class_names[i] for i in range(k) if i not in present]
+    if absent:
+        out += ["", f"Absent from the evaluated split (left out of the present-class mIoU): {', '.join(absent)}."]
+    return out + [""]
 
 
 def _detail_tables(agg: Mapping[str, Any], runs: Sequence[str]) -> list[str]:
@@ -317,6 +328,7 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
     from rmmss_core.utils.config import config_to_dict
     report_dir.mkdir(parents=True, exist_ok=True)
     agg = aggregate(per_seed, cfg.runs)
+    sanity = check_sanity(agg, LABELS)
     runs = list(agg)
     first = per_seed[0]["results"][runs[0]]
     plots = _plots(agg, report_dir)
@@ -325,6 +337,7 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
     tcfg = json.loads(json.dumps(cfg.train))
     rel = "bench/" if report_dir.resolve().parent.name == "docs" else ""
     seed_train = ", ".join(f"seed {p['seed']}: {p['timings']['train_s'] / 60:.1f} + {p['timings']['eval_s'] / 60:.1f}"
+                           + (f" + {p['timings']['curves_s'] / 60:.1f} (curves)" if p['timings'].get('curves_s') else "")
                            for p in per_seed)
     lines = [f"## Robustness benchmark: every recipe, same budget, missing sensors ({cfg.preset} preset)", "",
              f"Command: `{command}` (`make bench-robustness` runs `rmmss benchmark --preset cpu`). "
@@ -341,11 +354,14 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
              "training frames (`data.labeled_fraction=0.1`). mIoU in %, **mean ± sample std over the seeds**, "
              "DELIVER convention (25 classes; a class absent from truth and prediction counts 0, so absolute "
              "values are low; compare rows).", "",
-             "| method | all sensors | mIoU^Avg (15, authors) | mIoU^E(0.1) | mIoU^Avg (15, told) | missing (14, told) "
+             f"{present_note(first['summary'])}", "",
+             "| method | all sensors | all sensors (present classes) | mIoU^Avg (15, authors) "
+             "| mIoU^Avg (15, present classes) | mIoU^E(0.1) | mIoU^Avg (15, told) | missing (14, told) "
              "| RMM Avg | NM | params (M) | latency (ms) | train (min) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for k, v in agg.items():
-        lines.append(f"| {LABELS.get(k, k)} | {_pm(v['full'])} | {_pm(v['avg15'])} | {_pm(v['e0.1'])} | "
+        lines.append(f"| {LABELS.get(k, k)} | {_pm(v['full'])} | {_pm(v.get('full_present'))} | {_pm(v['avg15'])} | "
+                     f"{_pm(v.get('avg15_present'))} | {_pm(v['e0.1'])} | "
                      f"{_pm(v.get('avg15_told'))} | {_pm(v.get('missing14_told'))} | {_pm(v.get('rmm'))} | "
                      f"{_pm(v.get('nm'))} | {v['params']['mean'] / 1e6:.3f} | {_pm(v['latency_ms'], 1, 1)} | "
                      f"{_pm(v['train_min'], 1, 1)} |")
@@ -353,11 +369,19 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
               "tools/val_mm_EMM.py); told: the availability mask is passed too. RMM Avg = mean over the rates "
               "0.25/0.5/0.75 of mIoU^Avg_RMM; NM = mean over the three levels. Latency: batch 1 at the training "
               "input size on the benchmark's device (RMMSS-FSM runs two networks plus the FSM).", "",
+              "### Sanity before claims", "",
+              "Two orderings all four papers agree on, tested like the claims (two standard errors of the "
+              "difference over the seeds; `rmmss_core/train/benchmark_sanity.py`):", "", *sanity.lines, "",
               "### The papers' claims, checked", "",
               "Each claim is tested on the means over the seeds: it **holds** when the difference exceeds two "
               "standard errors of the difference, **does not hold** when it is below minus two, and is "
-              "**within noise** otherwise.", "", *expectations(agg), "",
+              "**within noise** otherwise.", "", *qualify(expectations(agg), sanity), "",
               f"![EMM per subset]({rel}{plots[0]})", "", f"![trade-offs]({rel}{plots[1]})", ""]
+    from rmmss_core.train.learning_curves import MAIN, curve_section, describe
+    settings = {MAIN: describe(cfg.train),
+                **{k: describe(deep_merge(cfg.train, v or {})) for k, v in cfg.curve.variants.items()}}
+    curve_lines, curves = curve_section(per_seed, report_dir, rel, cfg.curve.protocol, settings)
+    lines += curve_lines
     if "rmmss-fsm" in agg:
         ckpt = Path(per_seed[0]["results"]["rmmss-fsm"]["checkpoint"])
         cache = ckpt.parent / "fsm_gate.json"
@@ -375,7 +399,8 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
                   "| subset | teacher | robust (HPDM) |" + (" decoded |" if three else ""),
                   "| --- | ---: | ---: |" + (" ---: |" if three else "")]
         lines += ["| " + k + " | " + " | ".join(f"{x:.2f}" for x in v) + " |" for k, v in gate.items()] + [""]
-    lines += ["### Details", "", *_detail_tables(agg, runs)]
+    lines += ["### Details", "", *class_table(agg, runs, first["summary"], first.get("class_names")),
+              *_detail_tables(agg, runs)]
     if cfg.notes and (Path(cfg.notes).is_file() or (Path(__file__).resolve().parents[2] / cfg.notes).is_file()):
         p = Path(cfg.notes) if Path(cfg.notes).is_file() else Path(__file__).resolve().parents[2] / cfg.notes
         lines += [p.read_text().strip(), ""]
@@ -383,7 +408,8 @@ def write_robustness_report(cfg: Any, per_seed: Sequence[Mapping[str, Any]], tim
     atomic_write_text(md, "\n".join(lines))
     atomic_write_json(report_dir / "robustness.json", {"name": "robustness", "machine": m, "timings": dict(timings),
                                                         "config": config_to_dict(cfg), "seeds": seeds,
-                                                        "aggregate": agg,
+                                                        "aggregate": agg, "sanity": sanity.to_dict(),
+                                                        "curves": curves,
                                                         # full per-condition results stay in <out>/results.json
                                                         "per_seed": [{"seed": p["seed"], "timings": p["timings"]}
                                                                      for p in per_seed]})

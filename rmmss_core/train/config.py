@@ -86,6 +86,9 @@ class LossConfig:
     pseudo: float = 1.0  # M3L
     ema_decay: float = 0.99
     m3l_mask: str = "anymodal"  # "one": one modality or none (the paper's 2-sensor rule); "anymodal"
+    m3l_views: Literal["both", "masked"] = "both"  # M3L: labelled frames clean + masked (code)
+    m3l_sup: Literal["prob_ohem", "ohem"] = "prob_ohem"  # M3L: ProbOhemCrossEntropy2d (code)
+    m3l_min_kept: float = 0.08  # M3L prob-OHEM: min kept = int(0.08 * H * W) * batch (code)
     impute: float = 1.0  # U2MKD
     uni_kd: float = 1.0  # U2MKD's LiDAR-teacher logit KD
     feature_kd: float = 1.0
@@ -100,6 +103,7 @@ class LossConfig:
     proto_scope: Literal["image", "batch"] = "image"  # L_proto prototypes per image (code) or pooled
     proto_absent: Literal["zero", "drop"] = "zero"  # absent classes: zero rows in the softmax (code)
     proto_stages: Literal["sum", "mean"] = "sum"  # L_proto: sum over stages x slots / B (code)
+    proto_pairing: Literal["same", "random"] = "same"  # L_proto: teacher's same modality (PCUMD.py)
     ifv_softmax: Literal["row", "flat"] = "row"  # L_ifv: softmax along each row, rows summed (code)
     ifv_stages: Literal["sum", "mean"] = "sum"  # L_ifv: stages summed (code)
     u2mkd_feature: Literal["lidar", "fused"] = "lidar"  # U2MKD feature KD: LiDAR branch + adapter (code)
@@ -134,6 +138,7 @@ class TrainConfig:
     best_metric: str = "miou_avg"  # higher is better; a key of the validation metrics
     val_subsets: tuple[str, ...] = ()  # () = all 15 subsets
     images_every: int = 0  # TensorBoard sample images at validation (0: off)
+    curve_every: int = 0  # keep the output model every N steps in <out>/curve/ (learning curves; 0: off)
     progress: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -149,3 +154,5 @@ class TrainConfig:
             raise ValueError(f"iters must be >= 1, got {self.iters}")
         if self.ckpt_every < 1 or self.log_every < 1:
             raise ValueError("ckpt_every and log_every must be >= 1")
+        if self.curve_every < 0:
+            raise ValueError(f"curve_every must be >= 0 (0: off), got {self.curve_every}")

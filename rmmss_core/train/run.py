@@ -54,7 +54,8 @@ def build_train_set(cfg: TrainConfig, spec: PreprocessSpec) -> Dataset:
 
 
 def build_validate(cfg: TrainConfig, spec: PreprocessSpec) -> Callable[[torch.nn.Module], Mapping[str, float]]:
-    """``validate(model) -> {miou_avg, miou_full, miou_e0.1, ...}`` over the EMM subsets of
+    """``validate(model) -> {miou_avg, miou_full, miou_e0.1, ...}`` (DELIVER convention; ``*_present``:
+    over the classes present in the frames) over the EMM subsets of
     ``cfg.val_subsets`` (all 15 by default) on the first ``data.val_frames`` validation frames."""
     from rmmss_core.data import build_dataset
     from rmmss_core.eval.protocols import Evaluator, build_conditions
@@ -76,9 +77,11 @@ def build_validate(cfg: TrainConfig, spec: PreprocessSpec) -> Callable[[torch.nn
         run = evaluator.run(model, loader, progress=False)
         per = {c.name: run.confusion[c.key].summary() for c in conditions}
         out = {"miou_avg": sum(s["miou"] for s in per.values()) / len(per),
-               "miou_avg_nanmean": sum(s["miou_nanmean"] for s in per.values()) / len(per)}
+               "miou_avg_nanmean": sum(s["miou_nanmean"] for s in per.values()) / len(per),
+               "miou_avg_present": sum(s["miou_present"] for s in per.values()) / len(per)}
         if "RDEL" in per:
             out["miou_full"] = per["RDEL"]["miou"]
+            out["miou_full_present"] = per["RDEL"]["miou_present"]
         if len(per) == 15:
             out.update({f"miou_e{p:g}": expected_miou({k: s["miou"] for k, s in per.items()}, p)
                         for p in (0.2, 0.1, 0.05)})

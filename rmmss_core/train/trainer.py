@@ -6,7 +6,8 @@ Per step: seed from (seed, step, rank) -> batch -> autocast forward of the recip
 under torchrun) -> backward (GradScaler for fp16) -> clip -> AdamW -> warm-up/poly schedule ->
 recipe.after_step. Every ``ckpt_every`` steps, at the end, and on SIGINT/SIGTERM (at the next
 step boundary) rank 0 atomically writes ``last.pt``; ``best.pt`` follows the named validation
-metric. Resuming from ``last.pt`` replays the exact same data order, augmentation and randomness,
+metric; with ``curve_every`` the output model alone is also kept every N steps as
+``curve/step<N>.pt`` (learning curves, ``train/learning_curves.py``). Resuming from ``last.pt`` replays the exact same data order, augmentation and randomness,
 so an interrupted run ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
@@ -148,6 +149,11 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
                 extra={"best_value": best, "best_metric": cfg.best_metric, "recipe": recipe.name,
                        "train_seconds": prior_s + time.perf_counter() - t0})
 
+    def save_snapshot(run_dir: Path, at: int) -> None:
+        """The output model alone (no optimizer state) for learning curves: ``curve/step<N>.pt``."""
+        save_training_checkpoint(run_dir / "curve" / f"step{at:07d}.pt", model=recipe.output_model(),
+                                 model_info=recipe.model_info(), spec=spec, step=at, config=cfg)
+
     def run_validation() -> None:
         nonlocal best, metrics
         if validate is None:
@@ -209,6 +215,8 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
                 stopping = stop.raised or (should_stop is not None and should_stop(step))
                 if step % cfg.ckpt_every == 0 or step == cfg.iters or stopping:
                     save(last_path, metrics)
+                if cfg.curve_every and info.is_main and (step % cfg.curve_every == 0 or step == cfg.iters):
+                    save_snapshot(out, step)
                 if stopping:
                     interrupted = True
                     log.warning("stopped at step %d; resume with --resume", step)
@@ -233,7 +241,7 @@ def fit(cfg: TrainConfig, recipe: Recipe, train_set: Dataset, out: str | Path, *
 
 
 # settings that may change between an interrupted run and its resumption
-RESUME_MAY_CHANGE = ("iters", "log_every", "val_every", "ckpt_every", "progress", "images_every",
+RESUME_MAY_CHANGE = ("iters", "log_every", "val_every", "ckpt_every", "progress", "images_every", "curve_every",
                      "data.num_workers", "device")
 
 

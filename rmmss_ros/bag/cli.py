@@ -38,7 +38,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     w.add_argument("--compress", action="store_true", help="zstd-compressed mcap chunks")
     w.add_argument("--lidar-crop", action="store_true",
                    help="keep only LiDAR points inside the camera view (the model input is unchanged)")
+    w.add_argument("--transport", choices=("raw", "compressed"), default="raw",
+                   help="compressed: the camera as image_transport's compressed jpeg on <topic>/compressed, "
+                        "depth as compressedDepth png on <topic>/compressedDepth (what robots record)")
+    w.add_argument("--jpeg-quality", type=int, default=95, help="jpeg quality of --transport compressed")
+    w.add_argument("--depth-max", type=float, default=10.0,
+                   help="compressedDepth's depth_max in metres (the plugin's default 10): farther depth is dropped; "
+                        "65.535 keeps every 16UC1 value")
+    w.add_argument("--tf", action="store_true",
+                   help="write the LiDAR extrinsic as a /tf_static chain (base_link -> lidar, base_link -> "
+                        "camera_link -> camera_optical_frame) instead of the bag's custom data")
     w.add_argument("--overwrite", action="store_true", help="replace an existing bag")
+    c = sub.add_parser("compress", help="rewrite a bag's raw images as image_transport's compressed / "
+                                        "compressedDepth topics (what robots record)")
+    c.add_argument("bag", help="input bag")
+    c.add_argument("out", help="output bag folder (new)")
+    c.add_argument("--jpeg", action="append", default=None, metavar="TOPIC",
+                   help="Image topic sent as jpeg on TOPIC/compressed (default /camera/image_raw)")
+    c.add_argument("--png", action="append", default=None, metavar="TOPIC",
+                   help="Image topic sent as lossless png on TOPIC/compressed (default /events)")
+    c.add_argument("--depth", action="append", default=None, metavar="TOPIC",
+                   help="depth Image topic sent as compressedDepth png (default /depth/image_raw)")
+    c.add_argument("--jpeg-quality", type=int, default=95)
+    c.add_argument("--depth-max", type=float, default=10.0, help="compressedDepth's depth_max (m)")
+    c.add_argument("--tf", action="store_true", help="move the custom LiDAR extrinsic onto /tf_static")
     i = sub.add_parser("info", help="topics, types, counts and duration (like `ros2 bag info`)")
     i.add_argument("bag", help="bag folder or .mcap/.db3 file")
 
@@ -62,7 +85,9 @@ def options_from_args(args: argparse.Namespace) -> BagWriteOptions:
         topics[key] = topic
     opts = BagWriteOptions(storage=args.storage, depth_encoding=args.depth, events=args.events,
                            topics=topics, seed=args.seed, max_frames=args.frames,
-                           compress=args.compress, lidar_crop=args.lidar_crop)
+                           compress=args.compress, lidar_crop=args.lidar_crop,
+                           transport=args.transport, jpeg_quality=args.jpeg_quality, tf=args.tf,
+                           depth_max=args.depth_max)
     for flag, field_name, items in (("--rate", "rate_hz", args.rate), ("--jitter", "jitter_s", args.jitter)):
         for sensor, value in _pairs(items, flag).items():
             if sensor not in SENSORS:
@@ -75,11 +100,50 @@ def options_from_args(args: argparse.Namespace) -> BagWriteOptions:
     return replace(opts)
 
 
+def compressed_summary(bag) -> list[str]:
+    """For each CompressedImage topic: the first message's ``format`` and what it decodes to (or
+    why it does not), as the node and ``rmmss replay`` will decode it."""
+    from rmmss_ros.bag import messages as M
+    from rmmss_ros.conversions.common import ConversionError
+    from rmmss_ros.conversions.compressed import decode_compressed
+
+    topics = sorted(t for t, ty in bag.topics.items() if ty == M.COMPRESSED_IMAGE)
+    lines = []
+    for topic in topics:
+        first = next(bag.messages([topic]), None)
+        if first is None:
+            continue
+        try:
+            msg = M.deserialize(first.raw, first.msgtype)
+            img = decode_compressed(msg, topic, "compressedDepth" if topic.endswith("/compressedDepth") else None)
+            what = f"decodes to {img.width} x {img.height} {img.encoding}"
+        except (ValueError, ConversionError) as e:
+            msg, what = None, f"does not decode: {e}"
+        fmt = repr(str(msg.format)) if msg is not None else "?"
+        lines.append(f"  Compressed: {topic} | format {fmt} | {what}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from rmmss_ros.bag.reader import open_bag
 
+    if args.action == "compress":
+        from rmmss_ros.bag.transcode import CompressOptions, compress_bag
+        d = CompressOptions()
+        opts = CompressOptions(jpeg=tuple(args.jpeg or d.jpeg), png=tuple(args.png or d.png),
+                               depth=tuple(args.depth or d.depth), jpeg_quality=args.jpeg_quality,
+                               depth_max=args.depth_max, tf=args.tf)
+        out = compress_bag(args.bag, args.out, opts)
+        bag = open_bag(out)
+        print(bag.describe())
+        for line in compressed_summary(bag):
+            print(line)
+        return 0
     if args.action == "info":
-        print(open_bag(args.bag).describe())
+        bag = open_bag(args.bag)
+        print(bag.describe())
+        for line in compressed_summary(bag):
+            print(line)
         return 0
     from rmmss_ros.bag.sequence import open_sequence
     from rmmss_ros.bag.writer import write_bag

@@ -17,6 +17,8 @@ IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
 EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 
 _TYPESTORE: Typestore | None = None
 
@@ -138,6 +140,36 @@ def event_packet_msg(events: bytes, encoding: str, width: int, height: int, stam
         header=header(stamp_ns, frame_id), height=int(height), width=int(width), seq=int(seq),
         time_base=int(time_base), encoding=str(encoding), is_bigendian=False,
         events=np.frombuffer(bytes(events), dtype=np.uint8))
+
+
+def compressed_image_msg(fmt: str, data: bytes, stamp_ns: int, frame_id: str) -> Any:
+    """``sensor_msgs/msg/CompressedImage`` (``format`` and ``data`` as image_transport's plugins
+    write them: rmmss_ros.conversions.compressed.encode_compressed / encode_compressed_depth)."""
+    return typestore().types[COMPRESSED_IMAGE](header=header(stamp_ns, frame_id), format=str(fmt),
+                                               data=np.frombuffer(bytes(data), dtype=np.uint8))
+
+
+def tf_message(links: list[tuple[str, str, np.ndarray]], stamp_ns: int) -> Any:
+    """``tf2_msgs/msg/TFMessage`` of ``(parent, child, T_parent_child 4 x 4)`` links, all at
+    ``stamp_ns`` (a robot_state_publisher's /tf_static message)."""
+    import cv2
+
+    T = typestore().types
+    out = []
+    for parent, child, M4 in links:
+        M4 = np.asarray(M4, np.float64).reshape(4, 4)
+        rvec = cv2.Rodrigues(np.ascontiguousarray(M4[:3, :3]))[0].reshape(3)  # axis x angle
+        angle = float(np.linalg.norm(rvec))
+        axis = rvec / angle if angle > 0 else np.zeros(3)
+        q = np.concatenate([np.sin(angle / 2) * axis, [np.cos(angle / 2)]])
+        t = M4[:3, 3]
+        out.append(T["geometry_msgs/msg/TransformStamped"](
+            header=header(stamp_ns, parent), child_frame_id=child,
+            transform=T["geometry_msgs/msg/Transform"](
+                translation=T["geometry_msgs/msg/Vector3"](x=float(t[0]), y=float(t[1]), z=float(t[2])),
+                rotation=T["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]), z=float(q[2]),
+                                                           w=float(q[3])))))
+    return T[TF_MESSAGE](transforms=out)
 
 
 def serialize(msg: Any) -> bytes:

@@ -64,6 +64,7 @@ class BagReader:
     custom: dict[str, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # salvaged: every storage file, in split order
     reader_path: Path | None = None  # indexed: the folder rosbags reads (a normalised copy if needed)
+    scan_reason: str = ""  # salvaged: why (no metadata.yaml, a bare storage file, truncated or corrupt)
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
         """Messages of ``topics`` (all if None) in bag order; stops cleanly at corruption."""
@@ -99,11 +100,20 @@ class BagReader:
                                f"expected {' or '.join(types)}")
         return missing
 
+    def salvage_text(self) -> str:
+        """Why the bag was read by scanning its files: the reason it was (no metadata.yaml, a bare
+        storage file, or metadata rosbags cannot open) and whether records were lost."""
+        reasons = [self.scan_reason or "truncated or corrupt"]
+        if reasons[0] != "truncated or corrupt" and any("corrupt or truncated" in p or "ends early" in p
+                                                           for p in self.problems):
+            reasons.append("truncated or corrupt")
+        return "; ".join(reasons)
+
     def describe(self) -> str:
         """A ``ros2 bag info``-like summary."""
         files = ", ".join(f.name for f in self.files) if len(self.files) > 1 else str(self.path)
         lines = [f"Files:             {files}", f"Storage id:        {self.storage}"
-                 + (" (salvaged: truncated or corrupt)" if self.salvaged else ""),
+                 + (f" (salvaged: {self.salvage_text()})" if self.salvaged else ""),
                  f"Duration:          {(self.end_ns - self.start_ns) / 1e9:.3f}s",
                  f"Messages:          {sum(self.counts.values())}", "Topic information:"]
         for topic, msgtype in sorted(self.topics.items()):
@@ -134,8 +144,11 @@ def open_bag(path: str | Path) -> BagReader:
         except (sqlite3.DatabaseError, struct.error, KeyError, ValueError) as e:
             problem = f"bag {path}: rosbags cannot open it ({e}); salvaging readable messages"
         files = _storage_files(path)
+        reason = "truncated or corrupt"
     else:
         files = _storage_files(path)
+        reason = "no metadata.yaml" if path.is_dir() else "a bare storage file"
+
         problem = (f"bag {path}: no metadata.yaml; scanning {len(files)} storage file(s) directly "
                    f"({', '.join(f.name for f in files)})" if path.is_dir() else
                    f"bag {path}: a bare storage file; scanning it directly")
@@ -144,7 +157,7 @@ def open_bag(path: str | Path) -> BagReader:
     files = [_decompressed(f, problems) for f in files]
     storage = "mcap" if files[0].suffix == ".mcap" else "sqlite3"
     bag = BagReader(files[0], storage, {}, {}, 0, 0, salvaged=True, problems=problems,
-                    custom=_custom_data(path) if path.is_dir() else {}, files=files)
+                    custom=_custom_data(path) if path.is_dir() else {}, files=files, scan_reason=reason)
     _index_salvaged(bag)
     return bag
 

@@ -22,6 +22,7 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, W
 
 from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.sequence import RawSequence
+from rmmss_ros.conversions.compressed import encode_compressed, encode_compressed_depth
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,14 @@ class BagWriteOptions:
     epoch_ns: int = BAG_EPOCH_NS
     compress: bool = False  # mcap chunks compressed with zstd (what rosbag2's zstd presets do)
     lidar_crop: bool = False  # keep only LiDAR points that land in the camera image (a front LiDAR)
+    # "compressed": the camera as image_transport's compressed (jpeg, <topic>/compressed), depth as
+    # compressedDepth (png, <topic>/compressedDepth), the event frame as compressed png; no raw topics
+    transport: str = "raw"
+    jpeg_quality: int = 95
+    depth_max: float = 10.0  # compressedDepth's depth_max (the plugin's default): farther depth is dropped
+    # the LiDAR extrinsic on /tf_static (a robot's URDF chain: base_link -> lidar,
+    # base_link -> camera_link -> camera_optical_frame) instead of the bag's custom data
+    tf: bool = False
 
     def __post_init__(self):
         if self.storage not in ("mcap", "sqlite3"):
@@ -88,6 +97,10 @@ class BagWriteOptions:
             raise ValueError(f"events must be 'points' or 'frame', got {self.events!r}")
         if self.compress and self.storage != "mcap":
             raise ValueError("compression is available for mcap bags only")
+        if self.transport not in ("raw", "compressed"):
+            raise ValueError(f"transport must be 'raw' or 'compressed', got {self.transport!r}")
+        if not 1 <= int(self.jpeg_quality) <= 100:
+            raise ValueError(f"jpeg quality must be in 1..100, got {self.jpeg_quality}")
 
 
 @dataclass
@@ -177,11 +190,18 @@ def build_messages(seq: RawSequence, opts: BagWriteOptions, sensor: str, i: int,
     fid = FRAME_IDS[sensor]
     frame = seq.frames[i]
     if sensor == "rgb":
-        return [("rgb", M.image_msg(seq.rgb(frame), "rgb8", stamp_ns, fid)),
-                ("camera_info", M.camera_info_msg(seq.camera, stamp_ns, fid))]
+        if opts.transport == "compressed":
+            fmt, data = encode_compressed(seq.rgb(frame), "rgb8", "jpeg", jpeg_quality=opts.jpeg_quality)
+            cam = ("rgb_compressed", M.compressed_image_msg(fmt, data, stamp_ns, fid))
+        else:
+            cam = ("rgb", M.image_msg(seq.rgb(frame), "rgb8", stamp_ns, fid))
+        return [cam, ("camera_info", M.camera_info_msg(seq.camera, stamp_ns, fid))]
     if sensor == "depth":
-        return [("depth", M.image_msg(_depth_image(seq.depth(frame), opts.depth_encoding),
-                                      opts.depth_encoding, stamp_ns, fid))]
+        depth = _depth_image(seq.depth(frame), opts.depth_encoding)
+        if opts.transport == "compressed":
+            fmt, data = encode_compressed_depth(depth, opts.depth_encoding, depth_max=opts.depth_max)
+            return [("depth_compressed", M.compressed_image_msg(fmt, data, stamp_ns, fid))]
+        return [("depth", M.image_msg(depth, opts.depth_encoding, stamp_ns, fid))]
     if sensor == "label":
         return [("label", M.image_msg(seq.label(frame), "mono8", stamp_ns, fid))]
     if sensor == "lidar":
@@ -191,6 +211,9 @@ def build_messages(seq: RawSequence, opts: BagWriteOptions, sensor: str, i: int,
         cols = {"x": p[:, 0], "y": p[:, 1], "z": p[:, 2], "intensity": p[:, 3]}
         return [("lidar", M.pointcloud2_msg(cols, stamp_ns, fid))]
     if opts.events == "frame":
+        if opts.transport == "compressed":  # png: the event frame's codes survive exactly
+            fmt, data = encode_compressed(seq.event_frame(frame), "rgb8", "png")
+            return [("event_compressed", M.compressed_image_msg(fmt, data, stamp_ns, fid))]
         return [("event", M.image_msg(seq.event_frame(frame), "rgb8", stamp_ns, fid))]
     ev = seq.events(frame)
     # t: seconds relative to this message's header stamp (rmmss_ros.conversions.events), computed
@@ -204,7 +227,37 @@ def build_messages(seq: RawSequence, opts: BagWriteOptions, sensor: str, i: int,
 
 TYPES: dict[str, str] = {"rgb": M.IMAGE, "camera_info": M.CAMERA_INFO, "depth": M.IMAGE,
                          "event": M.IMAGE, "event_points": M.POINTCLOUD2, "lidar": M.POINTCLOUD2,
-                         "label": M.IMAGE}
+                         "label": M.IMAGE, "rgb_compressed": M.COMPRESSED_IMAGE,
+                         "depth_compressed": M.COMPRESSED_IMAGE, "event_compressed": M.COMPRESSED_IMAGE,
+                         "tf_static": M.TF_MESSAGE}
+# image_transport's topic of each compressed stream: the raw topic + /compressed or /compressedDepth
+COMPRESSED_KEYS = {"rgb": ("rgb_compressed", "/compressed"), "depth": ("depth_compressed", "/compressedDepth"),
+                   "event": ("event_compressed", "/compressed")}
+TF_STATIC_QOS = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+                    QosTime(0, 0), QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)
+
+
+def tf_static_links(T_cam_lidar: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+    """The URDF-like chain a robot publishes for the bag's sensors: base_link -> lidar and
+    base_link -> camera_link -> camera_optical_frame (camera_link 0.2 m ahead of the base, 0.3 m
+    up; the optical frame turned x right, y down, z forward), ``T_cam_lidar`` honoured exactly
+    up to rounding."""
+    T_base_camlink = np.eye(4)
+    T_base_camlink[:3, 3] = (0.2, 0.0, 0.3)
+    T_camlink_opt = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    T_base_lidar = T_base_camlink @ T_camlink_opt @ np.asarray(T_cam_lidar, np.float64).reshape(4, 4)
+    return [("base_link", FRAME_IDS["lidar"], T_base_lidar), ("base_link", "camera_link", T_base_camlink),
+            ("camera_link", FRAME_IDS["rgb"], T_camlink_opt)]
+
+
+def topic_of(opts: BagWriteOptions, key: str) -> str:
+    """The bag topic of a stream key (compressed streams: image_transport's names)."""
+    for base, (ckey, suffix) in COMPRESSED_KEYS.items():
+        if key == ckey:
+            return opts.topics[base] + suffix
+    if key == "tf_static":
+        return "/tf_static"
+    return opts.topics[key]
 
 
 def write_bag(seq: RawSequence, out: str | Path, opts: BagWriteOptions | None = None, *,
@@ -230,14 +283,22 @@ def write_bag(seq: RawSequence, out: str | Path, opts: BagWriteOptions | None = 
         with writer:
             keys = ["rgb", "camera_info", "depth", "event_points" if opts.events == "points" else "event",
                     "lidar", "label"]
+            if opts.transport == "compressed":
+                keys = [COMPRESSED_KEYS[k][0] if k in COMPRESSED_KEYS else k for k in keys]
             for key, value in custom_data(seq, opts).items():
                 writer.set_custom_data(key, value)
-            conns = {k: writer.add_connection(opts.topics[k], TYPES[k], typestore=ts,
+            conns = {k: writer.add_connection(topic_of(opts, k), TYPES[k], typestore=ts,
                                               offered_qos_profiles=[SENSOR_QOS]) for k in keys}
+            if opts.tf and plan:  # latched once at the start, as robot_state_publisher does
+                conn = writer.add_connection("/tf_static", M.TF_MESSAGE, typestore=ts,
+                                             offered_qos_profiles=[TF_STATIC_QOS])
+                writer.write(conn, plan[0][0] - 1, M.serialize(M.tf_message(tf_static_links(seq.T_cam_lidar),
+                                                                           plan[0][1])))
+                counts["/tf_static"] = 1
             for n, (recv_ns, stamp_ns, sensor, i) in enumerate(plan):
                 for key, msg in build_messages(seq, opts, sensor, i, stamp_ns):
                     writer.write(conns[key], recv_ns, M.serialize(msg))
-                    counts[opts.topics[key]] = counts.get(opts.topics[key], 0) + 1
+                    counts[topic_of(opts, key)] = counts.get(topic_of(opts, key), 0) + 1
                 if progress is not None:
                     progress(n + 1, len(plan))
         _rename_storage(tmp, out.name)
@@ -255,8 +316,10 @@ def write_bag(seq: RawSequence, out: str | Path, opts: BagWriteOptions | None = 
 def custom_data(seq: RawSequence, opts: BagWriteOptions) -> dict[str, str]:
     """What a replay needs beyond the messages (``custom_data`` of metadata.yaml, strings):
     the LiDAR extrinsic (no tf2 here), where the data came from, and how it was written."""
-    return {"rmmss.T_cam_lidar": json.dumps(np.asarray(seq.T_cam_lidar, dtype=float).reshape(-1).tolist()),
-            "rmmss.source": f"{seq.root.name}/{seq.key}",
+    extrinsic = {} if opts.tf else {
+        "rmmss.T_cam_lidar": json.dumps(np.asarray(seq.T_cam_lidar, dtype=float).reshape(-1).tolist())}
+    return {**extrinsic,
+            "rmmss.source": f"{seq.root.name}/{seq.key}", "rmmss.transport": opts.transport,
             "rmmss.events": opts.events, "rmmss.depth_encoding": opts.depth_encoding,
             "rmmss.timing": json.dumps({k: vars(v) for k, v in opts.timings.items()}, sort_keys=True),
             "rmmss.seed": str(opts.seed),

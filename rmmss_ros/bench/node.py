@@ -224,6 +224,8 @@ def run(quick: bool) -> BenchReport:
 
     conv_records, conv_md = bench_inputs.run(quick, iters)
     ev_records, ev_md = bench_inputs.event_window(quick, iters)
+    from rmmss_ros.bench import compressed as bench_compressed
+    comp_records, comp_md = bench_compressed.run(quick, iters)
     from rmmss_ros.bench.sync import compare
 
     ours, mf = compare(10.0 if quick else 60.0)
@@ -326,8 +328,13 @@ def run(quick: bool) -> BenchReport:
         "### Event packets: decode, buffer, 30 ms window",
         "",
         ev_md,
+        "",
+        "### Compressed camera and compressedDepth next to the raw path (issue #22)",
+        "",
+        comp_md,
     ])
     records += [{"metric": "conversion", **r} for r in conv_records]
     records += [{"metric": "event_window", **r} for r in ev_records]
+    records += [{"metric": "compressed_input", **r} for r in comp_records]
     return BenchReport("node", "ROS node overhead, synchronizer and latency", md, records,
                        command="make bench (rmmss_ros.bench.node.run)")

@@ -23,7 +23,7 @@ from rmmss_ros.sync.synchronizer import NS, SensorConfig, Synchronizer
 
 RATES = {"rgb": 30.0, "depth": 30.0, "event": 60.0, "lidar": 10.0}
 SLOP_S, QUEUE = 0.05, 10
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def import_message_filters():

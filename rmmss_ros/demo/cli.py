@@ -21,11 +21,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (rmmss_ros/demo/cli.py)
 SAMPLE_BAG = ROOT / "rosbags" / "sample"
 SAMPLE_MODEL = ROOT / "rosbags" / "student.pt"
 DEFAULT_DROP = "lidar@2-5s,event@6-8.5s"  # inside the 10 s sample bag
@@ -42,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-first", type=float, default=3.0,
                         help="longest allowed wait for the first mask after playback starts (s)")
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the node")
+    parser.add_argument("--transport", choices=("raw", "compressed"), default="raw",
+                        help="compressed: play the bag as a robot records it (jpeg camera, compressedDepth, the "
+                             "LiDAR extrinsic on /tf_static; `rmmss bag compress`); the node picks the topics itself")
     parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra node parameter (ROS syntax), e.g. lidar.timeout_s:=0.1")
 
@@ -70,6 +74,13 @@ class Monitor:
             self.images[_stamp(msg)] = rgb
             while len(self.images) > 50:
                 self.images.pop(next(iter(self.images)))
+
+    def on_camera_compressed(self, msg: Any) -> None:
+        from rmmss_ros.conversions import to_rgb8
+        from rmmss_ros.conversions.compressed import decode_compressed
+        img = decode_compressed(msg, "camera")
+        self.on_camera(SimpleNamespace(header=msg.header, encoding="rgb8", height=img.height, width=img.width,
+                                       step=img.width * 3, data=np.ascontiguousarray(to_rgb8(img)).tobytes()))
 
     def on_label(self, msg: Any) -> None:
         lab = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : msg.width].copy()
@@ -167,6 +178,17 @@ def run(args: argparse.Namespace) -> int:
     spec = PreprocessSpec.from_dict(load_checkpoint(args.model)["spec"])
     schedule = Schedule.parse(args.drop)
     out = Path(args.out or ROOT / "runs" / time.strftime("demo-%Y%m%d-%H%M%S"))
+    if args.transport == "compressed":  # the bag as a robot records it (#22)
+        from rmmss_ros.bag.transcode import CompressOptions, compress_bag
+        out.mkdir(parents=True, exist_ok=True)
+        try:  # /tf_static needs tf2_msgs (the ROS 2 underlay); without it the extrinsic stays a parameter
+            import tf2_msgs.msg  # noqa: F401
+            tf = True
+        except ImportError:
+            tf = False
+        bag = open_bag(compress_bag(args.bag, out / "compressed_bag", CompressOptions(depth_max=65.535, tf=tf)))
+        print(f"[demo] playing {bag.path} (compressed camera and depth"
+              + (", extrinsic on /tf_static)" if tf else "; no tf2_msgs: the extrinsic stays a parameter)"))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
     os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
@@ -188,9 +210,13 @@ def run(args: argparse.Namespace) -> int:
         node.create_subscription(String, "/perception_node/used_modalities", mon.on_used, 10)
         node.create_subscription(Image, "/labels/semantic", mon.on_label, qos)
         node.create_subscription(Image, "/camera/image_raw", mon.on_camera, qos)
+        from sensor_msgs.msg import CompressedImage
+        node.create_subscription(CompressedImage, "/camera/image_raw/compressed", mon.on_camera_compressed, qos)
         spin = threading.Thread(target=_spin, args=(rclpy, node, stop), daemon=True)
         spin.start()
-        wait = tuple(t for t in ("/camera/image_raw", "/depth/image_raw", "/events", "/lidar/points") if t in bag.topics)
+        wait = tuple(t for t in ("/camera/image_raw", "/depth/image_raw", "/events", "/lidar/points",
+                                 "/camera/image_raw/compressed", "/depth/image_raw/compressedDepth", "/events/compressed")
+                     if t in bag.topics)
         player = Player(node, bag, PlayOptions(rate=args.rate, schedule=schedule, wait_topics=wait,
                                                wait_timeout_s=args.startup_timeout))
         print(f"[demo] starting perception_node (log: {log_path}) ...")
@@ -257,7 +283,7 @@ def _finish(args, bag, player, mon, stats, out: Path, t0: float, t_end: float, s
     first = (mon.mask_times[0] - t0) if mon.mask_times else float("inf")
     gaps = np.diff([*mon.mask_times, t_end])
     worst = float(gaps.max()) if len(gaps) else float("inf")
-    stats.expected = bag.counts.get("/camera/image_raw", 0)
+    stats.expected = bag.counts.get("/camera/image_raw", 0) or bag.counts.get("/camera/image_raw/compressed", 0)
     meta = {"bag": str(args.bag), "model": str(args.model), "schedule": str(schedule), "mode": "live over DDS",
             "longest_gap_s": round(worst, 3), "first_mask_s": round(first, 3)}
     paths = stats.write(out, "demo", meta)

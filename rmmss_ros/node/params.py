@@ -41,17 +41,37 @@ _SENSOR_KIND = {"rgb": "sensor_msgs/Image (any camera encoding: rgb/bgr(a) 8/16,
 
 def _sensor_params(m: str) -> list[Param]:
     return [
-        Param(f"{m}.enabled", True, f"Subscribe to the {m} sensor and use it when present."),
+        Param(f"{m}.enabled", True, f"Subscribe to the {m} sensor and use it when present (settable while "
+              f"running for a sensor enabled at start-up: false = neither waited for nor used).", runtime=True),
         Param(f"{m}.topic", _TOPICS[m], f"Input topic: {_SENSOR_KIND[m]}."),
         Param(f"{m}.slop_s", 0.05, f"Largest |{m} stamp + offset - reference stamp| accepted in a frame set (s).",
-              (0.0, 1.0), runtime=False),
+              (0.0, 1.0), runtime=True),
         Param(f"{m}.offset_s", 0.0, f"Added to {m} stamps to align them with the reference clock (s).",
-              (-1.0, 1.0)),
+              (-1.0, 1.0), runtime=True),
         Param(f"{m}.reuse", True, f"A {m} message serves every reference stamp within its slop (true: a 10 Hz "
               f"LiDAR reaches every 30 Hz camera frame), or one frame set only (false: message_filters' rule)."),
         Param(f"{m}.timeout_s", 0.25, f"Wait at most this long after the reference stamp for {m}; "
-              f"silent longer than this = dead, marked missing at once (s).", (0.01, 10.0)),
+              f"silent longer than this = dead, marked missing at once (s).", (0.01, 10.0), runtime=True),
     ]
+
+
+# --- robot inputs (#22): image transports, extrinsics from TF, unregistered depth ----------------
+ROBOT_INPUT_PARAMS: tuple[Param, ...] = (
+    *[Param(f"{m}.transport", "auto", f"How {m} images arrive: raw (sensor_msgs/Image on {m}.topic), compressed "
+            f"(sensor_msgs/CompressedImage on {m}.topic + '/{'compressedDepth' if m == 'depth' else 'compressed'}', "
+            "image_transport's names, decoded with OpenCV) or auto (what the topic's publishers offer: the raw "
+            "topic if published, else its compressed one; the choice is logged).",
+            choices=("raw", "compressed", "auto")) for m in ("rgb", "depth", "event")],
+    Param("extrinsics.source", "auto", "Where the LiDAR / event / depth extrinsics come from: parameters (the "
+          "16-number *.extrinsic), tf (the /tf_static + /tf chain from the sensor message's frame_id to the "
+          "camera's; no chain = that sensor missing) or auto (a parameter when set, TF otherwise).",
+          choices=("auto", "tf", "parameters")),
+    Param("depth.camera_info_topic", "", "sensor_msgs/CameraInfo of a depth camera not registered to the colour "
+          "camera ('' = none: depth must be registered; a depth image of another size is refused, never "
+          "resized); with it depth is reprojected into the camera, nearest surface winning."),
+    Param("depth.extrinsic", list(IDENTITY_4X4), "T_cam_depth, 16 numbers row-major: maps depth-camera optical-"
+          "frame points into the camera optical frame (used to register depth; extrinsics.source decides)."),
+)
 
 
 PARAMS: tuple[Param, ...] = (
@@ -98,6 +118,7 @@ PARAMS: tuple[Param, ...] = (
           "taken as camera pixels, scaled when the event sensor's size differs)."),
     Param("event.extrinsic", list(IDENTITY_4X4), "T_cam_event, 16 numbers row-major: maps event-camera "
           "optical-frame points into the camera optical frame (its rotation maps event pixels, see README)."),
+    *ROBOT_INPUT_PARAMS,
     Param("qos.reliability", "auto", "Sensor subscriptions' reliability. auto: match each topic's publishers "
           "as they appear (reliable when all are, else best_effort), like rosbag2; best_effort connects to all "
           "but loses large messages from reliable publishers; reliable never receives from best_effort ones. "
@@ -157,7 +178,7 @@ def check_value(p: Param, value: Any) -> str | None:
             return f"{p.name} must be a number in [{p.range[0]}, {p.range[1]}], got {value!r}"
         if not p.range[0] <= value <= p.range[1]:
             return f"{p.name} must be in [{p.range[0]}, {p.range[1]}], got {value}"
-    if p.name in ("lidar.extrinsic", "event.extrinsic"):
+    if p.name in ("lidar.extrinsic", "event.extrinsic", "depth.extrinsic"):
         return _check_extrinsic(value, p.name)
     return None
 

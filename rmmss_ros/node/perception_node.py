@@ -31,20 +31,23 @@ from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
+from rmmss_ros.conversions.transport import COMPRESSED_IMAGE, resolve_transport
 from rmmss_ros.node.diagnostics import OK, WARN, NodeDiagnostics
 from rmmss_ros.node.frame_queue import FrameSetQueue
+from rmmss_ros.node.input_diagnostics import inputs_status
 from rmmss_ros.node.params import BY_NAME, PARAMS, Param, check_value, validate
 from rmmss_ros.node.qos_policy import RELIABLE, TRANSIENT_LOCAL, camera_info_profiles, sensor_profiles
 from rmmss_ros.outputs.node_outputs import NodeOutputs
 from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 from rmmss_ros.pipeline.worker import Worker
 from rmmss_ros.sync.synchronizer import NS, make_synchronizer
+from rmmss_ros.tf.buffer import TF_QOS_DEPTH, TF_STATIC_TOPIC, TF_TOPIC, TransformBuffer
 
 _GRAPH_CHECK_S = 0.5  # how often publishers' QoS is re-read (qos.reliability: auto, camera_info)
 LABEL_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -152,6 +155,7 @@ class PerceptionNode(Node):
         if "event" in self.enabled and v["event.camera_info_topic"]:  # the event camera's own calibration
             self._sub_cb["event_camera_info"] = (CameraInfo, self.pipeline.set_event_camera_info)
             self._resolve("event_camera_info", v["event.camera_info_topic"])
+        self._start_robot_inputs(v)  # #22: image transports, /tf_static + /tf, the depth CameraInfo
         self.pub_mask = self.create_publisher(Image, v["output.mask_topic"], 5)
         self.pub_color = self.create_publisher(Image, v["output.color_topic"], 5)
         self.pub_used = self.create_publisher(String, v["output.used_topic"], 5)
@@ -174,6 +178,8 @@ class PerceptionNode(Node):
         v = self.values
         self._closing.clear()
         self.sync = make_synchronizer(v, lambda: self.get_clock().now().nanoseconds)
+        on = tuple(m for m in self.enabled if v[f"{m}.enabled"])  # <sensor>.enabled may have changed while inactive
+        self.pipeline.params = replace(self.pipeline.params, enabled=on)
         self.queue = FrameSetQueue(v["sync.queue_depth"])
         self._worker = Worker(self.queue, self._handle, self._on_frame_error).start()
         self._active = True
@@ -219,6 +225,9 @@ class PerceptionNode(Node):
                     self.outputs.pub_label_info):
             if pub is not None:
                 self._destroy(self.destroy_publisher, pub)
+        for sub in getattr(self, "_tf_subs", []):  # #22's /tf_static + /tf, made at configure
+            self._destroy(self.destroy_subscription, sub)
+        self._tf_subs = []
         if close is not None:
             close()
         self.pipeline = None
@@ -259,6 +268,8 @@ class PerceptionNode(Node):
         appears. Logs (INFO) only a real change of profile; quiet once shutting down."""
         if self._shutting_down():
             return
+        if hasattr(self, "_transport_base"):  # #22: the topic / type each image sensor is offered on
+            self._update_transports()
         try:
             for key, topic in self._topics.items():
                 pubs = [(RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE else "best_effort",
@@ -267,7 +278,7 @@ class PerceptionNode(Node):
                 have = self._subs[key]
                 if not pubs and have:
                     continue  # publishers gone: keep what matched them
-                want = (camera_info_profiles(pubs) if key in ("camera_info", "event_camera_info")
+                want = (camera_info_profiles(pubs) if key in ("camera_info", "event_camera_info", "depth_camera_info")
                         else sensor_profiles(self.values["qos.reliability"], pubs))
                 if set(want) == set(have) or self._shutting_down():
                     continue
@@ -312,6 +323,10 @@ class PerceptionNode(Node):
         if changes and self.pipeline is None:  # unconfigured: read at configure
             self.values.update(changes)
         elif changes:
+            if self._active:  # inactive: the synchronizer is made from the values at activate
+                reason = self._apply_sync_changes(changes)  # #22: <sensor>.offset_s / slop_s / timeout_s / enabled
+                if reason:
+                    return SetParametersResult(successful=False, reason=reason)
             self.values.update(changes)
             if "output.quality_floor" in changes:
                 self.outputs.set_floor(changes["output.quality_floor"])
@@ -355,7 +370,7 @@ class PerceptionNode(Node):
     def _on_sensor(self, name: str, msg: Any) -> None:
         if name == "rgb":
             self._camera_frame = msg.header.frame_id or self._camera_frame
-            if msg.height and msg.width:
+            if getattr(msg, "height", 0) and msg.width:  # a CompressedImage tells its size once decoded
                 self._camera_size = (int(msg.height), int(msg.width))
         try:
             stamp = stamp_to_ns(msg.header.stamp)
@@ -404,6 +419,8 @@ class PerceptionNode(Node):
             return
         info = self.camera_info
         rgb = fs.messages.get("rgb")
+        if rgb is not None and not hasattr(rgb, "height"):
+            rgb = None  # compressed: the pipeline decodes it and checks the CameraInfo against the image
         if info is not None and rgb is not None and (int(rgb.height), int(rgb.width)) != (info.height, info.width):
             info = None  # bounded against this very image: never allocate for a mismatching CameraInfo
             why = check_camera_info(int(self.camera_info.width), int(self.camera_info.height),
@@ -528,13 +545,101 @@ class PerceptionNode(Node):
         arr.header.stamp = now.to_msg()
         if self._closing.is_set() or not self.context.ok():
             return
-        for s in self.diag.statuses(time.monotonic(), self.sync.stats, dead, extra, problem):
+        statuses = self.diag.statuses(time.monotonic(), self.sync.stats, dead, extra, problem)
+        statuses.append(inputs_status(self.get_name(), self.pipeline.inputs, self._transport, self._tf_note))
+        for s in statuses:
             if quality_warn and s.name.endswith(": output") and s.level == OK:
                 s.level, s.message = WARN, quality_warn  # the subset in use is below output.quality_floor
             arr.status.append(DiagnosticStatus(
                 level=bytes([s.level]), name=s.name, message=s.message, hardware_id=s.hardware_id,
                 values=[KeyValue(key=k, value=val) for k, val in s.values.items()]))
         self.pub_diag.publish(arr)
+
+    # ------------------------------------------------------------- robot inputs (#22)
+    def _start_robot_inputs(self, v: dict[str, Any]) -> None:
+        """Image transports to resolve, the TF subscriptions (tf2_msgs from the underlay; without it
+        the node runs on the parameters and says so once) and the depth camera's CameraInfo."""
+        self._transport: dict[str, Any] = {}
+        self._transport_base = {m: self.resolve_topic_name(v[f"{m}.topic"]) for m in ("rgb", "depth", "event")
+                                if m in self.enabled and not (m == "event" and v["event.format"] != "image")}
+        self._raw_cls = {m: self._sub_cb[m][0] for m in self._transport_base}
+        self._tf_note = "extrinsics.source parameters: TF not used"
+        if v["extrinsics.source"] != "parameters" and ({"lidar", "event", "depth"} & set(self.enabled)):
+            try:
+                from tf2_msgs.msg import TFMessage
+            except Exception as e:  # noqa: BLE001 - no underlay: parameters only
+                self._tf_note = (f"tf2_msgs is not importable ({type(e).__name__}: {e}): extrinsics come from the "
+                                 "parameters; source the ROS 2 underlay for /tf_static")
+                self.pipeline.inputs.attach_tf(None, self._tf_note)
+                self.get_logger().warning(self._tf_note)
+            else:
+                buf = TransformBuffer()
+                self.pipeline.inputs.attach_tf(buf)
+                static = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=TF_QOS_DEPTH,
+                                    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                dyn = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=TF_QOS_DEPTH,
+                                 reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+                self._tf_subs = [self.create_subscription(TFMessage, TF_STATIC_TOPIC,
+                                                          lambda m: buf.add_message(m, static=True), static),
+                                 self.create_subscription(TFMessage, TF_TOPIC,
+                                                          lambda m: buf.add_message(m, static=False), dyn)]
+                self._tf_note = f"subscribed {TF_STATIC_TOPIC} and {TF_TOPIC}"
+        if "depth" in self.enabled and v["depth.camera_info_topic"]:
+            self._sub_cb["depth_camera_info"] = (CameraInfo, self._on_depth_camera_info)
+            self._resolve("depth_camera_info", v["depth.camera_info_topic"])
+
+    def _on_depth_camera_info(self, msg: CameraInfo) -> None:
+        if self.pipeline.inputs.depth_camera_info is None:
+            self.get_logger().info(f"depth CameraInfo {msg.width}x{msg.height} ({msg.header.frame_id}) received: "
+                                   "depth is reprojected into the camera when it is not registered")
+        self.pipeline.inputs.depth_camera_info = msg
+
+    def _update_transports(self) -> None:
+        """``<sensor>.transport``: (re)subscribe the raw or compressed topic its publishers offer (the
+        QoS re-check then subscribes it)."""
+        if self._shutting_down():
+            return
+        offered = None
+        for m, base in self._transport_base.items():
+            if offered is None:  # topics with a publisher (the graph also lists subscriber-only topics)
+                try:
+                    offered = {name: list(types) for name, types in self.get_topic_names_and_types()
+                               if self.count_publishers(name) > 0}
+                except Exception:  # noqa: BLE001 - graph queries fail during shutdown
+                    return
+            r = resolve_transport(m, base, self.values[f"{m}.transport"], offered)
+            cur = self._transport.get(m)
+            if cur is not None and ((cur.topic, cur.msgtype) == (r.topic, r.msgtype) or r.reason.endswith("appears")):
+                continue  # unchanged, or nothing offered now: keep what matched before
+            for sub in self._subs[m].values():
+                self.destroy_subscription(sub)
+            self._subs[m] = {}
+            self._topics[m] = r.topic
+            cls = CompressedImage if r.msgtype == COMPRESSED_IMAGE else self._raw_cls[m]
+            self._sub_cb[m] = (cls, self._sub_cb[m][1])
+            self._transport[m] = r
+            self.get_logger().info(r.reason)
+
+    def _apply_sync_changes(self, changes: dict[str, Any]) -> str | None:
+        """Runtime ``<sensor>.offset_s / slop_s / timeout_s / enabled`` -> the synchronizer (and the
+        pipeline's enabled set), applied from the next frame set; the reason when refused."""
+        keys = ("offset_s", "slop_s", "timeout_s", "enabled")
+        per: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            m, _, key = name.partition(".")
+            if m in MODALITIES and key in keys and value != self.values.get(name):
+                per.setdefault(m, {})[key] = value
+        for m, kw in per.items():
+            try:
+                with self._sync_lock:
+                    self.sync.configure(m, **kw)
+            except ValueError as e:
+                return str(e)
+            if "enabled" in kw:
+                on = tuple(x for x in MODALITIES if (x == m and kw["enabled"]) or (x != m and x in self.pipeline.params.enabled))
+                self.pipeline.params = replace(self.pipeline.params, enabled=on)
+            self.get_logger().info(f"{m}: {kw} applied from the next frame set")
+        return None
 
     def close(self) -> None:
         """Stop publishing, stop the worker and release the backend (called on shutdown)."""

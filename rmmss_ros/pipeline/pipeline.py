@@ -65,7 +65,6 @@ from rmmss_core.preprocess import Codes, normalize_table, preprocess_one
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import (
     ConversionError,
-    Evt3Decoder,
     camera_from_info,
     camera_info_warnings,
     cloud_to_xyzi,
@@ -80,7 +79,9 @@ from rmmss_ros.conversions import (
     to_rgb8,
     xyzi_view,
 )
+from rmmss_ros.conversions.event_packet import EventStreamState
 from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4, matrix4
+from rmmss_ros.pipeline.inputs import RobotInputs, camera_frame_of, intensity_warning
 from rmmss_ros.pipeline.prepared import Prepared, Result, error_text, try_modality
 from rmmss_ros.pipeline.side_thread import SideThread, run_now
 from rmmss_ros.sync.event_buffer import EventBuffer
@@ -101,6 +102,8 @@ class PipelineParams:
     T_cam_event: tuple[float, ...] = IDENTITY_4X4  # 16 values row-major
     preprocess_device: str = "cpu"  # "cpu" (numpy path) or a torch device: rmmss_ros.pipeline.gpu
     preprocess_threads: int = 2  # 2: the LiDAR branch of prepare() beside the images; 1: all in turn
+    extrinsics_source: str = "auto"  # auto | tf | parameters (rmmss_ros.tf.extrinsics)
+    T_cam_depth: tuple[float, ...] = IDENTITY_4X4  # 16 values row-major (unregistered depth)
     confidence: bool = False  # also compute the per-pixel confidence (Result.confidence)
     min_confidence: float = 0.0  # mark pixels below it 255 in the mask (rmmss_core.deploy.confidence)
 
@@ -117,6 +120,8 @@ class PipelineParams:
                    T_cam_event=tuple(float(x) for x in v.get("event.extrinsic", IDENTITY_4X4)),
                    preprocess_device=str(v.get("preprocess.device", "cpu")),
                    preprocess_threads=int(v.get("preprocess.threads", 2)),
+                   extrinsics_source=str(v.get("extrinsics.source", "auto")),
+                   T_cam_depth=tuple(float(x) for x in v.get("depth.extrinsic", IDENTITY_4X4)),
                    confidence=bool(v.get("output.confidence", False)),
                    min_confidence=float(v.get("output.min_confidence", 0.0)))
 
@@ -140,7 +145,11 @@ class Pipeline:
         self._camera: CameraModel | None = None
         self.T_cam_event = matrix4(params.T_cam_event, "T_cam_event")
         self.event_buffer = EventBuffer(horizon_s=max(1.0, 4 * self.spec.event.window_s))
-        self._evt3 = Evt3Decoder()
+        self._evt3 = EventStreamState()
+        self._bad_packets: dict[tuple, str] = {}  # undecodable packets stay malformed when seen again
+        # robot inputs (#22): compressed images, extrinsics from TF, depth registration
+        self.inputs = RobotInputs(params.extrinsics_source, {"lidar": params.T_cam_lidar, "event": params.T_cam_event,
+                                                             "depth": params.T_cam_depth}, params.event_format, self._warn)
         self.event_camera_info: Any | None = None
         self._event_lut_key: tuple | None = None
         self._event_lut: np.ndarray | None = None
@@ -148,6 +157,7 @@ class Pipeline:
         self._pending_warnings: list[str] = []
         self._events_lock = threading.Lock()
         self._lidar_frames = 0
+        self._camera_frame = ""
         self._device_prep = None  # preprocess.device != cpu: the torch twin of prepare()
         self._side = SideThread() if params.preprocess_threads > 1 else None
         if self._side is not None:  # a dropped Pipeline ends its side thread (the finaliser holds the thread only)
@@ -197,12 +207,17 @@ class Pipeline:
         key = (stamp_to_ns(msg.header.stamp), int(getattr(msg, "seq", 0)),
                len(msg.events) if is_event_packet(msg) else len(msg.data))
         with self._events_lock:
+            if key in self._bad_packets:  # decoded before and failed: still malformed, never blank
+                return self._bad_packets[key]
             if self.event_buffer.seen(key):
                 return None
             try:
                 self.event_buffer.add(decode_event_message(msg, self._evt3))
             except Exception as e:  # noqa: BLE001 - a bad packet costs only itself
-                return error_text("event", e)
+                if len(self._bad_packets) > 256:
+                    self._bad_packets.clear()
+                self._bad_packets[key] = error_text("event", e)
+                return self._bad_packets[key]
         return None
 
     def _event_table(self, sensor_hw: tuple[int, int] | None, size: tuple[int, int],
@@ -217,7 +232,7 @@ class Pipeline:
         if sensor_hw is None or (ev_cam is None and tuple(sensor_hw) == tuple(size)):
             return None
         key = (sensor_hw, tuple(size), None if info is None else (tuple(info.k), tuple(info.d)),
-               None if camera is None else self._camera_key)
+               None if camera is None else self._camera_key, self.T_cam_event[:3, :3].tobytes())
         if key != self._event_lut_key:
             H, W = size
             if ev_cam is not None and camera is not None:
@@ -243,8 +258,23 @@ class Pipeline:
         table = self._event_table(event_sensor_size(msg), size, camera)
         if table is not None:
             x, y = map_event_pixels(x, y, table[0], table[1], table[2], W)
+        elif self.event_camera_info is None and ev.x.size:
+            self._check_event_pixels(msg, ev, size, camera)
         t_rel = (ev.t_ns - int(stamp_ns)).astype(np.float64) * 1e-9
         return accumulate_events(x, y, t_rel, ev.p, 0.0, H, W, self.spec.event, self.spec.quantize_8bit)
+
+    def _check_event_pixels(self, msg: Any, ev: Any, size: tuple[int, int], camera: CameraModel | None) -> None:
+        """Events without an event CameraInfo are taken as camera pixels: say so when they look like
+        another sensor's (another frame_id, or pixels outside the camera image)."""
+        H, W = size
+        outside = float(np.mean((ev.x >= W) | (ev.y >= H) | (ev.x < 0) | (ev.y < 0)))
+        ev_frame = str(getattr(msg.header, "frame_id", "") or "")
+        cam_frame = self._camera_frame or ""
+        if outside > 0 or (ev_frame and cam_frame and ev_frame != cam_frame):
+            self._warn(f"event: the events (frame {ev_frame or '?'}) are taken as pixels of the {W} x {H} camera "
+                       f"(frame {cam_frame or '?'}) because there is no event CameraInfo"
+                       + (f"; {outside * 100:.0f}% fall outside it" if outside > 0 else "")
+                       + ": set event.camera_info_topic (and event.extrinsic) for a separate event camera")
 
     def lidar_units(self, msg: Any) -> str:
         """The intensity units for this cloud: the parameter, else the spec's; ``auto`` resolved."""
@@ -262,15 +292,20 @@ class Pipeline:
         if pts is None:
             pts = cloud_to_xyzi(msg)
         self._lidar_frames += 1
-        # the byte-scale check (a configuration hint, said once) on the first frames, then every 100th
-        if units == "byte" and pts.shape[0] and (self._lidar_frames <= 3 or self._lidar_frames % 100 == 0):
-            top = float(pts[:, 3].max())
-            if not np.isfinite(top):  # a view keeps non-finite intensities (encoded as 0)
-                finite = pts[:, 3][np.isfinite(pts[:, 3])]
-                top = float(finite.max()) if finite.size else 0.0
-            if top > 255.0:
+        # the units checks (configuration hints, said once) on the first frames, then every 100th
+        if pts.shape[0] and (self._lidar_frames <= 3 or self._lidar_frames % 100 == 0):
+            vals = pts[:, 3]
+            if not np.all(np.isfinite(vals)):  # a view keeps non-finite intensities (encoded as 0)
+                vals = vals[np.isfinite(vals)]
+            top = float(vals.max()) if vals.size else 0.0
+            if units == "byte" and top > 255.0:
                 self._warn(f"lidar: intensity up to {top:.0f} exceeds the byte scale 0..255; set "
                            "lidar.intensity_units to counts16 if this is a photon-count (Ouster-like) sensor")
+            else:
+                text = intensity_warning(vals, units, self.params.lidar_intensity_units,
+                                         self.spec.lidar.intensity_units)
+                if text:
+                    self._warn(text)
         return pts, units
 
     def encode_lidar(self, msg: Any, camera: CameraModel, codes: bool = False) -> np.ndarray | Codes:
@@ -309,6 +344,8 @@ class Pipeline:
         except Exception as e:  # noqa: BLE001 - any bad CameraInfo: no camera, reported
             camera = None
             errors["camera_info"] = error_text("camera_info", e)
+        self.inputs.adapt(self, msgs, errors, camera, camera_info)  # compressed, extrinsics, depth registration
+        self._camera_frame = camera_frame_of(msgs, camera_info) or self._camera_frame
         return msgs, errors, camera
 
     def prepare(self, frame_set: Any, camera_info: Any | None = None) -> Prepared:

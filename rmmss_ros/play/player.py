@@ -23,10 +23,13 @@ from rmmss_ros.replay.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SENSOR_TOPICS: dict[str, tuple[str, ...]] = {
-    "rgb": (DEFAULT_TOPICS["rgb"],), "depth": (DEFAULT_TOPICS["depth"],),
-    "event": (DEFAULT_TOPICS["event"],), "lidar": (DEFAULT_TOPICS["lidar"],),
+DEFAULT_SENSOR_TOPICS: dict[str, tuple[str, ...]] = {  # raw topics and image_transport's compressed ones
+    "rgb": (DEFAULT_TOPICS["rgb"], DEFAULT_TOPICS["rgb"] + "/compressed"),
+    "depth": (DEFAULT_TOPICS["depth"], DEFAULT_TOPICS["depth"] + "/compressedDepth"),
+    "event": (DEFAULT_TOPICS["event"], DEFAULT_TOPICS["event"] + "/compressed"), "lidar": (DEFAULT_TOPICS["lidar"],),
 }
+# /tf_static is latched (robot_state_publisher): TRANSIENT_LOCAL, so late subscribers get it too
+LATCHED_TOPICS = ("/tf_static",)
 
 
 def message_class(msgtype: str) -> type:
@@ -117,7 +120,10 @@ class Player:
                 self.stats.skipped_topics[topic] = str(e)
                 log.warning("bag %s: skipping topic %s: %s", self.bag.path, topic, e)
                 continue
-            self.publishers[topic] = node.create_publisher(cls, self.opts.remap.get(topic, topic), qos)
+            q = qos if topic not in LATCHED_TOPICS else QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.publishers[topic] = node.create_publisher(cls, self.opts.remap.get(topic, topic), q)
         if not self.publishers:
             raise ValueError(f"bag {self.bag.path}: no topic can be published ({self.stats.skipped_topics})")
         self.clock_pub = None

@@ -21,15 +21,17 @@ import numpy as np
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.reader import BagError, BagReader, open_bag
+from rmmss_ros.conversions.transport import resolve_transport
 from rmmss_ros.node import params as P
 from rmmss_ros.outputs.usability import split_unusable
 from rmmss_ros.replay.report import ReplayStats
 from rmmss_ros.replay.schedule import Schedule
 from rmmss_ros.sync.synchronizer import make_synchronizer
+from rmmss_ros.tf.buffer import TF_STATIC_TOPIC, TF_TOPIC, TransformBuffer
 
 log = logging.getLogger(__name__)
-EXPECTED_TYPES: dict[str, tuple[str, ...]] = {"rgb": (M.IMAGE,), "depth": (M.IMAGE,),
-                                              "event": (M.IMAGE, M.POINTCLOUD2, M.EVENT_PACKET),
+EXPECTED_TYPES: dict[str, tuple[str, ...]] = {"rgb": (M.IMAGE, M.COMPRESSED_IMAGE), "depth": (M.IMAGE, M.COMPRESSED_IMAGE),
+                                              "event": (M.IMAGE, M.COMPRESSED_IMAGE, M.POINTCLOUD2, M.EVENT_PACKET),
                                               "lidar": (M.POINTCLOUD2,)}
 LABEL_TOPIC = "/labels/semantic"
 
@@ -81,6 +83,14 @@ class Replayer:
             if not self.values[f"{m}.enabled"]:
                 continue
             topic = topic_name(self.values[f"{m}.topic"])
+            if m in ("rgb", "depth") or (m == "event" and self.values["event.format"] == "image"):
+                # <sensor>.transport (#22): the raw topic, or image_transport's compressed one in the bag
+                r = resolve_transport(m, topic, self.values[f"{m}.transport"],
+                                      {t: [ty] for t, ty in bag.topics.items()})
+                if r.topic != topic:
+                    log.info("%s", r.reason)
+                    notes.append(r.reason)
+                topic = r.topic
             if topic not in bag.topics:
                 notes.append(f"sensor {m}: topic {topic} is not in the bag; it is missing throughout")
                 continue
@@ -119,8 +129,9 @@ class Replayer:
         camera_info, labels, frames = None, {}, []
         ev_info = self.values.get("event.camera_info_topic") or ""
         ev_info_topic = topic_name(ev_info) if ev_info else None
+        extra = self._robot_inputs(bag, sensor_of, info_topic, stats.notes)  # #22: TF, depth CameraInfo
         wanted = [*sensor_of, info_topic] + ([self.label_topic] if has_labels else []) \
-            + ([ev_info_topic] if ev_info_topic in bag.topics else [])
+            + ([ev_info_topic] if ev_info_topic in bag.topics else []) + list(extra)
         total = sum(bag.counts.get(t, 0) for t in set(wanted))
         for n, msg in enumerate(bag.messages(wanted)):
             now[0] = msg.log_ns
@@ -132,7 +143,9 @@ class Replayer:
                 result.errors[msg.topic] = result.errors.get(msg.topic, 0) + 1
                 log.warning("bag %s: skipping a message on %s: %s", bag.path, msg.topic, e)
                 continue
-            if msg.topic == info_topic:
+            if msg.topic in extra:
+                extra[msg.topic](decoded)
+            elif msg.topic == info_topic:
                 camera_info = decoded
             elif msg.topic == ev_info_topic:
                 self.pipeline.set_event_camera_info(decoded)
@@ -159,12 +172,60 @@ class Replayer:
                 if fs.stamp_ns <= last:
                     frames.append(self._process(fs, camera_info, now[0], result))
         self._score(frames, labels, bag.start_ns, result, before_ns=None)
+        if not result.masks and not stats.no_mask:
+            stats.notes.append(self._why_no_frames(bag, sensor_of))
+            log.warning("%s", stats.notes[-1])
         result.problems = list(bag.problems)
         for topic, n in result.errors.items():
             stats.notes.append(f"{n} undecodable message(s) on {topic} were skipped")
         for what, n in result.unusable.items():
             stats.notes.append(f"{what}: not used in {n} frame set(s)")
         return result
+
+    def _robot_inputs(self, bag: BagReader, sensor_of: dict[str, str], info_topic: str,
+                      notes: list[str]) -> dict[str, Callable[[Any], None]]:
+        """#22: the bag's /tf_static and /tf into a TF buffer for the pipeline, and the depth camera's
+        CameraInfo (``depth.camera_info_topic``, else one beside the depth topic). Returns
+        {topic: handler} for the replay loop."""
+        handlers: dict[str, Callable[[Any], None]] = {}
+        tf_topics = [t for t in (TF_STATIC_TOPIC, TF_TOPIC) if bag.topics.get(t) == M.TF_MESSAGE]
+        inputs = self.pipeline.inputs
+        if tf_topics and self.values["extrinsics.source"] != "parameters":
+            buf = TransformBuffer()
+            inputs.attach_tf(buf)
+            for t in tf_topics:
+                handlers[t] = (lambda m, static=(t == TF_STATIC_TOPIC): buf.add_message(m, static=static))
+        elif not tf_topics:
+            inputs.attach_tf(None, "the bag has no /tf_static or /tf")
+        depth_topic = next((t for t, m in sensor_of.items() if m == "depth"), None)
+        if depth_topic is not None:
+            given = self.values.get("depth.camera_info_topic") or ""
+            base = depth_topic.rsplit("/", 1)[0] if depth_topic.endswith(("/compressed", "/compressedDepth")) \
+                else depth_topic
+            cand = topic_name(given) if given else base.rsplit("/", 1)[0] + "/camera_info"
+            if cand != info_topic and bag.topics.get(cand) == M.CAMERA_INFO:
+                handlers[cand] = lambda m: setattr(inputs, "depth_camera_info", m)
+                if not given:
+                    notes.append(f"depth: using the depth CameraInfo {cand} of the bag (depth.camera_info_topic)")
+            elif given:
+                notes.append(f"depth.camera_info_topic {cand} is not a CameraInfo topic of the bag")
+        return handlers
+
+    def _why_no_frames(self, bag: BagReader, sensor_of: dict[str, str]) -> str:
+        """A replay that made no frame set: which parameter to set."""
+        ref = self.values["reference"]
+        have = {m: t for t, m in sensor_of.items()}
+        if ref != "rate" and ref not in have:
+            return (f"0 frames: the reference sensor {ref} ({topic_name(self.values[f'{ref}.topic'])}) is not in "
+                    f"the bag; set --param reference=<one of {sorted(have)} or rate> or --param {ref}.topic=...")
+        if ref == "event" and bag.topics.get(have["event"]) != M.IMAGE and self.values["event.format"] == "image":
+            return (f"0 frames: event.format is image but {have['event']} holds {bag.topics.get(have['event'])}; "
+                    "set --param event.format=cloud (PointCloud2) or packet (EventPacket)")
+        if ref != "rate" and not bag.counts.get(have[ref], 0):
+            return (f"0 frames: the reference topic {have[ref]} has no message; set --param reference=<another "
+                    f"sensor of {sorted(have)} or rate>")
+        return (f"0 frames from {sorted(have.values())}: check --param reference ({ref}) and the sensors' "
+                "topics, transports (<sensor>.transport) and event.format")
 
     def _buffer_events(self, msg: Any, result: ReplayResult) -> None:
         """Every event packet goes to the pipeline's event buffer (as the node does), so a frame
@@ -179,6 +240,10 @@ class Replayer:
         t0 = time.perf_counter()
         res = self.pipeline.process(fs, camera_info)
         compute_s = time.perf_counter() - t0
+        for text in res.warnings:  # configuration that looks wrong: said and reported, as the node logs it
+            log.warning("%s", text)
+            if text not in result.stats.notes:
+                result.stats.notes.append(text)
         unusable, errors = split_unusable(res.errors)  # waiting for camera_info is not undecodable input
         for name in errors:
             key = f"conversion:{name}"
@@ -190,7 +255,11 @@ class Replayer:
         rgb = None
         if "rgb" in fs.messages and res.mask is not None and len(result.stats.overlays) < 64:
             from rmmss_ros.conversions import to_rgb8
-            rgb = np.asarray(to_rgb8(fs.messages["rgb"]))
+            from rmmss_ros.conversions.compressed import as_image
+            try:
+                rgb = np.asarray(to_rgb8(as_image(fs.messages["rgb"], "rgb")))
+            except ValueError:  # an undecodable packet: already counted as a conversion error
+                rgb = None
         return fs.stamp_ns, res.mask, res.used_modalities, latency, rgb, emit_ns, res.confidence
 
     def _score(self, frames: list[tuple], labels: dict[int, Any], start_ns: int, result: ReplayResult,

@@ -140,7 +140,9 @@ class Schedule:
 
 
 def _corrupt(msg: Any, rule: Rule, rng: np.random.Generator, last: Any) -> Any:
-    """One corruption on a copy of an Image or PointCloud2 message."""
+    """One corruption on a copy of an Image, CompressedImage or PointCloud2 message."""
+    if hasattr(msg, "format") and not hasattr(msg, "encoding") and rule.action != "freeze":
+        return _corrupt_compressed(msg, rule, rng)
     is_cloud = hasattr(msg, "point_step")
     if rule.action == "freeze":
         if last is None:
@@ -185,4 +187,31 @@ def _corrupt(msg: Any, rule: Rule, rng: np.random.Generator, last: Any) -> Any:
             info = np.iinfo(np.dtype(kind))
             out = np.clip(np.round(np.nan_to_num(values)), info.min, info.max).astype(kind)
         msg.data = np.frombuffer(out.tobytes(), dtype=np.uint8)
+    return msg
+
+
+def _corrupt_compressed(msg: Any, rule: Rule, rng: np.random.Generator) -> Any:
+    """A CompressedImage corrupted as its decoded image would be, then compressed again the way it
+    came (jpeg quality 95, png, or compressedDepth with depth_max covering the image)."""
+    from types import SimpleNamespace
+
+    from rmmss_ros.conversions.compressed import (
+        decode_compressed,
+        encode_compressed,
+        encode_compressed_depth,
+        is_compressed_depth_format,
+    )
+
+    fmt = str(msg.format)
+    img = decode_compressed(msg, "image")
+    a = np.ascontiguousarray(img.data)
+    plain = SimpleNamespace(encoding=img.encoding, data=np.frombuffer(a.tobytes(), np.uint8))
+    plain = _corrupt(plain, rule, rng, None)
+    out = np.frombuffer(bytes(plain.data), dtype=a.dtype).reshape(a.shape)
+    if is_compressed_depth_format(fmt):
+        dmax = 65.535 if out.dtype == np.uint16 else max(10.0, float(np.nanmax(out)) + 1.0 if np.isfinite(out).any() else 10.0)
+        new_fmt, data = encode_compressed_depth(out, img.encoding, "rvl" if "rvl" in fmt else "png", depth_max=dmax)
+    else:
+        new_fmt, data = encode_compressed(out, img.encoding, "png" if "png" in fmt else "jpeg", jpeg_quality=95)
+    msg.format, msg.data = new_fmt, np.frombuffer(data, dtype=np.uint8)
     return msg

@@ -46,7 +46,7 @@ import statistics
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rmmss_core.modalities import MODALITIES
@@ -195,6 +195,7 @@ class Synchronizer:
         self._flap_ns, self._recover_ns = int(flapping_window_s * NS), int(recover_s * NS)
         self._slop = {s.name: int(s.slop_s * NS) for s in sensors}
         self._off = {s.name: int(s.offset_s * NS) for s in sensors}
+        self._disabled: set[str] = set()  # switched off while running (configure(enabled=False))
         self._lock = threading.Lock()
         self.stats = {n: SensorStats() for n in names}
         self.sets_emitted = 0
@@ -211,9 +212,37 @@ class Synchronizer:
         with self._lock:
             now = self._now()
             self.stats[name].received += 1
+            if name in self._disabled:
+                return self._service(now)
             for stamp, m in self._screen(name, int(stamp_ns), msg, now):
                 self._accept(name, stamp, m, now)
             return self._service(now)
+
+    def configure(self, name: str, *, slop_s: float | None = None, offset_s: float | None = None,
+                  timeout_s: float | None = None, enabled: bool | None = None) -> None:
+        """Change one sensor's settings while running (the node's ``ros2 param set``), applied from
+        the next frame set (the sensor's out-of-sync judgement restarts). A disabled sensor is
+        neither waited for nor used (its messages are counted and dropped). ValueError for an unknown sensor, a bad value, or disabling the
+        reference."""
+        if name not in self.sensors:
+            raise ValueError(f"sensor {name!r} was not enabled at start-up (enabled: {list(self.sensors)}); "
+                             "restart the node to add it")
+        if enabled is False and name == self.reference:
+            raise ValueError(f"{name} is the reference sensor; it cannot be disabled while running")
+        changes = {k: float(v) for k, v in (("slop_s", slop_s), ("offset_s", offset_s), ("timeout_s", timeout_s))
+                   if v is not None}
+        with self._lock:
+            cfg = replace(self.sensors[name], **changes)  # validated by SensorConfig
+            self.sensors[name] = cfg
+            self._slop[name], self._off[name] = int(cfg.slop_s * NS), int(cfg.offset_s * NS)
+            if enabled is not None:
+                (self._disabled.discard if enabled else self._disabled.add)(name)
+            # new settings, new judgement: the sync health measured under the old ones is dropped
+            tr = self._tracks[name]
+            self.stats[name].out_of_sync = ""
+            tr.miss_run, tr.last_hit, tr.streak_start = 0, True, None
+            tr.episodes.clear()
+            tr.offsets.clear()
 
     def poll(self) -> list[FrameSet]:
         """Fire deadlines and rate ticks; returns the frame sets that became ready."""
@@ -424,8 +453,8 @@ class Synchronizer:
 
     def _ready(self, p: _Pending, now: int) -> bool:
         for name, cfg in self.sensors.items():
-            if (name == p.ref_name or self.stats[name].out_of_sync or self._match(name, p) is not None
-                    or self.is_dead(name, now)):
+            if (name == p.ref_name or name in self._disabled or self.stats[name].out_of_sync
+                    or self._match(name, p) is not None or self.is_dead(name, now)):
                 continue
             if now < p.base_ns + cfg.timeout_s * NS:
                 return False
@@ -454,7 +483,7 @@ class Synchronizer:
             if name == p.ref_name:
                 messages[name], stamps[name] = p.ref_msg, p.ref_stamp_ns
             else:
-                j = self._match(name, p)
+                j = None if name in self._disabled else self._match(name, p)
                 if j is None:
                     missing.append(name)
                 else:
@@ -464,7 +493,8 @@ class Synchronizer:
                         buf.used[j] = True
                     if not cfg.reuse:
                         del buf.times[j], buf.items[j], buf.used[j]
-                self._health(name, p, j is not None, now)
+                if name not in self._disabled:
+                    self._health(name, p, j is not None, now)
             if name in messages:
                 self.stats[name].used += 1
             # drop what can no longer match any reference still to come (those are >= floor);

@@ -1,0 +1,35 @@
+"""``<sensor>.transport`` resolution: raw | compressed | auto (image_transport's topic names)."""
+from __future__ import annotations
+
+import pytest
+
+from rmmss_ros.conversions.transport import COMPRESSED_IMAGE, IMAGE, resolve_transport
+
+CI = COMPRESSED_IMAGE
+
+
+def test_explicit_settings():
+    r = resolve_transport("rgb", "/camera/image_raw", "compressed")
+    assert (r.topic, r.transport, r.msgtype) == ("/camera/image_raw/compressed", "compressed", CI)
+    r = resolve_transport("depth", "/camera/aligned_depth_to_color/image_raw", "compressed")
+    assert r.topic == "/camera/aligned_depth_to_color/image_raw/compressedDepth"
+    r = resolve_transport("rgb", "/camera/image_raw", "raw")
+    assert (r.topic, r.msgtype) == ("/camera/image_raw", IMAGE)
+    r = resolve_transport("rgb", "/cam/image_raw/compressed", "raw")  # the topic names its transport
+    assert (r.transport, r.msgtype) == ("compressed", CI)
+    with pytest.raises(ValueError, match="rgb.transport must be one of"):
+        resolve_transport("rgb", "/x", "theora")
+
+
+def test_auto_follows_what_is_offered():
+    offered = {"/camera/image_raw/compressed": [CI], "/camera/depth/image_raw/compressedDepth": [CI],
+               "/camera/depth/image_raw/compressed": [CI], "/events/image": [IMAGE], "/events/image/compressed": [CI]}
+    r = resolve_transport("rgb", "/camera/image_raw", "auto", offered)
+    assert (r.topic, r.transport) == ("/camera/image_raw/compressed", "compressed")
+    assert "is not offered but /camera/image_raw/compressed is" in r.reason
+    r = resolve_transport("depth", "/camera/depth/image_raw", "auto", offered)
+    assert (r.topic, r.transport) == ("/camera/depth/image_raw/compressedDepth", "compressedDepth")
+    r = resolve_transport("event", "/events/image", "auto", offered)  # raw offered: raw wins
+    assert (r.topic, r.transport) == ("/events/image", "raw")
+    r = resolve_transport("rgb", "/other", "auto", offered)
+    assert (r.topic, r.transport) == ("/other", "raw") and "until one appears" in r.reason
