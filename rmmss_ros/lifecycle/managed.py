@@ -59,7 +59,8 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
             self.configure()
         except StartupError as e:
             return self._fail("configure", e)
-        except Exception as e:  # noqa: BLE001 - anything else: stay unconfigured, say why
+        except Exception as e:  # noqa: BLE001 - anything else: stay unconfigured, say why, hold nothing
+            self.cleanup()
             return self._fail("configure", e, trace=True)
         self.get_logger().info("configured: model loaded, publishers ready (activate to start)")
         return SUCCESS
