@@ -10,6 +10,7 @@ takes the unused confidence image nearest in stamp within ``SLOP_NS``.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -207,3 +208,25 @@ def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model, node_pr
         out = node_processes.stop(proc)
         rig.close()
     assert proc.returncode == 0, out[-3000:]
+
+
+def test_without_vision_msgs_the_node_runs_and_says_once_that_label_info_is_off(tiny_model, node_processes, tmp_path):
+    """A robot without vision_msgs: masks and confidence as usual, no ~/label_info, one WARN."""
+    shadow = tmp_path / "shadow" / "vision_msgs"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('vision_msgs hidden by the test')\n")
+    path = os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])
+    proc = node_processes.start(tiny_model, *FAST, "depth.enabled:=false", "event.enabled:=false",
+                                "lidar.enabled:=false", env={"PYTHONPATH": path})
+    rig = PlannerRig()
+    try:
+        assert rig.wait_for(lambda: len(rig.nav_masks) >= 3 and len(rig.nav_confs) >= 3, timeout=60.0,
+                            sensors=("rgb",)), "no mask from the node:\n" + node_processes.stop(proc)
+        rig.run(1.0, rate_hz=20.0, sensors=("rgb",))
+        assert rig.node.count_publishers("/perception_node/label_info") == 0
+        assert rig.node.count_publishers("/perception_node/confidence") == 1
+    finally:
+        out = node_processes.stop(proc)
+        rig.close()
+    assert proc.returncode == 0, out[-3000:]
+    assert out.count("label_info is off: vision_msgs is not installed") == 1, out[-3000:]
