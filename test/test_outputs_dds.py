@@ -167,7 +167,8 @@ def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model, node_pr
     (``late_dropped`` 0 while about half of them were held); the issue's run had 44 of 90 backwards.
     ``sync.late_frames: drop`` publishes at once and drops the late half instead."""
     proc = node_processes.start(tiny_model, *FAST, "depth.enabled:=false", "event.enabled:=false", "lidar.enabled:=false",
-                      "output.color:=false", f"sync.late_frames:={policy}")
+                      "output.color:=false", f"sync.late_frames:={policy}",
+                      f"output.confidence:={'true' if policy == 'reorder' else 'false'}")
     rig = PlannerRig()
     try:
         assert rig.wait_for(lambda: len(rig.nav_masks) >= 3, timeout=60.0, sensors=("rgb",)), \
@@ -204,6 +205,8 @@ def test_swapped_pairs_of_camera_frames_leave_in_stamp_order(tiny_model, node_pr
             assert len(stamps) >= 0.6 * len(sent), f"only {len(stamps)} masks for {len(sent)} frames; {out}"
         else:
             assert int(out.get("late_dropped", 0)) >= 10 and out.get("held_for_order") == "0", out
+            # (this run also has output.confidence false: no ~/confidence at all)
+            assert rig.node.count_publishers("/perception_node/confidence") == 0 and not rig.nav_confs
     finally:
         out = node_processes.stop(proc)
         rig.close()
