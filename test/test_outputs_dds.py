@@ -233,3 +233,25 @@ def test_without_vision_msgs_the_node_runs_and_says_once_that_label_info_is_off(
         rig.close()
     assert proc.returncode == 0, out[-3000:]
     assert out.count("label_info is off: vision_msgs is not installed") == 1, out[-3000:]
+
+
+def test_lidar_before_any_camera_info_is_unusable_not_an_error(tiny_model, node_processes):
+    """The issue's case: a healthy LiDAR while no CameraInfo has arrived yet was listed under
+    ``errors`` on every mask; now it is ``unusable`` with the reason, and ``errors`` stays empty."""
+    proc = node_processes.start(tiny_model, *FAST, "depth.enabled:=false", "event.enabled:=false")
+    rig = PlannerRig()
+    info_pub = rig.pubs["info"]
+    rig.pubs["info"] = type("Muted", (), {"publish": staticmethod(lambda msg: None)})()  # no CameraInfo yet
+    try:
+        assert rig.wait_for(lambda: len(rig.used) >= 5, timeout=60.0, sensors=("rgb", "lidar")), \
+            "no mask from the node:\n" + node_processes.stop(proc)
+        waiting = rig.used[2:]
+        assert waiting and all(u["unusable"] == {"lidar": "waiting for camera_info"} and u["errors"] == {}
+                               and u["used"] == ["rgb"] for u in waiting), waiting[-1]
+        rig.pubs["info"] = info_pub  # the CameraInfo arrives: the LiDAR is used
+        assert rig.wait_for(lambda: "lidar" in rig.used[-1]["used"], timeout=20.0, sensors=("rgb", "lidar"))
+        assert rig.used[-1]["unusable"] == {} and rig.used[-1]["errors"] == {}
+    finally:
+        out = node_processes.stop(proc)
+        rig.close()
+    assert proc.returncode == 0, out[-3000:]
