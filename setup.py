@@ -47,6 +47,7 @@ setup(
         "console_scripts": [
             "rmmss = rmmss_cli:main",
             "perception_node = rmmss_ros.node.main:main",
+            "perception_lifecycle_node = rmmss_ros.lifecycle.main:main",
         ],
     },
 )

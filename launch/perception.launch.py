@@ -7,6 +7,8 @@ Parameters come from ``params_file`` (default config/perception.yaml, every para
 there, generated from rmmss_ros/node/params.py); the launch arguments model_path, backend, device,
 precision and use_sim_time override it only when given, and the *_topic ones remap topics. When the
 node exits (start-up failure, crash) the launch shuts down and ``ros2 launch`` exits non-zero.
+``lifecycle:=true`` starts the managed node instead (a ``LifecycleNode``: unconfigured until
+``ros2 lifecycle set /perception_node configure`` / ``activate`` or a lifecycle manager does it).
 Those rules live in ``rmmss_ros/node/launch_args.py`` (ROS-free, tested without the launch system);
 this file only wires them into launch actions.
 """
@@ -15,10 +17,19 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 
 from launch import LaunchDescription
-from rmmss_ros.node.launch_args import OVERRIDES, REMAPS, on_node_exit, overrides, remappings
+from rmmss_ros.node.launch_args import (
+    LIFECYCLE_HELP,
+    OVERRIDES,
+    REMAPS,
+    executable,
+    managed,
+    on_node_exit,
+    overrides,
+    remappings,
+)
 
 
 def _overrides(context):
@@ -34,9 +45,10 @@ def _on_node_exit(event, context):
 
 
 def _node(context):
-    return [Node(
+    is_managed = managed(LaunchConfiguration("lifecycle").perform(context))
+    return [(LifecycleNode if is_managed else Node)(  # lifecycle:=true: configure/activate it from outside
         package="rmmss_ros",
-        executable="perception_node",
+        executable=executable(is_managed),
         name="perception_node",
         namespace=LaunchConfiguration("namespace"),
         output="screen",
@@ -54,6 +66,7 @@ def generate_launch_description():
                               description="parameters YAML (see config/perception.yaml)"),
         *[DeclareLaunchArgument(name, default_value="", description=desc) for name, desc in OVERRIDES.items()],
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument("lifecycle", default_value="false", description=LIFECYCLE_HELP),
         *[DeclareLaunchArgument(name, default_value=topic, description=desc)
           for name, (topic, desc) in REMAPS.items()],
     ]

@@ -73,8 +73,9 @@ def test_graph_matches_torch_on_all_15_subsets(tmp_path, fusion, opset):
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == opset
     assert [i.name for i in proto.graph.input] == list(INPUT_NAMES)
     assert proto.graph.input[4].type.tensor_type.elem_type == onnx.TensorProto.BOOL
-    assert [o.name for o in proto.graph.output] == ["mask", "logits"]
+    assert [o.name for o in proto.graph.output] == ["mask", "logits", "confidence"]
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert proto.graph.output[2].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert "If" not in {n.op_type for n in proto.graph.node}, "missing sensors must be masked arithmetic"
     assert "LayerNormalization" in {n.op_type for n in proto.graph.node}, "LayerNorm must stay one op"
     diff, agree = compare_all_subsets(model, out)
@@ -110,7 +111,8 @@ def test_dynamic_batch_with_a_different_subset_per_sample(tmp_path):
         available = torch.tensor([[1, 0, 0, 0], [0, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)[:batch]
         with torch.no_grad():
             ref = model({k: torch.from_numpy(v) for k, v in x.items()}, available).logits.numpy()
-        mask, logits = sess.run(None, {**x, "available": available.numpy()})
+        mask, logits, conf = sess.run(None, {**x, "available": available.numpy()})
+        assert conf.shape == mask.shape and conf.dtype == np.uint8
         assert mask.shape == (batch, *SIZE)
         assert np.abs(logits - ref).max() < 1e-4
         assert (mask == ref.argmax(1)).mean() >= 0.999

@@ -294,10 +294,12 @@ def test_no_publish_after_shutdown():
 
     result = SimpleNamespace(mask=np.zeros((4, 4), np.uint8), color=None, used_modalities=("rgb",), errors={})
     fs = SimpleNamespace(stamp_ns=10**18, messages={}, missing=())
+    outputs = SimpleNamespace(confidence_message=lambda *a: None,  # the node's issue #23 outputs: none here
+                              used_fields=lambda used, errors: {"errors": errors})
     for closing, ok in ((True, True), (False, False)):
         pubs = [Pub(), Pub(), Pub()]
         fake = SimpleNamespace(_closing=threading.Event(), context=Ctx(ok), pub_mask=pubs[0], pub_color=pubs[1],
-                               pub_used=pubs[2], _camera_frame="cam", values={"output.frame_id": ""})
+                               pub_used=pubs[2], _camera_frame="cam", values={"output.frame_id": ""}, outputs=outputs)
         if closing:
             fake._closing.set()
         fake.frame_id = lambda f=fake: PerceptionNode.frame_id(f)
@@ -312,7 +314,7 @@ def test_no_publish_after_shutdown():
             raise RuntimeError("Failed to publish: publisher's context is invalid")
 
     fake = SimpleNamespace(_closing=threading.Event(), context=ctx, pub_mask=Dying(), pub_color=Pub(),
-                           pub_used=Pub(), _camera_frame="cam", values={"output.frame_id": ""})
+                           pub_used=Pub(), _camera_frame="cam", values={"output.frame_id": ""}, outputs=outputs)
     fake.frame_id = lambda: PerceptionNode.frame_id(fake)
     assert PerceptionNode._publish(fake, fs, result) is False
     ctx._ok = True  # with the context still valid, a publish error is real: raised to the worker

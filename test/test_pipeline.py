@@ -140,7 +140,8 @@ def test_launch_file_is_valid_python_in_step_with_the_parameters():
     tree = ast.parse(src)
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
     assert '"params_file"' in src  # overrides and remaps: rmmss_ros.node.launch_args (test_launch_logic.py)
-    assert 'executable="perception_node"' in src and 'name="perception_node"' in src
+    # the executable: perception_node, or perception_lifecycle_node with lifecycle:=true (test_lifecycle_launch.py)
+    assert "executable=executable(is_managed)" in src and 'name="perception_node"' in src
 
 
 @pytest.mark.parametrize("modality", ["depth", "lidar"])

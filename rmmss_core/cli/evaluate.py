@@ -50,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="EMM subsets whose predictions the overlays show (default RDEL,RD,R)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the RMM / NM corruptions")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--store-quality", nargs="*", default=None, metavar="MODEL",
+                        help="store the measured EMM table (mIoU per sensor subset, the data, the date) into each "
+                             "checkpoint, atomically, for the ROS node's expected quality (prefers emm_told); "
+                             "MODEL files (e.g. the .onnx exported from the one --checkpoint) get it too "
+                             "(an .onnx: <stem>.quality.json beside it)")
 
 
 def _device(name: str) -> torch.device:
@@ -112,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         from rmmss_core.eval.authors import PROTOCOLS
         args.protocols, args.tell_missing = "emm", args.authors_protocol == "anyseg"
         args.dataset = PROTOCOLS[args.authors_protocol].dataset
+    if args.store_quality is not None:
+        from rmmss_core.deploy.quality import check_store_request
+        check_store_request(args.protocols, args.store_quality, args.checkpoint)
     conditions = build_conditions(args.protocols.split(","), tell_missing=args.tell_missing)
     overlay_samples = _int_list(args.overlay_samples, "--overlay-samples")
     overlay_subsets = [subset_name(parse_subset(s)) for s in args.overlay_subsets.split(",") if s.strip()]
@@ -184,6 +192,10 @@ def run(args: argparse.Namespace) -> int:
             import shutil
             shutil.rmtree(out, ignore_errors=True)
         raise
+    if args.store_quality is not None:
+        from rmmss_core.deploy.quality import store_eval_tables
+        for q in store_eval_tables(args.checkpoint, _names(args.checkpoint), results, meta, args.store_quality):
+            log.info("stored the expected-quality table in %s", q)
     for p in paths.values():
         log.info("wrote %s", p)
     return 0

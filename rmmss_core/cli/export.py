@@ -1,8 +1,9 @@
 """``rmmss export --checkpoint X.pt --out X.onnx [--opset 18] [--dynamic-batch] [--fp16]``
 
 One ONNX graph serving every modality subset (inputs rgb, depth, event, lidar, available; outputs
-mask, logits; the preprocessing spec in the metadata). ``--verify`` compares ONNX Runtime with
-PyTorch on all 15 subsets and fails when the masks disagree on more than 0.1 % of pixels.
+mask, logits, confidence; the preprocessing spec in the metadata). ``--verify`` compares ONNX Runtime
+with PyTorch on all 15 subsets and fails when the masks disagree on more than 0.1 % of pixels or
+the confidence differs from PyTorch's softmax maximum by more than one uint8 level.
 """
 from __future__ import annotations
 
@@ -39,9 +40,13 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint.suffix.lower() == ".onnx" or not args.checkpoint.is_file():
         load_checkpoint(args.checkpoint)  # the CheckpointError that says what is wrong, before any work
     check_out_file(out)
-    model, spec, info = load_for_export(args.checkpoint)
+    from rmmss_core.deploy.quality import quality_from_checkpoint
+    ckpt = load_checkpoint(args.checkpoint)
+    model, spec, info = load_for_export(args.checkpoint, ckpt)
+    quality = quality_from_checkpoint(ckpt, f"checkpoint {args.checkpoint}")  # carried into the metadata
     export_model(model, spec, out, model_info=info, opset=args.opset, batch=args.batch,
-                 input_size=args.input_size, dynamic_batch=args.dynamic_batch, fp16=args.fp16)
+                 input_size=args.input_size, dynamic_batch=args.dynamic_batch, fp16=args.fp16,
+                 quality=quality.to_dict() if quality else None)
     meta = read_onnx_metadata(out)
     print(f"wrote {out}: {info.get('name', '?')}, {meta.precision}, opset {meta.opset}, "
           f"batch {meta.batch or 'dynamic'}, {format_size(meta.input_size)} (WxH), {spec.num_classes} classes; "
@@ -51,10 +56,15 @@ def run(args: argparse.Namespace) -> int:
 
         rows = compare_with_torch(model, out)
         worst = min(r["argmax_agreement"] for r in rows)
-        print("subset  max|dlogit|  argmax agreement")
+        worst_conf = max(r["confidence_max_diff"] or 0 for r in rows)
+        print("subset  max|dlogit|  argmax agreement  max|dconfidence| (levels of 1/255)")
         for r in rows:
-            print(f"{r['subset']:<6}  {r['max_abs_diff']:.2e}    {r['argmax_agreement']:.5f}")
+            print(f"{r['subset']:<6}  {r['max_abs_diff']:.2e}    {r['argmax_agreement']:.5f}           "
+                  f"{r['confidence_max_diff']}")
         if worst < 0.999:
             log.error("ONNX Runtime and PyTorch masks disagree on %.3f %% of pixels", 100 * (1 - worst))
+            return 1
+        if worst_conf > 1:
+            log.error("ONNX Runtime's confidence differs from PyTorch's softmax maximum by %d/255", worst_conf)
             return 1
     return 0

@@ -35,6 +35,24 @@ def _modalities(text: str) -> tuple[str, ...]:
     return tuple(MODALITIES[i] for i in parse_subset(text))
 
 
+def _print_outputs(ckpt: dict, where: str) -> None:
+    """What a consumer of the node's masks needs: class ids and names (as in ~/label_info) and the
+    stored expected quality per sensor subset (rmmss eval --store-quality), if any."""
+    from rmmss_core.deploy.quality import quality_from_checkpoint
+    from rmmss_core.spec import PreprocessSpec
+
+    spec = PreprocessSpec.from_dict(ckpt["spec"])
+    print("classes    " + ", ".join(f"{i} {n}" for i, n in enumerate(spec.class_names))
+          + f", {spec.ignore_index} unlabeled")
+    table = quality_from_checkpoint(ckpt, f"checkpoint {where}")
+    if table is None:
+        print("quality    no expected-quality table (rmmss eval --store-quality --protocols emm_told)")
+        return
+    data = "/".join(str(table.data[k]) for k in ("dataset", "split") if table.data.get(k))
+    print(f"quality    mIoU per sensor subset ({table.protocol}, {data or 'unknown data'}, {table.measured}): "
+          + ", ".join(f"{s} {v:.3f}" for s, v in table.miou.items()))
+
+
 def run(args: argparse.Namespace) -> int:
     from rmmss_core.models import create_model, load_model
     from rmmss_core.models.complexity import PUBLISHED, model_complexity, published_check
@@ -66,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             imp = about["imported"]
             print(f"imported   {imp.get('file')} ({imp.get('family')}, {imp.get('dataset')}; {imp.get('code')}); "
                   f"missing sensors: {imp.get('missing')}")
+        _print_outputs(ckpt, args.checkpoint)
     for role, part in [(r, cfg[r]) for r in ("teacher", "robust") if isinstance(cfg.get(r), dict)] or [("model", spec)]:
         pc = part.get("config", {})
         print(f"{role:<10} {part.get('name', '')} {pc.get('size', '')} fusion={pc.get('fusion', '')} "

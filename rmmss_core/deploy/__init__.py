@@ -1,7 +1,10 @@
 """Deployment: ONNX export that serves any modality subset, inference backends, benchmarks.
 
 ``create_backend(kind, model_path, device="cpu", precision="fp32", **options) -> Backend``;
-``backend.infer(inputs, available) -> uint8 B x H x W`` class ids (argmax on the device).
+``backend.infer(inputs, available) -> uint8 B x H x W`` class ids (argmax on the device);
+``backend.infer_with_confidence(inputs, available, min_confidence=0) -> (mask, confidence)`` adds the
+winning class's softmax probability as uint8 (rmmss_core.deploy.confidence). ``quality``: the
+expected-quality table kept with a model (``rmmss eval --store-quality``).
 Kinds: torch, onnxruntime, tensorrt. ``export_checkpoint`` / ``export_model`` write the ONNX graph,
 ``read_onnx_metadata`` reads its spec back.
 """

@@ -7,9 +7,14 @@ Graph contract (``rmmss-onnx-v1``):
   (True = present, order R, D, E, L). The model's masked arithmetic runs inside the graph, so every
   one of the 15 subsets is served by the same graph, exactly as in PyTorch.
 - outputs ``mask``: ``B x H x W`` uint8 class ids (argmax inside the graph), ``logits``:
-  ``B x K x H x W`` float32 (a runtime that asks only for ``mask`` never copies the logits out).
+  ``B x K x H x W`` float32 (a runtime that asks only for ``mask`` never copies the logits out),
+  ``confidence``: ``B x H x W`` uint8, ``floor(255 * max softmax + 0.5)`` (the winning class's
+  probability, rmmss_core.deploy.confidence; computed from float32 logits in every precision).
+  Files exported before ``confidence`` existed lack it; ``OnnxModelInfo.outputs`` says which.
 - ``metadata_props``: ``rmmss.spec`` (PreprocessSpec JSON), ``rmmss.model`` (name + config JSON),
-  ``rmmss.format``, ``rmmss.precision`` (fp32 | fp16), ``rmmss.batch`` (an int, or "dynamic").
+  ``rmmss.format``, ``rmmss.precision`` (fp32 | fp16), ``rmmss.batch`` (an int, or "dynamic"),
+  and ``rmmss.quality`` (the checkpoint's expected-quality table, rmmss_core.deploy.quality) when
+  the checkpoint has one.
 - Shapes are static (batch 1, H x W = spec.input_size) unless ``dynamic_batch``; H x W may be
   overridden (the spec in the metadata then records the exported size).
 - ``fp16``: weights and activations in fp16, LayerNorm and softmax in fp32 (see precision.py);
@@ -36,6 +41,7 @@ import torch
 from torch import nn
 
 from rmmss_core.deploy.backends.base import ModelFileError
+from rmmss_core.deploy.confidence import mask_and_confidence
 from rmmss_core.deploy.precision import FP32SafeOps
 from rmmss_core.modalities import MODALITIES
 from rmmss_core.spec import PreprocessSpec
@@ -45,12 +51,13 @@ log = logging.getLogger(__name__)
 
 FORMAT = "rmmss-onnx-v1"
 INPUT_NAMES: tuple[str, ...] = (*MODALITIES, "available")
-OUTPUT_NAMES: tuple[str, ...] = ("mask", "logits")
+OUTPUT_NAMES: tuple[str, ...] = ("mask", "logits", "confidence")
 DEFAULT_OPSET = 18
 
 
 class DeployWrapper(nn.Module):
-    """``model(inputs, available).logits`` as positional tensors -> (mask uint8, logits float32).
+    """``model(inputs, available).logits`` as positional tensors -> (mask uint8, logits float32,
+    confidence uint8).
 
     ``compute_dtype`` fp16/bf16: the wrapped model must already be in that dtype; inputs are cast
     in, softmax/LayerNorm run in fp32, logits are cast back to float32.
@@ -62,14 +69,15 @@ class DeployWrapper(nn.Module):
         self.compute_dtype = compute_dtype
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, event: torch.Tensor,
-                lidar: torch.Tensor, available: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                lidar: torch.Tensor, available: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dt = self.compute_dtype
         inputs = {"rgb": rgb.to(dt), "depth": depth.to(dt), "event": event.to(dt), "lidar": lidar.to(dt)}
         mode = FP32SafeOps() if dt != torch.float32 else contextlib.nullcontext()
         with mode:
             logits = self.model(inputs, available.to(torch.bool)).logits  # B x K x H x W
-        mask = logits.argmax(dim=1).to(torch.uint8)  # B x H x W
-        return mask, logits.float()
+        logits = logits.float()
+        mask, confidence = mask_and_confidence(logits)  # B x H x W each
+        return mask, logits, confidence
 
 
 @dataclass(frozen=True)
@@ -83,13 +91,16 @@ class OnnxModelInfo:
     batch: int | None  # None = dynamic
     input_size: tuple[int, int]
     opset: int
+    outputs: tuple[str, ...] = OUTPUT_NAMES
 
 
 def export_model(model: nn.Module, spec: PreprocessSpec, out: str | os.PathLike, *,
                  model_info: dict[str, Any] | None = None, opset: int = DEFAULT_OPSET,
                  batch: int = 1, input_size: tuple[int, int] | None = None,
-                 dynamic_batch: bool = False, fp16: bool = False, check: bool = True) -> Path:
+                 dynamic_batch: bool = False, fp16: bool = False, check: bool = True,
+                 quality: dict[str, Any] | None = None) -> Path:
     """Export an in-memory model (forward contract of rmmss_core.models) to ``out`` atomically.
+    ``quality``: an expected-quality table (``QualityTable.to_dict()``) for the metadata.
 
     Returns the path. Raises ValueError for bad options, RuntimeError naming the stage on failure.
     """
@@ -121,9 +132,12 @@ def export_model(model: nn.Module, spec: PreprocessSpec, out: str | os.PathLike,
         "rmmss.precision": "fp16" if fp16 else "fp32",
         "rmmss.batch": "dynamic" if dynamic_batch else str(batch),
         "rmmss.inputs": "rgb,depth,event,lidar: B x 3 x H x W float32 normalised; available: B x 4 bool",
-        "rmmss.outputs": "mask: B x H x W uint8 class ids; logits: B x K x H x W float32",
+        "rmmss.outputs": ("mask: B x H x W uint8 class ids; logits: B x K x H x W float32; confidence: "
+                          "B x H x W uint8 = floor(255 * max softmax + 0.5)"),
         "rmmss.torch": torch.__version__,
     }
+    if quality is not None:
+        meta["rmmss.quality"] = json.dumps(quality, sort_keys=True)
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
@@ -166,16 +180,23 @@ def _trace_to_onnx(wrapper: nn.Module, args: tuple[torch.Tensor, ...], opset: in
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, **options: Any) -> Path:
     """``rmmss export``: a ``.pt`` checkpoint (rmmss-checkpoint-v1) -> ONNX. Options as export_model."""
-    model, spec, info = load_for_export(checkpoint)
-    return export_model(model, spec, out, model_info=info, **options)
+    from rmmss_core.deploy.quality import quality_from_checkpoint
+
+    ckpt = load_checkpoint(Path(checkpoint))  # CheckpointError naming the file if missing or corrupt
+    model, spec, info = load_for_export(checkpoint, ckpt)
+    table = quality_from_checkpoint(ckpt, f"checkpoint {checkpoint}")
+    return export_model(model, spec, out, model_info=info, quality=table.to_dict() if table else None, **options)
 
 
-def load_for_export(checkpoint: str | os.PathLike) -> tuple[nn.Module, PreprocessSpec, dict[str, Any]]:
-    """(model in eval mode on CPU, spec, {"name", "config"}) from a checkpoint file."""
+def load_for_export(checkpoint: str | os.PathLike, ckpt: dict[str, Any] | None = None
+                    ) -> tuple[nn.Module, PreprocessSpec, dict[str, Any]]:
+    """(model in eval mode on CPU, spec, {"name", "config"}) from a checkpoint file (``ckpt``: its
+    already loaded dict, to read it once)."""
     from rmmss_core.models.checkpoint import load_model  # the models area; imported on use
 
     path = Path(checkpoint)
-    ckpt = load_checkpoint(path)  # CheckpointError naming the file if missing or corrupt
+    if ckpt is None:
+        ckpt = load_checkpoint(path)  # CheckpointError naming the file if missing or corrupt
     try:
         model, spec = load_model(ckpt, map_location="cpu")
     except Exception as e:  # noqa: BLE001
@@ -204,7 +225,8 @@ def read_onnx_metadata(path: str | os.PathLike) -> OnnxModelInfo:
     opset = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     return OnnxModelInfo(path=path, spec=spec, model=json.loads(meta.get("rmmss.model", "{}")),
                          precision=meta.get("rmmss.precision", "fp32"), batch=batch,
-                         input_size=(dims[2].dim_value, dims[3].dim_value), opset=opset)
+                         input_size=(dims[2].dim_value, dims[3].dim_value), opset=opset,
+                         outputs=tuple(o.name for o in proto.graph.output))
 
 
 def cached_export(checkpoint: str | os.PathLike, cache_dir: str | os.PathLike | None = None,

@@ -48,6 +48,11 @@ class FrameSetQueue:
     def __len__(self) -> int:
         return len(self._items)
 
+    def stamps(self) -> list[int]:
+        """``stamp_ns`` of the waiting items (the node's stamp-order release waits for older ones)."""
+        with self._cond:
+            return [x.stamp_ns for x in self._items if hasattr(x, "stamp_ns")]
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

@@ -6,6 +6,8 @@ see the same rules).
   the params file's values are never overridden by launch defaults; :func:`overrides`.
 - :data:`REMAPS`: ``<argument>: (node topic, description)``; each remaps one input topic, with the
   node's own topic name as its default (the ``<sensor>.topic`` parameters); :func:`remappings`.
+- :func:`managed`: the ``lifecycle`` argument: ``true`` starts the managed node
+  (``perception_lifecycle_node``, a launch_ros ``LifecycleNode``), ``false`` (default) the plain one.
 - :func:`on_node_exit`: the node ended: ``None`` when it exited 0 (the launch shuts down cleanly),
   else ``RuntimeError`` (``ros2 launch`` exits 1: a start-up failure must not look like success).
 """
@@ -53,6 +55,22 @@ def overrides(values: Mapping[str, str]) -> dict[str, str | bool]:
 def remappings(values: Mapping[str, str]) -> list[tuple[str, str]]:
     """``(node topic, target)`` for every input topic; a missing or empty argument keeps the name."""
     return [(topic, str(values.get(arg) or topic)) for arg, (topic, _) in REMAPS.items()]
+
+
+LIFECYCLE_HELP = ("true: a managed (lifecycle) node for ros2 lifecycle / Nav2's lifecycle_manager "
+                  "(set its bond_timeout: 0.0); false: the plain node, active at once")
+
+
+def managed(value: str) -> bool:
+    """The ``lifecycle`` launch argument: True for a managed node; ValueError for another value."""
+    v = str(value).strip().lower()
+    if v not in ("true", "false", ""):
+        raise ValueError(f"launch argument lifecycle:={value!r}: expected true or false")
+    return v == "true"
+
+
+def executable(is_managed: bool) -> str:
+    return "perception_lifecycle_node" if is_managed else "perception_node"
 
 
 def on_node_exit(returncode: int | None) -> None:

@@ -134,6 +134,20 @@ PARAMS: tuple[Param, ...] = (
     Param("output.overlay", False, "Blend the colour mask over the camera image when the camera is present.",
           runtime=True),
     Param("output.overlay_alpha", 0.5, "Weight of the colour mask in the overlay.", (0.0, 1.0), runtime=True),
+    # -- what planners need (issue #23; rmmss_ros.outputs) --
+    Param("output.confidence", True, "Publish ~/confidence: mono8, the winning class's softmax probability x 255 "
+          "(round half up), computed on the device with the argmax; same stamp, frame_id and size as the mask."),
+    Param("output.confidence_topic", "~/confidence", "Per-pixel confidence, mono8 (see output.confidence)."),
+    Param("output.min_confidence", 0.0, "Mark pixels whose confidence is below this probability as 255 "
+          "(unlabeled) in the mask; 0 = off. Also the threshold of ~/label_info.", (0.0, 1.0)),
+    Param("output.label_info_topic", "~/label_info", "vision_msgs/LabelInfo (reliable, transient local): class "
+          "ids and names from the model, 255 = unlabeled, the threshold (needs vision_msgs)."),
+    Param("output.quality_floor", 0.0, "WARN in the output diagnostics while the expected mIoU of the sensor subset "
+          "in use (the table rmmss eval --store-quality keeps with the model) is below this; 0 = off.",
+          (0.0, 1.0), runtime=True),
+    Param("sync.late_frames", "reorder", "A frame set that comes after a newer one was processed: reorder (hold "
+          "a newer result up to sync.reorder_window_s so masks leave in stamp order) or drop (publish at once, "
+          "drop the late one). Mask stamps never go backwards either way.", choices=("reorder", "drop")),
     Param("diagnostics.period_s", 1.0, "Period of /diagnostics (s).", (0.1, 60.0)),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}

@@ -4,8 +4,12 @@ Subscribes to the enabled sensors with QoS matched to their publishers (rmmss_ro
 camera_info latched or volatile), synchronises them with the missing-aware ``Synchronizer``
 (rmmss_ros.sync.synchronizer), hands frame sets to an inference worker thread through a bounded
 ``FrameSetQueue`` (rmmss_ros.node.frame_queue), and publishes ``~/mask`` (mono8 class ids),
-``~/mask_color`` (rgb8), ``~/used_modalities`` (std_msgs/String JSON) in the camera's optical frame,
-and ``/diagnostics`` (rmmss_ros.node.diagnostics). Parameters: rmmss_ros.node.params. Shutdown: nothing is
+``~/mask_color`` (rgb8), ``~/confidence`` (mono8), ``~/used_modalities`` (std_msgs/String JSON) in
+the camera's optical frame, ``~/label_info`` (vision_msgs/LabelInfo, latched) and ``/diagnostics``
+(rmmss_ros.node.diagnostics); results leave in stamp order and carry the expected quality of the
+sensors used (rmmss_ros.outputs). Parameters: rmmss_ros.node.params. The start-up work is split into
+``configure`` / ``activate`` (and ``deactivate`` / ``cleanup``) blocks: the plain node runs the
+first two at once, the managed node (rmmss_ros.lifecycle) from its transitions. Shutdown: nothing is
 published once closing or once the context is gone; SIGINT/SIGTERM end with exit code 0.
 """
 from __future__ import annotations
@@ -34,17 +38,29 @@ from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
 from rmmss_ros.conversions.transport import COMPRESSED_IMAGE, resolve_transport
-from rmmss_ros.node.diagnostics import NodeDiagnostics
+from rmmss_ros.node.diagnostics import OK, WARN, NodeDiagnostics
 from rmmss_ros.node.frame_queue import FrameSetQueue
 from rmmss_ros.node.input_diagnostics import inputs_status
 from rmmss_ros.node.params import BY_NAME, PARAMS, Param, check_value, validate
 from rmmss_ros.node.qos_policy import RELIABLE, TRANSIENT_LOCAL, camera_info_profiles, sensor_profiles
+from rmmss_ros.outputs.node_outputs import NodeOutputs
 from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 from rmmss_ros.pipeline.worker import Worker
 from rmmss_ros.sync.synchronizer import NS, make_synchronizer
 from rmmss_ros.tf.buffer import TF_QOS_DEPTH, TF_STATIC_TOPIC, TF_TOPIC, TransformBuffer
 
 _GRAPH_CHECK_S = 0.5  # how often publishers' QoS is re-read (qos.reliability: auto, camera_info)
+LABEL_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)  # latched, as Nav2's layer reads it
+
+
+def _label_types() -> tuple[Any, Any] | None:
+    """(LabelInfo, VisionClass) from vision_msgs, or None when it is not installed."""
+    try:
+        from vision_msgs.msg import LabelInfo, VisionClass
+    except ImportError:
+        return None
+    return LabelInfo, VisionClass
 
 
 def check_camera_info(width: int, height: int, image_size: tuple[int, int] | None, max_pixels: int) -> str | None:
@@ -86,52 +102,136 @@ def _descriptor(p: Param) -> ParameterDescriptor:
 
 
 class PerceptionNode(Node):
-    def __init__(self, **kwargs: Any):
+    """The node. ``start`` True (the plain node): configure and activate at once, as always;
+    False: the managed node (rmmss_ros.lifecycle) drives :meth:`configure`, :meth:`activate`,
+    :meth:`deactivate`, :meth:`cleanup` from its lifecycle transitions."""
+
+    def __init__(self, *, start: bool = True, **kwargs: Any):
         super().__init__("perception_node", **kwargs)
-        v = self._declare_parameters()
+        self.values = self._declare_parameters()
+        self._last_log: dict[str, float] = {}
+        self._closing = threading.Event()
+        self._active = False
+        self.pipeline: Pipeline | None = None
+        self.outputs: NodeOutputs | None = None
+        self._timers: list[Any] = []
+        self._processing_ns: int | None = None  # stamp of the frame set the worker is on
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        if start:
+            self.configure()
+            self.activate()
+
+    # ------------------------------------------------- lifecycle blocks (plain node: both at start)
+    def configure(self) -> None:
+        """Read and check the parameters, load the model, create the publishers. Raises
+        StartupError naming the problem (nothing stays loaded then)."""
+        v = {p.name: self.get_parameter(p.name).value for p in PARAMS}
         reasons = validate(v)
         if reasons:
             raise StartupError("invalid parameters:\n  - " + "\n  - ".join(reasons))
         self.values = v
         self.enabled = tuple(m for m in MODALITIES if v[f"{m}.enabled"])
-        self.pipeline = Pipeline(self._load_backend(v), PipelineParams.from_values(v))
-        ref = v["reference"]
-        self.sync = make_synchronizer(v, lambda: self.get_clock().now().nanoseconds)
-        self._last_log: dict[str, float] = {}
-        self._sub_cb: dict[str, tuple[Any, Any]] = {}  # key -> (message type, callback)
+        sensor_types = {m: (self._sensor_msg_class(m, v), self._sensor_callback(m, v)) for m in self.enabled}
+        backend = self._load_backend(v)
+        try:
+            outputs = NodeOutputs(v, backend.spec, self.enabled, self.get_logger(), _label_types(), self._in_flight)
+            if outputs.confidence and not backend.provides_confidence:
+                raise ValueError(f"model {v['model_path']} gives no confidence (an ONNX file exported before "
+                                 "it existed): re-export it with `rmmss export`, or set output.confidence false")
+        except ValueError as e:
+            backend.close()
+            raise StartupError(str(e)) from None
+        self.pipeline = Pipeline(backend, PipelineParams.from_values(v))
+        self.outputs = outputs
+        self._sub_cb: dict[str, tuple[Any, Any]] = dict(sensor_types)  # key -> (message type, callback)
         self._subs: dict[str, dict[tuple[str, str], Any]] = {}  # key -> {profile: subscription}
         self._topics: dict[str, str] = {}  # key -> resolved topic name
-        topics = {}
-        for m in self.enabled:
-            self._sub_cb[m] = (self._sensor_msg_class(m, v), self._sensor_callback(m, v))
-            topics[m] = self._resolve(m, v[f"{m}.topic"])
+        topics = {m: self._resolve(m, v[f"{m}.topic"]) for m in self.enabled}
         self.camera_info: CameraInfo | None = None
         self._camera_size: tuple[int, int] | None = None  # (H, W) of the last camera image
         self._camera_frame = ""  # the camera optical frame, from its Image / CameraInfo headers
-        self._closing = threading.Event()
         self._sub_cb["camera_info"] = (CameraInfo, self._on_camera_info)
         self._resolve("camera_info", v["camera_info.topic"])
         if "event" in self.enabled and v["event.camera_info_topic"]:  # the event camera's own calibration
             self._sub_cb["event_camera_info"] = (CameraInfo, self.pipeline.set_event_camera_info)
             self._resolve("event_camera_info", v["event.camera_info_topic"])
         self._start_robot_inputs(v)  # #22: image transports, /tf_static + /tf, the depth CameraInfo
-        self._update_subscriptions()
         self.pub_mask = self.create_publisher(Image, v["output.mask_topic"], 5)
         self.pub_color = self.create_publisher(Image, v["output.color_topic"], 5)
         self.pub_used = self.create_publisher(String, v["output.used_topic"], 5)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if outputs.confidence:  # same QoS as the mask: a consumer pairs them by stamp
+            outputs.pub_confidence = self.create_publisher(Image, v["output.confidence_topic"], 5)
+        if outputs.label_types is not None:
+            outputs.pub_label_info = self.create_publisher(outputs.label_types[0], v["output.label_info_topic"],
+                                                           LABEL_INFO_QOS)
         self.diag = NodeDiagnostics(self.enabled, topics, self.get_name(),
                                     camera_info_topic=self._topics["camera_info"])
-        self.queue = FrameSetQueue(v["sync.queue_depth"])
         self._sync_lock = threading.Lock()
-        self._worker = Worker(self.queue, self._handle, self._on_frame_error).start()
-        self.create_timer(v["sync.poll_period_s"], self._poll)
-        self.create_timer(v["diagnostics.period_s"], self._publish_diagnostics)
-        self.create_timer(_GRAPH_CHECK_S, self._update_subscriptions)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._publish_lock = threading.Lock()  # releases leave in stamp order from either thread
         self.get_logger().info(
             f"serving {v['model_path']} ({v['backend']}, {v['device']}, {v['precision']}); sensors "
-            f"{list(self.enabled)}, reference {ref}; topics {topics}; qos.reliability {v['qos.reliability']}")
+            f"{list(self.enabled)}, reference {v['reference']}; topics {topics}; qos.reliability {v['qos.reliability']}")
+
+    def activate(self) -> None:
+        """Subscribe, start the worker and the timers, publish ~/label_info (latched)."""
+        v = self.values
+        self._closing.clear()
+        self.sync = make_synchronizer(v, lambda: self.get_clock().now().nanoseconds)
+        on = tuple(m for m in self.enabled if v[f"{m}.enabled"])  # <sensor>.enabled may have changed while inactive
+        self.pipeline.params = replace(self.pipeline.params, enabled=on)
+        self.queue = FrameSetQueue(v["sync.queue_depth"])
+        self._worker = Worker(self.queue, self._handle, self._on_frame_error).start()
+        self._active = True
+        self._timers = [self.create_timer(v["sync.poll_period_s"], self._poll),
+                        self.create_timer(v["diagnostics.period_s"], self._publish_diagnostics),
+                        self.create_timer(_GRAPH_CHECK_S, self._update_subscriptions)]
+        self._update_subscriptions()
+        self.outputs.publish_label_info(self.get_clock().now().to_msg(), self.frame_id())
+
+    def deactivate(self) -> None:
+        """Stop output without unloading: stop the worker, unsubscribe, stop the timers, forget held
+        results. The worker stops first: it must not run on while the model is unloaded."""
+        if not self._active:
+            return
+        self._active = False
+        self._closing.set()  # nothing is published from here
+        self.queue.close()
+        self._worker.stop(timeout=5.0)
+        self.outputs.release.clear()
+        for t in self._timers:
+            self._destroy(self.destroy_timer, t)
+        self._timers = []
+        for subs in self._subs.values():
+            for sub in subs.values():
+                self._destroy(self.destroy_subscription, sub)
+            subs.clear()
+
+    def _destroy(self, destroy: Any, entity: Any) -> None:
+        """``destroy(entity)``; a failure because the context is already gone (SIGTERM) is no error."""
+        try:
+            destroy(entity)
+        except Exception:
+            if self.context.ok():
+                raise
+
+    def cleanup(self) -> None:
+        """Unload the model and destroy the publishers (back to unconfigured)."""
+        self.deactivate()
+        if self.pipeline is None:
+            return
+        close = getattr(self.pipeline.backend, "close", None)
+        for pub in (self.pub_mask, self.pub_color, self.pub_used, self.pub_diag, self.outputs.pub_confidence,
+                    self.outputs.pub_label_info):
+            if pub is not None:
+                self._destroy(self.destroy_publisher, pub)
+        for sub in getattr(self, "_tf_subs", []):  # #22's /tf_static + /tf, made at configure
+            self._destroy(self.destroy_subscription, sub)
+        self._tf_subs = []
+        if close is not None:
+            close()
+        self.pipeline = None
+        self.outputs = None
 
     # ------------------------------------------------------------------------------ set-up
     def _declare_parameters(self) -> dict[str, Any]:
@@ -214,16 +314,22 @@ class PerceptionNode(Node):
             if p is None:
                 continue  # e.g. use_sim_time
             reason = check_value(p, prm.value)
-            if reason is None and not p.runtime and prm.value != self.values.get(p.name):
-                reason = f"{p.name} is read at start-up; restart the node to change it"
+            if reason is None and not p.runtime and self.pipeline is not None and prm.value != self.values.get(p.name):
+                reason = (f"{p.name} is read at start-up (managed node: at configure); restart the node "
+                          "(or clean it up and configure it again) to change it")
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
             changes[p.name] = prm.value
-        reason = self._apply_sync_changes(changes)  # #22: <sensor>.offset_s / slop_s / timeout_s / enabled
-        if reason:
-            return SetParametersResult(successful=False, reason=reason)
-        if changes:
+        if changes and self.pipeline is None:  # unconfigured: read at configure
             self.values.update(changes)
+        elif changes:
+            if self._active:  # inactive: the synchronizer is made from the values at activate
+                reason = self._apply_sync_changes(changes)  # #22: <sensor>.offset_s / slop_s / timeout_s / enabled
+                if reason:
+                    return SetParametersResult(successful=False, reason=reason)
+            self.values.update(changes)
+            if "output.quality_floor" in changes:
+                self.outputs.set_floor(changes["output.quality_floor"])
             self.pipeline.params = replace(self.pipeline.params, **{
                 k: v for k, v in PipelineParams.from_values(self.values).__dict__.items()
                 if k in ("color", "overlay", "overlay_alpha")})
@@ -303,6 +409,7 @@ class PerceptionNode(Node):
             return
         for fs in sets:
             self.queue.put(fs)
+        self._release_held()
 
     # ------------------------------------------------------------------------------ worker
     def _handle(self, fs: Any) -> None:
@@ -319,18 +426,44 @@ class PerceptionNode(Node):
             why = check_camera_info(int(self.camera_info.width), int(self.camera_info.height),
                                     (int(rgb.height), int(rgb.width)), 0)
             self.diag.camera_info_unusable(why or "CameraInfo does not match the camera image")
-        result = self.pipeline.process(fs, info)
-        self._log_pipeline_warnings(result)
+        self._processing_ns = fs.stamp_ns  # in flight until offered for release (newer results wait for it)
+        try:
+            result = self.pipeline.process(fs, info)
+            self._log_pipeline_warnings(result)
+            if result.mask is None:
+                self.diag.record(fs.missing, result.used_modalities, result.errors, None, time.monotonic(),
+                                 camera_info_given=info is not None)
+            else:  # leaves in stamp order (rmmss_ros.outputs.release): now, or once the gap before it closes
+                with self._publish_lock:
+                    for item in self.outputs.release.push(fs.stamp_ns, (fs, result, info is not None),
+                                                          time.monotonic_ns()):
+                        self._publish_and_record(*item)
+        finally:
+            self._processing_ns = None
+        for m, err in result.errors.items():
+            self._log_throttled("warn", f"input:{m}", with_prefix(m, err))
+
+    def _publish_and_record(self, fs: Any, result: Any, camera_info_given: bool) -> None:
+        """Publish one released result and record it (latency from its stamp to now)."""
         latency = None
-        if result.mask is not None and self._publish(fs, result):
+        if self._publish(fs, result):
             now = self.get_clock().now().nanoseconds
             # stamps from another clock (bag stamps, a sensor's own epoch): measure from receipt
             on_clock = abs(now - fs.stamp_ns) <= NS
             latency = (now - (fs.stamp_ns if on_clock or not fs.opened_ns else fs.opened_ns)) / 1e6
         self.diag.record(fs.missing, result.used_modalities, result.errors, latency, time.monotonic(),
-                         camera_info_given=info is not None)
-        for m, err in result.errors.items():
-            self._log_throttled("warn", f"input:{m}", with_prefix(m, err))
+                         camera_info_given=camera_info_given)
+
+    def _in_flight(self) -> list[int]:
+        """Stamps of the frame sets queued for the worker or being inferred (they will come out)."""
+        busy = self._processing_ns
+        return [*self.queue.stamps(), *(() if busy is None else (busy,))]
+
+    def _release_held(self) -> None:
+        """Results held for stamp order whose time is up (from the poll timer)."""
+        with self._publish_lock:
+            for item in self.outputs.release.poll(time.monotonic_ns()):
+                self._publish_and_record(*item)
 
     def _on_frame_error(self, fs: Any, e: BaseException) -> None:
         what = f"{type(e).__name__}: {e}"
@@ -374,6 +507,9 @@ class PerceptionNode(Node):
         mask = fill_image(Image(), result.mask, "mono8")
         mask.header.stamp, mask.header.frame_id = stamp, frame_id
         msgs = [(self.pub_mask, mask)]
+        conf = self.outputs.confidence_message(result, mask.header, Image)  # ~/confidence beside the mask
+        if conf is not None:
+            msgs.append(conf)
         if result.color is not None:
             color = fill_image(Image(), result.color, "rgb8")
             color.header.stamp, color.header.frame_id = stamp, frame_id
@@ -381,7 +517,7 @@ class PerceptionNode(Node):
         msgs.append((self.pub_used, String(data=json.dumps({
             "stamp": {"sec": stamp.sec, "nanosec": stamp.nanosec}, "frame_id": frame_id,
             "used": list(result.used_modalities), "missing": list(fs.missing),
-            "errors": result.errors}))))
+            **self.outputs.used_fields(result.used_modalities, result.errors)}))))
         try:
             for pub, msg in msgs:
                 pub.publish(msg)
@@ -400,6 +536,8 @@ class PerceptionNode(Node):
                      "pending_overflow": self.sync.pending_overflow}
         extra.update(frames_processed=self._worker.processed, frames_failed=self._worker.failures,
                      worker_restarts=self._worker.restarts)
+        out_values, quality_warn = self.outputs.diagnostics()
+        extra.update(out_values)
         problem = self._worker.watchdog()
         if problem:
             self._log_throttled("error", "watchdog", problem, period_s=5.0)
@@ -410,6 +548,8 @@ class PerceptionNode(Node):
         statuses = self.diag.statuses(time.monotonic(), self.sync.stats, dead, extra, problem)
         statuses.append(inputs_status(self.get_name(), self.pipeline.inputs, self._transport, self._tf_note))
         for s in statuses:
+            if quality_warn and s.name.endswith(": output") and s.level == OK:
+                s.level, s.message = WARN, quality_warn  # the subset in use is below output.quality_floor
             arr.status.append(DiagnosticStatus(
                 level=bytes([s.level]), name=s.name, message=s.message, hardware_id=s.hardware_id,
                 values=[KeyValue(key=k, value=val) for k, val in s.values.items()]))
@@ -504,24 +644,21 @@ class PerceptionNode(Node):
     def close(self) -> None:
         """Stop publishing, stop the worker and release the backend (called on shutdown)."""
         self._closing.set()
-        self.queue.close()
-        self._worker.stop(timeout=5.0)
-        close = getattr(self.pipeline.backend, "close", None)
-        if close is not None:
-            close()
+        self.cleanup()
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None, make_node: Any = PerceptionNode, spin: Any = None) -> int:
     """Run the node until SIGINT/SIGTERM (exit 0) or a start-up error (exit 1). The console
     script enters through ``rmmss_ros.node.main``, which arms the start-up stop handlers before
-    this module (torch, rclpy) is imported; armed again here for ``python -m``."""
+    this module (torch, rclpy) is imported; armed again here for ``python -m``. The managed node
+    (rmmss_ros.lifecycle) runs through here too, with its class and its spin loop."""
     early_stop.install()
     node = None
     try:
         rclpy.init(args=args)
-        node = PerceptionNode()
+        node = make_node()
         early_stop.disarm()  # from here rclpy's handlers shut the context down: spin returns
-        rclpy.spin(node)
+        (spin or rclpy.spin)(node)
     except StartupError as e:
         print(f"[perception_node] start-up failed: {e}", file=sys.stderr, flush=True)
         return 1

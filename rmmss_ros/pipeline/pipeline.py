@@ -104,6 +104,8 @@ class PipelineParams:
     preprocess_threads: int = 2  # 2: the LiDAR branch of prepare() beside the images; 1: all in turn
     extrinsics_source: str = "auto"  # auto | tf | parameters (rmmss_ros.tf.extrinsics)
     T_cam_depth: tuple[float, ...] = IDENTITY_4X4  # 16 values row-major (unregistered depth)
+    confidence: bool = False  # also compute the per-pixel confidence (Result.confidence)
+    min_confidence: float = 0.0  # mark pixels below it 255 in the mask (rmmss_core.deploy.confidence)
 
     @classmethod
     def from_values(cls, v: Mapping[str, Any]) -> PipelineParams:
@@ -119,7 +121,9 @@ class PipelineParams:
                    preprocess_device=str(v.get("preprocess.device", "cpu")),
                    preprocess_threads=int(v.get("preprocess.threads", 2)),
                    extrinsics_source=str(v.get("extrinsics.source", "auto")),
-                   T_cam_depth=tuple(float(x) for x in v.get("depth.extrinsic", IDENTITY_4X4)))
+                   T_cam_depth=tuple(float(x) for x in v.get("depth.extrinsic", IDENTITY_4X4)),
+                   confidence=bool(v.get("output.confidence", False)),
+                   min_confidence=float(v.get("output.min_confidence", 0.0)))
 
 
 class Pipeline:
@@ -455,10 +459,17 @@ class Pipeline:
         if not p.available.any():
             return Result(p.stamp_ns, None, None, (), p.errors, p.timings, p.warnings)
         t0 = time.perf_counter()
-        small = np.asarray(self.backend.infer(p.inputs, p.available))[0]
+        conf = None
+        if self.params.confidence or self.params.min_confidence > 0:  # both from the device, one pass
+            small, small_conf = self.backend.infer_with_confidence(p.inputs, p.available, self.params.min_confidence)
+            small, small_conf = np.asarray(small)[0], np.asarray(small_conf)[0]
+        else:
+            small = np.asarray(self.backend.infer(p.inputs, p.available))[0]
         t1 = time.perf_counter()
-        mask = InputGeometry.of(p.out_size, small.shape, self.spec.resize_policy).mask_to_source(
-            np.asarray(small, dtype=np.uint8), fill=self.spec.ignore_index)
+        geometry = InputGeometry.of(p.out_size, small.shape, self.spec.resize_policy)
+        mask = geometry.mask_to_source(np.asarray(small, dtype=np.uint8), fill=self.spec.ignore_index)
+        if self.params.confidence:
+            conf = geometry.mask_to_source(np.asarray(small_conf, dtype=np.uint8), fill=0)
         color = None
         if self.params.color:
             color = self.palette[mask]
@@ -467,7 +478,7 @@ class Pipeline:
                 color = (a * color + (1.0 - a) * p.rgb).round().astype(np.uint8)
         t2 = time.perf_counter()
         timings = {**p.timings, "infer_ms": (t1 - t0) * 1e3, "post_ms": (t2 - t1) * 1e3}
-        return Result(p.stamp_ns, mask, color, p.used, p.errors, timings, p.warnings)
+        return Result(p.stamp_ns, mask, color, p.used, p.errors, timings, p.warnings, conf)
 
 
 def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

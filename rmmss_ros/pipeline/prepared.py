@@ -39,7 +39,9 @@ class Prepared:
 @dataclass
 class Result:
     """mask ``H x W`` uint8 class ids (None if no modality was usable), color ``H x W x 3`` uint8 or
-    None, the modalities used, per-modality errors (malformed input), timings in ms."""
+    None, the modalities used, per-modality errors (malformed input), timings in ms, and confidence
+    ``H x W`` uint8 (the winning class's softmax probability x 255, rmmss_core.deploy.confidence;
+    0 outside the image after a crop) when ``PipelineParams.confidence`` asks for it."""
 
     stamp_ns: int
     mask: np.ndarray | None
@@ -48,6 +50,7 @@ class Result:
     errors: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # configuration that looks wrong (said once)
+    confidence: np.ndarray | None = None
 
 
 def error_text(name: str, e: BaseException) -> str:

@@ -23,6 +23,7 @@ from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.reader import BagError, BagReader, open_bag
 from rmmss_ros.conversions.transport import resolve_transport
 from rmmss_ros.node import params as P
+from rmmss_ros.outputs.usability import split_unusable
 from rmmss_ros.replay.report import ReplayStats
 from rmmss_ros.replay.schedule import Schedule
 from rmmss_ros.sync.synchronizer import make_synchronizer
@@ -49,6 +50,7 @@ class ReplayResult:
     used: dict[int, tuple[str, ...]] = field(default_factory=dict)
     emit_ns: dict[int, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    unusable: dict[str, int] = field(default_factory=dict)  # "lidar: waiting for camera_info" -> frame sets
     problems: list[str] = field(default_factory=list)
 
 
@@ -176,6 +178,8 @@ class Replayer:
         result.problems = list(bag.problems)
         for topic, n in result.errors.items():
             stats.notes.append(f"{n} undecodable message(s) on {topic} were skipped")
+        for what, n in result.unusable.items():
+            stats.notes.append(f"{what}: not used in {n} frame set(s)")
         return result
 
     def _robot_inputs(self, bag: BagReader, sensor_of: dict[str, str], info_topic: str,
@@ -231,7 +235,8 @@ class Replayer:
             result.errors["conversion:event_packet"] = result.errors.get("conversion:event_packet", 0) + 1
 
     def _process(self, fs: Any, camera_info: Any, emit_ns: int, result: ReplayResult) -> tuple:
-        """Run the pipeline on one frame set; returns (stamp, mask, used, latency_s, rgb)."""
+        """Run the pipeline on one frame set; returns (stamp, mask, used, latency_s, rgb, emit_ns,
+        confidence or None)."""
         t0 = time.perf_counter()
         res = self.pipeline.process(fs, camera_info)
         compute_s = time.perf_counter() - t0
@@ -239,9 +244,13 @@ class Replayer:
             log.warning("%s", text)
             if text not in result.stats.notes:
                 result.stats.notes.append(text)
-        for name in res.errors:
+        unusable, errors = split_unusable(res.errors)  # waiting for camera_info is not undecodable input
+        for name in errors:
             key = f"conversion:{name}"
             result.errors[key] = result.errors.get(key, 0) + 1
+        for name, why in unusable.items():
+            key = f"{name}: {why}"
+            result.unusable[key] = result.unusable.get(key, 0) + 1
         latency = (emit_ns - fs.stamp_ns) / 1e9 + compute_s  # waiting for the set + processing
         rgb = None
         if "rgb" in fs.messages and res.mask is not None and len(result.stats.overlays) < 64:
@@ -251,7 +260,7 @@ class Replayer:
                 rgb = np.asarray(to_rgb8(as_image(fs.messages["rgb"], "rgb")))
             except ValueError:  # an undecodable packet: already counted as a conversion error
                 rgb = None
-        return fs.stamp_ns, res.mask, res.used_modalities, latency, rgb, emit_ns
+        return fs.stamp_ns, res.mask, res.used_modalities, latency, rgb, emit_ns, res.confidence
 
     def _score(self, frames: list[tuple], labels: dict[int, Any], start_ns: int, result: ReplayResult,
                before_ns: int | None) -> list[tuple]:
@@ -259,7 +268,7 @@ class Replayer:
         None); returns the frames still waiting for their label. Memory stays bounded."""
         stats, waiting = result.stats, []
         for frame in frames:
-            stamp, mask, used, latency, rgb, emit_ns = frame
+            stamp, mask, used, latency, rgb, emit_ns, confidence = frame
             if stamp not in labels and before_ns is not None and stamp >= before_ns:
                 waiting.append(frame)
                 continue
@@ -276,7 +285,7 @@ class Replayer:
             if label_msg is not None:
                 label = np.frombuffer(bytes(label_msg.data), np.uint8).reshape(label_msg.height, label_msg.step)
                 label = label[:, : label_msg.width]
-            stats.add(t_s, present, mask, label, latency, rgb)
+            stats.add(t_s, present, mask, label, latency, rgb, confidence=confidence)
             result.masks[stamp], result.used[stamp], result.emit_ns[stamp] = mask, tuple(used), emit_ns
         for stamp in [s for s in labels if before_ns is not None and s < before_ns - 1_000_000_000]:
             del labels[stamp]  # labels of frames never emitted

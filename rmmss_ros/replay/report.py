@@ -1,8 +1,11 @@
-"""Replay / demo results: mIoU per availability pattern, frames emitted vs. expected, latency.
+"""Replay / demo results: mIoU per availability pattern, frames emitted vs. expected, latency,
+and (when the confidence is given) its calibration per pattern.
 
 :class:`ReplayStats` accumulates one record per emitted frame set (shared by ``rmmss replay`` and the
 live ``rmmss demo`` monitor) and writes ``<stem>.json``, ``<stem>.md``, a timeline plot, a bar
-chart of mIoU per pattern and overlay images (RGB | prediction | ground truth).
+chart of mIoU per pattern, overlay images (RGB | prediction | ground truth) and, for frames with a
+confidence image, a reliability diagram with the expected calibration error per sensor subset
+(rmmss_ros.replay.calibration).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import torch
 from rmmss_core.eval.metrics import ConfusionMatrix
 from rmmss_core.modalities import MODALITIES, SUBSET_NAMES, subset_name
 from rmmss_core.utils.io import atomic_write_json, atomic_write_text
+from rmmss_ros.replay.calibration import Calibration, plot_reliability
 
 
 def pattern_name(present: Sequence[bool]) -> str:
@@ -46,14 +50,17 @@ class ReplayStats:
     def __post_init__(self):
         self.total = ConfusionMatrix(self.num_classes, self.ignore_index)
         self.per_pattern: dict[str, ConfusionMatrix] = {}
+        self.calibration: dict[str, Calibration] = {}  # pattern -> counters (frames with a confidence)
 
     @property
     def emitted(self) -> int:
         return len(self.times_s)
 
     def add(self, t_s: float, present: Sequence[bool], mask: np.ndarray, label: np.ndarray | None,
-            latency_s: float | None = None, rgb: np.ndarray | None = None) -> None:
-        """One emitted mask ``H x W`` (class ids) at bag time ``t_s`` with its ground truth."""
+            latency_s: float | None = None, rgb: np.ndarray | None = None,
+            confidence: np.ndarray | None = None) -> None:
+        """One emitted mask ``H x W`` (class ids) at bag time ``t_s`` with its ground truth and,
+        optionally, its published confidence ``H x W`` uint8."""
         name = pattern_name(present)
         self.times_s.append(float(t_s))
         self.patterns.append(name)
@@ -68,6 +75,9 @@ class ReplayStats:
             raise ValueError(f"mask {tuple(pred.shape)} and label {tuple(lab.shape)} differ in size at t={t_s:.3f}s")
         self.total.update(pred, lab)
         self.per_pattern.setdefault(name, ConfusionMatrix(self.num_classes, self.ignore_index)).update(pred, lab)
+        if confidence is not None:
+            self.calibration.setdefault(name, Calibration()).update(
+                np.asarray(mask), np.asarray(confidence), np.asarray(label), self.ignore_index)
         valid = lab != self.ignore_index
         self.frame_acc.append(float((pred[valid] == lab[valid]).float().mean()) if valid.any() else float("nan"))
         if rgb is not None and (len(self.overlays) < self.max_overlays or
@@ -102,8 +112,22 @@ class ReplayStats:
             "latency_ms": {k: (float(np.percentile(lat, q)) * 1e3 if len(lat) else None)
                            for k, q in (("p50", 50), ("p90", 90), ("p99", 99))}
                           | {"max": float(lat.max()) * 1e3 if len(lat) else None},
+            "calibration": self.calibration_summary(),
             "notes": list(self.notes),
         }
+
+    def calibration_summary(self) -> dict[str, Any]:
+        """ECE and reliability bins per pattern plus ``"all"`` ({} when no confidence was given)."""
+        if not self.calibration:
+            return {}
+        order = {n: i for i, n in enumerate(SUBSET_NAMES)}
+        total = Calibration()
+        for c in self.calibration.values():
+            total.merge(c)
+        out = {"all": total.summary()}
+        for name in sorted(self.calibration, key=lambda n: order.get(n, 99)):
+            out[name] = self.calibration[name].summary()
+        return out
 
     def write(self, out_dir: str | Path, stem: str = "replay", meta: dict[str, Any] | None = None) -> dict[str, Path]:
         """``<stem>.json``, ``<stem>.md`` and PNG figures in ``out_dir``; returns their paths."""
@@ -154,6 +178,10 @@ class ReplayStats:
             paths["patterns"] = out / f"{stem}_patterns.png"
             fig.savefig(paths["patterns"], dpi=110)
             plt.close(fig)
+        cal = self.calibration_summary()
+        if cal:
+            paths["reliability"] = plot_reliability(cal, out / f"{stem}_reliability.png",
+                                                    title="confidence vs accuracy per sensor subset")
         if self.overlays:
             recs = sorted(self.overlays, key=lambda o: o["index"])
             paths["overlays"] = plot_overlays(recs, self.palette, out / f"{stem}_overlays.png",
@@ -179,9 +207,19 @@ def markdown(result: dict[str, Any], figures: dict[str, str]) -> str:
               "| pattern | frames | mIoU % | pixel acc % |", "| --- | --- | --- | --- |"]
     for name, v in result["per_pattern"].items():
         lines.append(f"| {name} | {v['frames']} | {_pct(v['miou'])} | {_pct(v['pixel_acc'])} |")
+    cal = result.get("calibration") or {}
+    if cal:
+        lines += ["", "## Confidence calibration", "",
+                  "Expected calibration error (15 bins): the pixel-weighted gap between the published confidence "
+                  "and the accuracy; 0 = the confidence is the probability of being right.", "",
+                  "| pattern | pixels | ECE % | mean confidence % | accuracy % | refused (255) |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, v in cal.items():
+            lines.append(f"| {name} | {v['pixels']} | {_pct(v['ece'])} | {_pct(v['mean_confidence'])} | "
+                         f"{_pct(v['accuracy'])} | {v['refused']} |")
     for note in result.get("notes", []):
         lines += ["", f"> {note}"]
-    for key in ("patterns", "timeline", "overlays"):
+    for key in ("patterns", "timeline", "reliability", "overlays"):
         if key in figures:
             lines += ["", f"![{key}]({figures[key]})"]
     return "\n".join(lines) + "\n"

@@ -3,6 +3,8 @@
 A backend takes *preprocessed* tensors (encoded and normalised exactly as ``backend.spec`` says)
 and returns class-id masks. The argmax runs on the backend's device, so only a small
 ``B x H x W`` uint8 mask crosses back to the host, never the ``B x K x H x W`` logits.
+``infer_with_confidence`` also returns the winning class's softmax probability as uint8
+(rmmss_core.deploy.confidence), computed on the device beside the argmax.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rmmss_core.deploy.confidence import apply_min_confidence, min_confidence_level
 from rmmss_core.modalities import MODALITIES, NUM_MODALITIES
 from rmmss_core.spec import PreprocessSpec
 
@@ -52,6 +55,25 @@ class Backend(ABC):
         inputs, available = check_inputs(inputs, available)
         return self._infer(inputs, available)
 
+    def infer_with_confidence(self, inputs: Mapping[str, ArrayLike], available: ArrayLike,
+                              min_confidence: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(class ids, confidence), both ``B x H x W`` uint8, for the inputs of :meth:`infer`.
+
+        confidence = ``floor(255 * max softmax + 0.5)``, computed on the device with the argmax
+        (rmmss_core.deploy.confidence). ``min_confidence`` in [0, 1] (0 = off) marks pixels whose
+        confidence is below ``floor(255 * min_confidence + 0.5)`` as 255 (unlabeled) in the mask.
+        Raises ModelFileError for an ONNX graph exported without the ``confidence`` output.
+        """
+        level = min_confidence_level(min_confidence)
+        inputs, available = check_inputs(inputs, available)
+        mask, conf = self._infer_confidence(inputs, available)
+        return (apply_min_confidence(mask, conf, min_confidence) if level else mask), conf
+
+    @property
+    def provides_confidence(self) -> bool:
+        """Whether :meth:`infer_with_confidence` works (False for ONNX files exported before it)."""
+        return True
+
     def infer_logits(self, inputs: Mapping[str, ArrayLike], available: ArrayLike) -> np.ndarray:
         """Logits ``B x K x H x W`` float32 on the host (tests and benchmarks, not serving)."""
         inputs, available = check_inputs(inputs, available)
@@ -59,6 +81,10 @@ class Backend(ABC):
 
     @abstractmethod
     def _infer(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray: ...
+
+    @abstractmethod
+    def _infer_confidence(self, inputs: dict[str, ArrayLike], available: ArrayLike
+                          ) -> tuple[np.ndarray, np.ndarray]: ...
 
     @abstractmethod
     def _infer_logits(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray: ...

@@ -2,8 +2,10 @@
 
 Device ``cpu`` uses the CPU execution provider; ``cuda`` / ``cuda:N`` uses the CUDA provider
 (and the TensorRT provider first when ``trt_provider=True`` and it is present), with the CPU
-provider as fallback for unsupported nodes. Only the ``mask`` output is fetched by ``infer``: the
-argmax runs on the device and the logits never leave it.
+provider as fallback for unsupported nodes. Only the ``mask`` output is fetched by ``infer`` (and
+``mask`` + ``confidence`` by ``infer_with_confidence``): the argmax and the confidence run on the
+device and the logits never leave it. A graph exported before the ``confidence`` output existed
+still serves ``infer``; ``infer_with_confidence`` then raises ModelFileError (re-export it).
 
 Options: ``threads`` (intra-op threads, default: torch's thread count, so comparisons with the
 torch backend are like for like), ``spin`` (let idle pool threads busy-wait: a little lower
@@ -71,6 +73,11 @@ class OnnxRuntimeBackend(Backend):
         names = [i.name for i in self.session.get_inputs()]
         if names != list(INPUT_NAMES):
             raise ModelFileError(f"ONNX model {path} has inputs {names}, expected {list(INPUT_NAMES)}")
+        self.outputs = tuple(o.name for o in self.session.get_outputs())
+
+    @property
+    def provides_confidence(self) -> bool:
+        return "confidence" in self.outputs
 
     def _feeds(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> dict[str, np.ndarray]:
         shape = tuple(inputs["rgb"].shape)
@@ -85,6 +92,15 @@ class OnnxRuntimeBackend(Backend):
 
     def _infer(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray:
         return self.session.run(["mask"], self._feeds(inputs, available))[0]
+
+    def _infer_confidence(self, inputs: dict[str, ArrayLike], available: ArrayLike
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        if not self.provides_confidence:
+            raise ModelFileError(f"ONNX model {self.path} has no 'confidence' output (outputs "
+                                 f"{list(self.outputs)}): it was exported by an older rmmss; re-export it "
+                                 "with `rmmss export`, or turn confidence off")
+        mask, conf = self.session.run(["mask", "confidence"], self._feeds(inputs, available))
+        return mask, conf
 
     def _infer_logits(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray:
         return self.session.run(["logits"], self._feeds(inputs, available))[0]

@@ -11,6 +11,8 @@ Precision comes from the ONNX graph (TensorRT 11 builds strongly typed networks 
 file gives another name, so a stale engine is never loaded; ``rebuild=True`` forces a build.
 Options: ``rebuild``, ``workspace_gb`` (default 4), ``max_batch`` (dynamic-batch graphs, default 8),
 ``cache_dir`` (for ``.pt`` inputs).
+``infer_with_confidence`` reads the graph's ``mask`` and ``confidence`` outputs (both computed in
+the engine, rmmss_core.deploy.confidence) and copies them to the host in one transfer.
 """
 from __future__ import annotations
 
@@ -111,7 +113,8 @@ class TensorRTBackend(Backend):
             raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} (see its log)")
         return bytes(serialized)
 
-    def _run(self, inputs: dict[str, ArrayLike], available: ArrayLike, output: str) -> torch.Tensor:
+    def _run(self, inputs: dict[str, ArrayLike], available: ArrayLike, *wanted: str) -> list[torch.Tensor]:
+        """The engine's outputs named ``wanted`` (device tensors, after the stream synchronised)."""
         trt, ctx = self.trt, self.context
         shape = tuple(inputs["rgb"].shape)
         h, w = self.info.input_size
@@ -136,13 +139,27 @@ class TensorRTBackend(Backend):
             if not ctx.execute_async_v3(self.stream.cuda_stream):
                 raise RuntimeError(f"TensorRT execution failed for {self.engine_path}")
         self.stream.synchronize()
-        return outputs[output]
+        missing = [n for n in wanted if n not in outputs]
+        if missing:
+            raise ModelFileError(f"engine for {self.path} has no output {missing} (outputs {sorted(outputs)}); "
+                                 "re-export the ONNX file with `rmmss export` and rebuild the engine")
+        return [outputs[n] for n in wanted]
+
+    @property
+    def provides_confidence(self) -> bool:
+        return "confidence" in self.info.outputs
 
     def _infer(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray:
-        return self._run(inputs, available, "mask").to(torch.uint8).cpu().numpy()
+        return self._run(inputs, available, "mask")[0].to(torch.uint8).cpu().numpy()
+
+    def _infer_confidence(self, inputs: dict[str, ArrayLike], available: ArrayLike
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        mask, conf = self._run(inputs, available, "mask", "confidence")
+        both = torch.stack((mask.to(torch.uint8), conf.to(torch.uint8)), dim=1).cpu().numpy()  # one copy
+        return np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])
 
     def _infer_logits(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray:
-        return self._run(inputs, available, "logits").float().cpu().numpy()
+        return self._run(inputs, available, "logits")[0].float().cpu().numpy()
 
     def close(self) -> None:
         self.context = None

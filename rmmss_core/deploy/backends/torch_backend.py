@@ -25,6 +25,7 @@ from rmmss_core.deploy.backends.base import (
     check_precision,
     require_file,
 )
+from rmmss_core.deploy.confidence import class_ids, mask_and_confidence
 from rmmss_core.deploy.precision import FP32SafeOps, torch_dtype
 from rmmss_core.modalities import MODALITIES
 
@@ -86,24 +87,35 @@ class TorchBackend(Backend):
         return out, torch.as_tensor(available).to(self._dev, torch.bool, non_blocking=True)
 
     @torch.inference_mode()
-    def _run(self, inputs: dict[str, ArrayLike], available: ArrayLike, want_mask: bool) -> torch.Tensor:
+    def _run(self, inputs: dict[str, ArrayLike], available: ArrayLike, output: str) -> torch.Tensor:
+        """``output``: "mask" (B x H x W uint8), "confidence" (B x 2 x H x W uint8: class ids, then
+        confidence, one tensor so one copy to the host) or "logits" (B x K x H x W float32)."""
+        fn = {"mask": self._mask, "confidence": self._mask_confidence, "logits": self._forward}[output]
         x, a = self._to_device(inputs, available)
         if self.cuda_graphs:
-            key = (tuple(x["rgb"].shape), want_mask)
+            key = (tuple(x["rgb"].shape), output)
             if key not in self._graphs:
-                fn = self._mask if want_mask else self._forward
                 self._graphs[key] = _GraphedCall(fn, x, a)
             return self._graphs[key](x, a)
-        return self._mask(x, a) if want_mask else self._forward(x, a)
+        return fn(x, a)
 
     def _mask(self, x: dict[str, torch.Tensor], a: torch.Tensor) -> torch.Tensor:
-        return self._forward(x, a).argmax(dim=1).to(torch.uint8)  # B x H x W, on the device
+        return class_ids(self._forward(x, a))  # B x H x W, on the device
+
+    def _mask_confidence(self, x: dict[str, torch.Tensor], a: torch.Tensor) -> torch.Tensor:
+        # the logits are this call's own: overwritten in place (no B x K x H x W temporary)
+        return torch.stack(mask_and_confidence(self._forward(x, a), inplace=True), dim=1)  # B x 2 x H x W
 
     def _infer(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray:
-        return self._run(inputs, available, want_mask=True).cpu().numpy()
+        return self._run(inputs, available, "mask").cpu().numpy()
+
+    def _infer_confidence(self, inputs: dict[str, ArrayLike], available: ArrayLike
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        both = self._run(inputs, available, "confidence").cpu().numpy()
+        return np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])
 
     def _infer_logits(self, inputs: dict[str, ArrayLike], available: ArrayLike) -> np.ndarray:
-        return self._run(inputs, available, want_mask=False).cpu().numpy()
+        return self._run(inputs, available, "logits").cpu().numpy()
 
     def synchronize(self) -> None:
         if self._dev.type == "cuda":
