@@ -100,3 +100,18 @@ def test_replay_says_a_lidar_waiting_for_camera_info_is_unusable_not_undecodable
     notes = json.loads((tmp_path / "r" / "replay.json").read_text())["notes"]
     assert any(n.startswith("lidar: waiting for camera_info: not used in") for n in notes), notes
     assert not any("undecodable" in n and "lidar" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("max_overlays", [0, 1, 2, 3])
+def test_overlays_never_exceed_the_limit_and_show_each_pattern_once_first(max_overlays):
+    """`rmmss replay --overlays 0` raised StopIteration on the first frame; with a full list of
+    distinct patterns a new one had nothing to replace either."""
+    stats = ReplayStats(num_classes=5, palette=[(i * 40, 0, 0) for i in range(5)], max_overlays=max_overlays)
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    mask = np.zeros((4, 6), np.uint8)
+    patterns = [(True, True, True, True)] * 3 + [(True, False, True, True), (True, True, False, False)] * 2
+    for k, present in enumerate(patterns):
+        stats.add(0.1 * k, present, mask, mask, rgb=rgb)
+        assert len(stats.overlays) <= max_overlays
+    shown = [o["pattern"] for o in stats.overlays]
+    assert len(set(shown)) == min(max_overlays, 3)  # every pattern once before any repeat

@@ -80,14 +80,26 @@ class ReplayStats:
                 np.asarray(mask), np.asarray(confidence), np.asarray(label), self.ignore_index)
         valid = lab != self.ignore_index
         self.frame_acc.append(float((pred[valid] == lab[valid]).float().mean()) if valid.any() else float("nan"))
-        if rgb is not None and (len(self.overlays) < self.max_overlays or
-                                name not in {o["pattern"] for o in self.overlays}):
-            if len(self.overlays) >= self.max_overlays:  # keep one per new pattern: replace a repeat
-                counts = {p: sum(o["pattern"] == p for o in self.overlays) for p in {o["pattern"] for o in self.overlays}}
-                drop = next(i for i in range(len(self.overlays) - 1, -1, -1) if counts[self.overlays[i]["pattern"]] > 1)
-                self.overlays.pop(drop)
+        if rgb is not None and self._overlay_slot(name):
             self.overlays.append({"index": self.emitted - 1, "name": f"t={t_s:.1f}s sensors {name}",
                                   "pattern": name, "rgb": rgb, "preds": {"mask": mask}, "label": label})
+
+    def _overlay_slot(self, pattern: str) -> bool:
+        """Whether a frame of ``pattern`` gets an overlay: while there is room, yes; when full, a new
+        pattern replaces the newest overlay of a pattern shown more than once (one per pattern
+        first); when every pattern shown is shown once, or ``max_overlays`` is 0, no."""
+        if self.max_overlays <= 0:
+            return False
+        if len(self.overlays) < self.max_overlays:
+            return True
+        shown = [o["pattern"] for o in self.overlays]
+        if pattern in shown:
+            return False
+        repeats = [i for i, p in enumerate(shown) if shown.count(p) > 1]
+        if not repeats:
+            return False
+        self.overlays.pop(repeats[-1])
+        return True
 
     def running_miou(self) -> float:
         return float(self.total.summary()["miou"]) if self.total.matrix.sum() > 0 else float("nan")
