@@ -103,7 +103,7 @@ def run(ctx: Context) -> list[Row]:
             p = dev_prep.prepare(fs, info)
             x, a = backend._to_device(p.inputs, p.available)
             with torch.inference_mode():
-                small = backend._run(x, a, want_mask=True)  # argmax on the device
+                small = backend._run(x, a, "mask")  # argmax on the device
             mask = torch.nn.functional.interpolate(small[:, None].float(), size=p.out_size, mode="nearest")
             return mask[0, 0].to(torch.uint8).cpu()  # the one download: H x W uint8
 
