@@ -176,3 +176,25 @@ def test_bad_model_file_fails_at_start_with_a_clear_error(tmp_path, content, mat
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "start-up failed" in out and str(path) in out and match in out, out
+
+
+@pytest.mark.parametrize("ros_args,names", [
+    (("--params-file", "{tmp}/missing.yaml"), "{tmp}/missing.yaml"),
+    (("--params-file", "{tmp}/bad.yaml"), "{tmp}/bad.yaml"),
+    (("-p", "lidar.extrinsic:=[1,"), "lidar.extrinsic:=[1,"),
+])
+def test_unparsable_ros_arguments_fail_at_start_naming_them(tmp_path, ros_args, names):
+    """rcl refuses these in rclpy.init; the node used to exit 0 after rcl's unnamed 'Failed to
+    parse global arguments'."""
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.yaml").write_text("perception_node: [1,\n")
+    args = [a.format(tmp=tmp_path) for a in ros_args]
+    proc = subprocess.run([sys.executable, "-m", "rmmss_ros.node.perception_node", "--ros-args",
+                           "-p", f"model_path:={ROOT / 'rosbags/student.pt'}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "start-up failed: bad ROS arguments" in out and names.format(tmp=tmp_path) in out, out
+    assert "Traceback" not in out and "/project/src" not in out, out

@@ -15,6 +15,7 @@ published once closing or once the context is gone; SIGINT/SIGTERM end with exit
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import threading
@@ -647,6 +648,21 @@ class PerceptionNode(Node):
         self.cleanup()
 
 
+def _init_rclpy(args: list[str] | None) -> None:
+    """``rclpy.init``, with a ROS argument rcl cannot parse (a ``--params-file`` that does not exist
+    or is not valid YAML, a malformed ``-p name:=value``) turned into a StartupError naming it.
+    rcl raises RCLError here while no context is ok, which the spin loop's handler below would
+    otherwise take for a shutdown and exit 0 after rcl's own unnamed 'Failed to parse global
+    arguments'."""
+    try:
+        rclpy.init(args=args)
+    except RCLError as e:
+        text = str(e).removeprefix("failed to initialize rcl: ")
+        # drop rcl's source locations (", at /project/src/parse.c:841, ...")
+        text = re.sub(r"(,? at [^,]*\.c:\d+)+", "", text).strip()
+        raise StartupError(f"bad ROS arguments: {text}") from None
+
+
 def main(args: list[str] | None = None, make_node: Any = PerceptionNode, spin: Any = None) -> int:
     """Run the node until SIGINT/SIGTERM (exit 0) or a start-up error (exit 1). The console
     script enters through ``rmmss_ros.node.main``, which arms the start-up stop handlers before
@@ -655,7 +671,7 @@ def main(args: list[str] | None = None, make_node: Any = PerceptionNode, spin: A
     early_stop.install()
     node = None
     try:
-        rclpy.init(args=args)
+        _init_rclpy(args)
         node = make_node()
         early_stop.disarm()  # from here rclpy's handlers shut the context down: spin returns
         (spin or rclpy.spin)(node)
