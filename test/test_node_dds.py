@@ -198,3 +198,23 @@ def test_unparsable_ros_arguments_fail_at_start_naming_them(tmp_path, ros_args, 
     assert proc.returncode == 1, out
     assert "start-up failed: bad ROS arguments" in out and names.format(tmp=tmp_path) in out, out
     assert "Traceback" not in out and "/project/src" not in out, out
+
+
+def test_a_misspelt_parameter_is_warned_not_silently_ignored(node_processes):
+    """rclpy drops overrides nobody declares: `-p lidar.timout_s:=0.1` ran on the default timeout
+    without a word."""
+    from rmmss_ros.node.perception_node import unknown_overrides
+
+    assert unknown_overrides({"lidar.timout_s": 1, "lidar.timeout_s": 1, "use_sim_time": True,
+                              "qos_overrides./tf.subscription.depth": 1}) == ["lidar.timout_s"]
+    proc = node_processes.start(ROOT / "rosbags/student.pt", "lidar.timout_s:=0.1", "use_sim_time:=true")
+    lines = []
+    t_end = time.monotonic() + 60
+    while time.monotonic() < t_end:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "serving " in line or not line:
+            break
+    out = "".join(lines) + node_processes.stop(proc)
+    assert "ignoring unknown parameter(s) ['lidar.timout_s']" in out, out
+    assert proc.returncode == 0, out

@@ -242,6 +242,10 @@ class PerceptionNode(Node):
                 values[p.name] = self.declare_parameter(p.name, p.default, _descriptor(p)).value
             except Exception as e:  # rclpy raises several types for bad overrides (type, range)
                 raise StartupError(f"parameter {p.name}: {type(e).__name__}: {e}") from None
+        unknown = unknown_overrides(getattr(self, "_parameter_overrides", {}))
+        if unknown:  # rclpy ignores overrides nobody declares: a misspelt name would be lost silently
+            self.get_logger().warning(f"ignoring unknown parameter(s) {unknown} (-p / --params-file): not "
+                                      "parameters of this node (misspelt? see config/perception.yaml)")
         return values
 
     def _load_backend(self, v: dict[str, Any]):
@@ -646,6 +650,14 @@ class PerceptionNode(Node):
         """Stop publishing, stop the worker and release the backend (called on shutdown)."""
         self._closing.set()
         self.cleanup()
+
+
+def unknown_overrides(overrides: Any) -> list[str]:
+    """Names given to the node (``-p``, ``--params-file``) that it does not declare, sorted; rclpy's
+    own ``use_sim_time`` and ``qos_overrides.*`` are known."""
+    return sorted(n for n in overrides
+                  if n not in BY_NAME and n not in ("use_sim_time", "start_type_description_service")
+                  and not n.startswith("qos_overrides."))
 
 
 def _init_rclpy(args: list[str] | None) -> None:
