@@ -485,6 +485,8 @@ def test_bench_failure_leaves_no_partial_output(world, tmp_path, capsys, monkeyp
     (["train", "techer", "--data", "d", "--out", "o"], ["rmmss train: error: argument recipe", "'techer'"]),
     (["bag", "replay", "b"], ["rmmss bag: error:", "'replay'"]),
     (["tain"], ["rmmss: error: unknown command 'tain'", "did you mean 'train'"]),
+    (["replay", "b", "--model", "m.pt", "--overlays", "-1"], ["rmmss replay: error: argument --overlays",
+                                                              "expected a whole number >= 0, got -1"]),
     (["synth", "--out", "o", "--size", "10by10"], ["rmmss synth: error: argument --size", "WIDTHxHEIGHT"]),
 ])
 def test_argument_mistakes_are_one_line(argv, names, capsys):
