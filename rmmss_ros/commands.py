@@ -8,7 +8,7 @@ pipeline's step (``rmmss_ros.bench.gpu_node``) by this package.
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "gpu-check": ("rmmss_ros.bench.gpu_check", "every CUDA line measured in one command: docs/bench/gpu.md"),
-    "bag": ("rmmss_ros.bag.cli", "write a sequence to a rosbag2 (mcap or sqlite3)"),
+    "bag": ("rmmss_ros.bag.cli", "rosbag2 tools: write a sequence (mcap or sqlite3), compress, info"),
     "replay": ("rmmss_ros.replay.cli", "evaluate a bag offline through the node's pipeline, with sensor dropouts"),
     "play": ("rmmss_ros.play.cli", "publish a bag live over DDS with its original timing"),
     "demo": ("rmmss_ros.demo.cli", "the main job: node + sample bag + sensor failure, live over DDS"),

@@ -172,3 +172,11 @@ def test_onnxruntime_cuda_when_the_provider_exists(files):
     with create_backend("onnxruntime", files / "m.onnx", device="cuda") as gb, \
             create_backend("onnxruntime", files / "m.onnx") as cb:
         assert (gb.infer(x, first_k_mask(3, 2)) == cb.infer(x, first_k_mask(3, 2))).mean() >= 0.999
+
+
+def test_an_onnx_file_on_the_torch_backend_names_the_backend_to_use(tmp_path):
+    """replay and the node default to torch: `--model X.onnx` said only 'expected .pt', not how
+    to serve the file that `rmmss export` had just written."""
+    (tmp_path / "student.onnx").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"student\.onnx: expected a file ending in \.pt.*--backend onnxruntime"):
+        create_backend("torch", tmp_path / "student.onnx")

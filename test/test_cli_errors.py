@@ -485,6 +485,8 @@ def test_bench_failure_leaves_no_partial_output(world, tmp_path, capsys, monkeyp
     (["train", "techer", "--data", "d", "--out", "o"], ["rmmss train: error: argument recipe", "'techer'"]),
     (["bag", "replay", "b"], ["rmmss bag: error:", "'replay'"]),
     (["tain"], ["rmmss: error: unknown command 'tain'", "did you mean 'train'"]),
+    (["replay", "b", "--model", "m.pt", "--overlays", "-1"], ["rmmss replay: error: argument --overlays",
+                                                              "expected a whole number >= 0, got -1"]),
     (["synth", "--out", "o", "--size", "10by10"], ["rmmss synth: error: argument --size", "WIDTHxHEIGHT"]),
 ])
 def test_argument_mistakes_are_one_line(argv, names, capsys):
@@ -505,3 +507,20 @@ def test_synth_warns_when_a_split_gets_no_frames(tmp_path, capsys):
                   "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "--sequences 1: split(s) test, val get no frames" in err and "--sequences >= 3" in err
+
+
+def test_top_level_help_names_every_bag_subcommand(capsys):
+    """`rmmss --help` described `bag` as 'write a sequence' only: `bag info` / `bag compress` could
+    not be found from it."""
+    import argparse
+
+    from rmmss_ros.bag import cli as bag_cli
+
+    assert rmmss(["--help"]) in (0, None)
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("bag "))
+    p = argparse.ArgumentParser()
+    bag_cli.add_arguments(p)
+    subs = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(subs) == {"write", "compress", "info"}
+    for sub in subs:
+        assert sub in line, line

@@ -68,3 +68,19 @@ def test_the_demo_and_the_bench_find_the_repository_from_their_room():
 
     assert demo.ROOT == ROOT and bench_sync.ROOT == ROOT
     assert (demo.SAMPLE_BAG / "metadata.yaml").is_file() and demo.SAMPLE_MODEL.is_file()
+
+
+@pytest.mark.parametrize("item,says", [
+    ("lidar.timeout_s=0.1", "expected NAME:=VALUE (ROS syntax); did you mean lidar.timeout_s:=0.1?"),
+    ("lidar.timout_s:=0.1", "unknown node parameter 'lidar.timout_s'"),
+    ("lidar.timeout_s:=-1", "lidar.timeout_s must be in [0.01, 10.0], got -1"),
+])
+def test_a_bad_demo_param_is_one_line_before_the_node_starts(tmp_path, capsys, item, says):
+    """It used to start the node, which failed; the reason was only in perception_node.log."""
+    from rmmss_cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--param", item, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--param {item}: {says}" in err, err
+    assert not out.exists()

@@ -281,3 +281,15 @@ def test_cli_eval_end_to_end(tmp_path):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert main(["eval", "--checkpoint", str(tmp_path / "nope.pt"), "--data", str(data),
                  "--out", str(out), "--device", "cpu"]) == 1
+
+
+def test_subset_bars_of_a_told_only_eval(tmp_path):
+    """`rmmss eval --protocols emm_told` (what --store-quality is run with) wrote no bar chart:
+    the plot and the CLI looked for the authors' `emm` only."""
+    samples = _samples()
+    told = Evaluator(SPEC, build_conditions(["emm_told"])).run(RgbOracle(), _loader(samples),
+                                                                progress=False).summary()
+    assert "emm" not in told and "emm_told" in told
+    report = build_report({"told": told}, SPEC.class_names, {"split": "val"})
+    bars = plot_subset_bars(report, tmp_path / "emm_subsets.png")
+    assert bars.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and bars.stat().st_size > 5000

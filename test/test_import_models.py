@@ -265,3 +265,16 @@ def test_specs_normalise_as_the_authors():
     an = anyseg_spec()
     for m in ("rgb", "event"):
         assert torch.allclose(normalize(enc, an.normalization[m]), img.float(), atol=1e-4)
+
+
+def test_an_rmmss_checkpoint_is_refused_with_a_command_that_works(tmp_path, capsys):
+    """The refusal suggested `rmmss info PATH`, which argparse rejects (info takes --checkpoint)."""
+    import re
+    import shlex
+
+    student = Path(__file__).resolve().parents[1] / "rosbags" / "student.pt"
+    assert rmmss_main(["import", "robustseg", str(student), "--out", str(tmp_path / "x.pt")]) == 1
+    err = capsys.readouterr().err
+    suggested = re.search(r"`rmmss (info [^`]*)`", err)
+    assert suggested and not (tmp_path / "x.pt").exists(), err
+    assert rmmss_main(shlex.split(suggested.group(1))) == 0

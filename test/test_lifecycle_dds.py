@@ -66,6 +66,10 @@ class Manager:
     def set(self, label: str) -> bool:
         return self._call(self.change, ChangeState.Request(transition=Transition(label=label))).success
 
+    def set_id(self, transition_id: int) -> bool:
+        """By id, as Nav2's lifecycle manager sends transitions."""
+        return self._call(self.change, ChangeState.Request(transition=Transition(id=transition_id))).success
+
     def set_param(self, name: str, value: str) -> bool:
         p = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
         return self._call(self.params, SetParameters.Request(parameters=[p])).results[0].successful
@@ -136,3 +140,26 @@ def test_sigint_while_managed_exits_0(tiny_model):
         out = stop_node(proc)
         rig.close()
     assert proc.returncode == 0, out[-3000:]
+
+
+def test_a_transition_the_state_lacks_is_refused_and_the_node_lives(tiny_model):
+    """configure twice / activate while unconfigured, by id (Nav2's lifecycle manager) or label:
+    success false, state unchanged, the node still serves (it used to die with rclpy's RCLError)."""
+    proc = start_managed(tiny_model)
+    rig = Rig()
+    try:
+        mgr = Manager(rig)
+        assert not mgr.set_id(Transition.TRANSITION_ACTIVATE) and mgr.state() == "unconfigured"
+        assert mgr.set_id(Transition.TRANSITION_CONFIGURE) and mgr.state() == "inactive"
+        assert not mgr.set_id(Transition.TRANSITION_CONFIGURE) and mgr.state() == "inactive"
+        assert not mgr.set("configure") and mgr.state() == "inactive"
+        assert proc.poll() is None
+        assert mgr.set("activate") and mgr.state() == "active"
+        assert mgr.set("shutdown")
+        proc.wait(timeout=20)
+    finally:
+        out = stop_node(proc)
+        rig.close()
+    assert proc.returncode == 0, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert "change_state: no transition 1 from state inactive" in out, out[-3000:]

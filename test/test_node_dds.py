@@ -176,3 +176,45 @@ def test_bad_model_file_fails_at_start_with_a_clear_error(tmp_path, content, mat
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "start-up failed" in out and str(path) in out and match in out, out
+
+
+@pytest.mark.parametrize("ros_args,names", [
+    (("--params-file", "{tmp}/missing.yaml"), "{tmp}/missing.yaml"),
+    (("--params-file", "{tmp}/bad.yaml"), "{tmp}/bad.yaml"),
+    (("-p", "lidar.extrinsic:=[1,"), "lidar.extrinsic:=[1,"),
+])
+def test_unparsable_ros_arguments_fail_at_start_naming_them(tmp_path, ros_args, names):
+    """rcl refuses these in rclpy.init; the node used to exit 0 after rcl's unnamed 'Failed to
+    parse global arguments'."""
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.yaml").write_text("perception_node: [1,\n")
+    args = [a.format(tmp=tmp_path) for a in ros_args]
+    proc = subprocess.run([sys.executable, "-m", "rmmss_ros.node.perception_node", "--ros-args",
+                           "-p", f"model_path:={ROOT / 'rosbags/student.pt'}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "start-up failed: bad ROS arguments" in out and names.format(tmp=tmp_path) in out, out
+    assert "Traceback" not in out and "/project/src" not in out, out
+
+
+def test_a_misspelt_parameter_is_warned_not_silently_ignored(node_processes):
+    """rclpy drops overrides nobody declares: `-p lidar.timout_s:=0.1` ran on the default timeout
+    without a word."""
+    from rmmss_ros.node.perception_node import unknown_overrides
+
+    assert unknown_overrides({"lidar.timout_s": 1, "lidar.timeout_s": 1, "use_sim_time": True,
+                              "qos_overrides./tf.subscription.depth": 1}) == ["lidar.timout_s"]
+    proc = node_processes.start(ROOT / "rosbags/student.pt", "lidar.timout_s:=0.1", "use_sim_time:=true")
+    lines = []
+    t_end = time.monotonic() + 60
+    while time.monotonic() < t_end:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "serving " in line or not line:
+            break
+    out = "".join(lines) + node_processes.stop(proc)
+    assert "ignoring unknown parameter(s) ['lidar.timout_s']" in out, out
+    assert proc.returncode == 0, out

@@ -188,3 +188,21 @@ def test_replay_cli_bad_inputs_and_mask_bag(synth_bag, tmp_path):
                  "--out", str(tmp_path / "x")]) == 1
     assert main(["replay", str(bag), "--model", str(ckpt), "--drop", "radar@1-2s", "--out", str(tmp_path / "x")]) == 1
     assert main(["replay", str(bag), "--model", str(ckpt), "--param", "nope=1", "--out", str(tmp_path / "x")]) == 1
+
+
+def test_a_drop_rule_after_the_bag_ends_is_said(synth_bag):
+    """`--drop lidar@100-200s` on a 0.8 s bag applied nothing and said nothing: the run looked like
+    a clean failure test."""
+    from rmmss_ros.bag.reader import open_bag
+    from rmmss_ros.replay.cli import node_values
+
+    assert Schedule.parse("lidar@100-200s,event@flap=0.3/1s").unreached(10.0) == [
+        "--drop rule lidar@100-200s starts after the bag ends (10.0 s): it never applies "
+        "(times are seconds since the bag's first message)"]
+    assert Schedule.parse("lidar@5-200s,event@9.9s-").unreached(10.0) == []
+    _, bag, ckpt = synth_bag
+    b = open_bag(bag)
+    result = _replayer(ckpt, node_values(None, [], b.custom)).run(b, Schedule.parse("lidar@100-200s,depth@0.2-0.4s"))
+    notes = result.stats.summary()["notes"]
+    assert any("lidar@100-200s starts after the bag ends" in n for n in notes), notes
+    assert not any("depth@" in n for n in notes), notes

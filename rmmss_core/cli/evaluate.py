@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         paths = write_report(report, out)
-        if any("emm" in r for r in results.values()):
+        if any("emm" in r or "emm_told" in r for r in results.values()):
             paths["bars"] = plot_subset_bars(report, out / "emm_subsets.png")
         for name, records in overlays.items():
             safe = name.replace("/", "_").replace("#", "_")

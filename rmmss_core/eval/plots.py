@@ -26,20 +26,23 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 def plot_subset_bars(report: Mapping[str, Any], path: str | Path) -> Path:
-    """Grouped bar chart: EMM mIoU (%) per subset (and the average), one bar colour per checkpoint."""
-    ckpts = {n: r for n, r in report["checkpoints"].items() if "emm" in r}
+    """Grouped bar chart: EMM mIoU (%) per subset (and the average), one bar colour per checkpoint;
+    the authors' EMM (``emm``), or the told one (``emm_told``) for a checkpoint evaluated only so."""
+    ckpts = {n: r.get("emm") or r["emm_told"] for n, r in report["checkpoints"].items()
+             if "emm" in r or "emm_told" in r}
     if not ckpts:
         raise ValueError("the report has no EMM results to plot")
-    present = set(next(iter(ckpts.values()))["emm"]["subsets"])
+    told = {n for n, r in report["checkpoints"].items() if "emm" not in r and "emm_told" in r}
+    present = set(next(iter(ckpts.values()))["subsets"])
     subsets = [s for s in SUBSET_NAMES if s in present]  # canonical order, whatever the JSON order
     groups = subsets + ["Avg"]
     x = np.arange(len(groups))
     width = 0.8 / len(ckpts)
     fig, ax = plt.subplots(figsize=(max(8.0, 0.6 * len(groups) * max(1, len(ckpts)) ** 0.5), 4.2))
     top = 0.0
-    for i, (name, r) in enumerate(ckpts.items()):
-        vals = [100 * r["emm"]["subsets"][s]["miou"] for s in subsets] + [100 * r["emm"]["miou_avg"]]
-        ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=name)
+    for i, (name, emm) in enumerate(ckpts.items()):
+        vals = [100 * emm["subsets"][s]["miou"] for s in subsets] + [100 * emm["miou_avg"]]
+        ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=name + (" (told)" if name in told else ""))
         top = max(top, *vals)
     ax.set_xticks(x, groups)
     ax.set_ylabel("mIoU (%)")

@@ -104,7 +104,7 @@ def read_state_dict(path: str | os.PathLike, trust_pickle: bool = False) -> dict
     if not isinstance(obj, Mapping):
         raise ImportRefused(f"{path} holds a {type(obj).__name__}, not a state_dict")
     if obj.get("format") == RMMSS_FORMAT:
-        raise ImportRefused(f"{path} is already an rmmss checkpoint (use it as it is; `rmmss info {path}`)")
+        raise ImportRefused(f"{path} is already an rmmss checkpoint (use it as it is; `rmmss info --checkpoint {path}`)")
     for key in WRAPPERS:
         inner = obj.get(key)
         if isinstance(inner, Mapping) and inner and all(torch.is_tensor(v) for v in inner.values()):

@@ -159,7 +159,32 @@ def _node_command(args: argparse.Namespace, bag: Any) -> list[str]:
     return cmd
 
 
+def check_params(items: list[str]) -> None:
+    """Each ``--param`` in ROS syntax, naming a node parameter with a valid value; ValueError naming
+    the item otherwise, before the node starts (it used to fail inside the node, its reason only in
+    perception_node.log; ``NAME=VALUE``, replay's syntax, was passed on and refused by rcl)."""
+    import yaml
+
+    from rmmss_ros.node import params as P
+    for item in items:
+        name, sep, raw = item.partition(":=")
+        if not sep:
+            hint = f"; did you mean {item.replace('=', ':=', 1)}?" if "=" in item else ""
+            raise ValueError(f"--param {item}: expected NAME:=VALUE (ROS syntax){hint}")
+        name = name.strip()
+        if name not in P.BY_NAME:
+            raise ValueError(f"--param {item}: unknown node parameter {name!r}; see rmmss_ros/node/params.py")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--param {item}: value is not valid YAML ({e.problem})") from None
+        reason = P.check_value(P.BY_NAME[name], value)
+        if reason:
+            raise ValueError(f"--param {item}: {reason}")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_params(args.param)
     for path, what in ((args.bag, "bag"), (args.model, "model")):
         if not Path(path).exists():
             raise FileNotFoundError(f"demo {what} {path} does not exist; see rosbags/README.md to make it")

@@ -34,9 +34,11 @@ be changed while unconfigured.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 
 from rmmss_ros.node.perception_node import PerceptionNode, StartupError
@@ -50,8 +52,24 @@ class ManagedPerceptionNode(LifecycleNodeMixin, PerceptionNode):
     def __init__(self, **kwargs: Any):
         PerceptionNode.__init__(self, start=False, **kwargs)
         LifecycleNodeMixin.__init__(self, enable_communication_interface=True)
+        self._service_change_state.callback = partial(self._change_state_or_refuse,
+                                                      self._service_change_state.callback)
         self.finalized = False
         self.last_error = ""
+
+    def _change_state_or_refuse(self, serve: Any, req: Any, resp: Any) -> Any:
+        """``~/change_state`` with a transition the current state does not have (``configure``
+        twice, ``activate`` while unconfigured) answered ``success: false`` and a WARN, as
+        rclcpp's lifecycle node does; rclpy (Jazzy) lets rcl's RCLError escape the service
+        callback, which ended the whole process with a traceback."""
+        try:
+            return serve(req, resp)
+        except RCLError:
+            state = self._state_machine.current_state[1]
+            self.get_logger().warning(f"change_state: no transition {req.transition.label or req.transition.id} "
+                                      f"from state {state}; nothing changed")
+            resp.success = False
+            return resp
 
     # -- transitions (rclpy calls them on the executor thread that serves change_state) -----
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

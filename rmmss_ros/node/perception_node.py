@@ -15,6 +15,7 @@ published once closing or once the context is gone; SIGINT/SIGTERM end with exit
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import threading
@@ -241,6 +242,10 @@ class PerceptionNode(Node):
                 values[p.name] = self.declare_parameter(p.name, p.default, _descriptor(p)).value
             except Exception as e:  # rclpy raises several types for bad overrides (type, range)
                 raise StartupError(f"parameter {p.name}: {type(e).__name__}: {e}") from None
+        unknown = unknown_overrides(getattr(self, "_parameter_overrides", {}))
+        if unknown:  # rclpy ignores overrides nobody declares: a misspelt name would be lost silently
+            self.get_logger().warning(f"ignoring unknown parameter(s) {unknown} (-p / --params-file): not "
+                                      "parameters of this node (misspelt? see config/perception.yaml)")
         return values
 
     def _load_backend(self, v: dict[str, Any]):
@@ -647,6 +652,29 @@ class PerceptionNode(Node):
         self.cleanup()
 
 
+def unknown_overrides(overrides: Any) -> list[str]:
+    """Names given to the node (``-p``, ``--params-file``) that it does not declare, sorted; rclpy's
+    own ``use_sim_time`` and ``qos_overrides.*`` are known."""
+    return sorted(n for n in overrides
+                  if n not in BY_NAME and n not in ("use_sim_time", "start_type_description_service")
+                  and not n.startswith("qos_overrides."))
+
+
+def _init_rclpy(args: list[str] | None) -> None:
+    """``rclpy.init``, with a ROS argument rcl cannot parse (a ``--params-file`` that does not exist
+    or is not valid YAML, a malformed ``-p name:=value``) turned into a StartupError naming it.
+    rcl raises RCLError here while no context is ok, which the spin loop's handler below would
+    otherwise take for a shutdown and exit 0 after rcl's own unnamed 'Failed to parse global
+    arguments'."""
+    try:
+        rclpy.init(args=args)
+    except RCLError as e:
+        text = str(e).removeprefix("failed to initialize rcl: ")
+        # drop rcl's source locations (", at /project/src/parse.c:841, ...")
+        text = re.sub(r"(,? at [^,]*\.c:\d+)+", "", text).strip()
+        raise StartupError(f"bad ROS arguments: {text}") from None
+
+
 def main(args: list[str] | None = None, make_node: Any = PerceptionNode, spin: Any = None) -> int:
     """Run the node until SIGINT/SIGTERM (exit 0) or a start-up error (exit 1). The console
     script enters through ``rmmss_ros.node.main``, which arms the start-up stop handlers before
@@ -655,7 +683,7 @@ def main(args: list[str] | None = None, make_node: Any = PerceptionNode, spin: A
     early_stop.install()
     node = None
     try:
-        rclpy.init(args=args)
+        _init_rclpy(args)
         node = make_node()
         early_stop.disarm()  # from here rclpy's handlers shut the context down: spin returns
         (spin or rclpy.spin)(node)

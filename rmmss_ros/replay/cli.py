@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-topic", default="/labels/semantic", help="ground-truth mono8 label topic")
     parser.add_argument("--out", default="runs/replay", help="report folder (replay.md, replay.json, PNGs)")
     parser.add_argument("--out-bag", default=None, help="also write the masks to this bag (mcap)")
-    parser.add_argument("--overlays", type=int, default=6, help="overlay images in the report")
+    parser.add_argument("--overlays", type=_count, default=6, help="overlay images in the report (0: none)")
 
 
 def node_values(params_file: str | None, overrides: list[str], bag_custom: dict[str, str]) -> dict[str, Any]:
@@ -132,6 +132,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {paths['md']}")
     backend.close()
     return 0
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (argparse type: a negative count used to pass as 'none' without a word)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {n}")
+    return n
 
 
 def _pct(v: float | None) -> str:

@@ -121,6 +121,9 @@ class Replayer:
         spec = self.pipeline.spec
         stats = ReplayStats(spec.num_classes, spec.palette, spec.ignore_index, self.max_overlays,
                             notes=notes + list(bag.problems))
+        for text in schedule.unreached((bag.end_ns - bag.start_ns) / 1e9):
+            log.warning("%s", text)
+            stats.notes.append(text)
         stats.expected = (bag.counts.get(ref_topic, 0) if ref != "rate"
                           else int((bag.end_ns - bag.start_ns) / 1e9 * self.values["rate_hz"]))
         result = ReplayResult(stats)

@@ -103,6 +103,13 @@ class Schedule:
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.rules) or "none"
 
+    def unreached(self, duration_s: float) -> list[str]:
+        """One note per rule that starts at or after ``duration_s`` (the bag's length): it never
+        applies, so the run shows no failure although one was asked for (a time in ms or frames?)."""
+        return [f"--drop rule {r} starts after the bag ends ({duration_s:.1f} s): it never applies "
+                "(times are seconds since the bag's first message)"
+                for r in self.rules if r.start_s >= duration_s]
+
     def dropped(self, sensor: str, t_s: float) -> bool:
         """Whether ``sensor`` is silent at ``t_s`` (drop rules and flap windows)."""
         for r in self.rules:

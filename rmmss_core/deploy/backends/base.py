@@ -160,7 +160,11 @@ def require_file(path: str | Path, what: str, suffixes: tuple[str, ...]) -> Path
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
     if path.suffix.lower() not in suffixes:
-        raise ValueError(f"{what} {path}: expected a file ending in {' or '.join(suffixes)}")
+        hint = ""
+        if path.suffix.lower() == ".onnx":  # the torch backend, the default of replay and the node
+            hint = ("; an ONNX file is served by the onnxruntime or tensorrt backend (rmmss replay/bench: "
+                    "--backend onnxruntime; the node: backend:=onnxruntime)")
+        raise ValueError(f"{what} {path}: expected a file ending in {' or '.join(suffixes)}{hint}")
     return path
 
 
