@@ -89,9 +89,10 @@ def rated_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.underlay
 def test_planner_client_gets_labels_confidence_and_quality(rated_model, node_processes):
-    pytest.importorskip("vision_msgs.msg", reason="vision_msgs is in the ROS 2 message underlay "
-                        "(source /work/main/.ros2-underlay/setup.bash; on a robot /opt/ros/jazzy)")
+    pytest.importorskip("vision_msgs.msg", reason="vision_msgs not installed: `make test-underlay` runs this "
+                        "with the ROS 2 message underlay (on a robot: /opt/ros/jazzy)")
     proc = node_processes.start(rated_model, *FAST, "event.enabled:=false", "lidar.enabled:=false",
                       f"output.min_confidence:={MIN_CONF}", f"output.quality_floor:={FLOOR}")
     rig = PlannerRig()
