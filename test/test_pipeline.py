@@ -24,15 +24,10 @@ H, W = 48, 64
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory):
+def backend(tiny_model):
     from rmmss_core.deploy import create_backend
-    from rmmss_core.models import create_model, save_model_checkpoint
-    from rmmss_core.spec import PreprocessSpec
 
-    path = tmp_path_factory.mktemp("m") / "tiny.pt"
-    save_model_checkpoint(path, create_model("anymodal", size="tiny", num_classes=25),
-                          PreprocessSpec(input_size=(32, 48)))
-    return create_backend("torch", path)
+    return create_backend("torch", tiny_model)  # conftest: untrained tiny model, 32 x 48 input
 
 
 def frame(rng, with_=("rgb", "depth", "event", "lidar")):

@@ -10,6 +10,16 @@ from rmmss_core.classes import IGNORE_INDEX
 from rmmss_core.losses._common import check_dim, zero_like_graph
 
 
+def _check_ohem_inputs(logits: torch.Tensor, label: torch.Tensor, thresh: float) -> None:
+    """Both OHEM losses: ``logits B x K x H x W`` and ``label B x H x W`` agree, ``0 < thresh <= 1``."""
+    check_dim(logits, 4, "logits", "B x K x H x W")
+    check_dim(label, 3, "label", "B x H x W")
+    if logits.shape[0] != label.shape[0] or logits.shape[2:] != label.shape[1:]:
+        raise ValueError(f"logits {tuple(logits.shape)} and label {tuple(label.shape)} disagree on B, H, W")
+    if not 0 < thresh <= 1:
+        raise ValueError(f"thresh must be in (0, 1], got {thresh}")
+
+
 def ohem_cross_entropy(logits: torch.Tensor, label: torch.Tensor, thresh: float = 0.7,
                        min_kept_fraction: float = 1 / 16,
                        ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
@@ -25,12 +35,7 @@ def ohem_cross_entropy(logits: torch.Tensor, label: torch.Tensor, thresh: float 
 
     Returns the mean CE over the kept pixels (a scalar); 0 (attached to the graph) when no pixel is valid.
     """
-    check_dim(logits, 4, "logits", "B x K x H x W")
-    check_dim(label, 3, "label", "B x H x W")
-    if logits.shape[0] != label.shape[0] or logits.shape[2:] != label.shape[1:]:
-        raise ValueError(f"logits {tuple(logits.shape)} and label {tuple(label.shape)} disagree on B, H, W")
-    if not 0 < thresh <= 1:
-        raise ValueError(f"thresh must be in (0, 1], got {thresh}")
+    _check_ohem_inputs(logits, label, thresh)
     valid = label != ignore_index
     num_valid = int(valid.sum())
     if num_valid == 0:
@@ -66,12 +71,7 @@ def prob_ohem_cross_entropy(logits: torch.Tensor, label: torch.Tensor, thresh: f
     Returns the mean CE over the kept pixels; 0 (attached to the graph) when no pixel is valid
     (the code would give NaN there).
     """
-    check_dim(logits, 4, "logits", "B x K x H x W")
-    check_dim(label, 3, "label", "B x H x W")
-    if logits.shape[0] != label.shape[0] or logits.shape[2:] != label.shape[1:]:
-        raise ValueError(f"logits {tuple(logits.shape)} and label {tuple(label.shape)} disagree on B, H, W")
-    if not 0 < thresh <= 1:
-        raise ValueError(f"thresh must be in (0, 1], got {thresh}")
+    _check_ohem_inputs(logits, label, thresh)
     if min_kept < 0:
         raise ValueError(f"min_kept must be >= 0, got {min_kept}")
     valid = label != ignore_index
