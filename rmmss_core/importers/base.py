@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from rmmss_core.models.checkpoint import state_mismatch
 from rmmss_core.spec import PreprocessSpec
 from rmmss_core.utils.io import CheckpointError, load_checkpoint
 
@@ -122,21 +123,11 @@ def read_state_dict(path: str | os.PathLike, trust_pickle: bool = False) -> dict
 
 def check_manifest(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]],
                    what: str) -> None:
-    """Refuse (one line) a state_dict whose keys or shapes differ from ``expected``."""
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k])})"
-              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
-    if not (missing or extra or shapes):
-        floats = [k for k, v in state.items() if not (v.is_floating_point() or k.endswith("num_batches_tracked"))]
-        if floats:
-            raise ImportRefused(f"not {what}: {len(floats)} weights are not floating point (e.g. {floats[:3]})")
-        return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
-    if extra:
-        parts.append(f"{len(extra)} extra keys (e.g. {', '.join(extra[:3])})")
-    if shapes:
-        parts.append(f"{len(shapes)} mis-shaped keys (e.g. {'; '.join(shapes[:2])})")
-    raise ImportRefused(f"not {what} ({len(expected)} keys): " + "; ".join(parts))
+    """Refuse (one line) a state_dict whose keys or shapes differ from ``expected``, or whose
+    weights are not floating point."""
+    mismatch = state_mismatch(state, expected)
+    if mismatch:
+        raise ImportRefused(f"not {what} ({len(expected)} keys): {mismatch}")
+    ints = [k for k, v in state.items() if not (v.is_floating_point() or k.endswith("num_batches_tracked"))]
+    if ints:
+        raise ImportRefused(f"not {what}: {len(ints)} weights are not floating point (e.g. {ints[:3]})")

@@ -110,20 +110,27 @@ def load_model(path_or_dict: str | os.PathLike | Mapping[str, Any],
     return model.to(map_location).eval(), spec
 
 
+def state_mismatch(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]]) -> str:
+    """How ``state``'s keys and shapes differ from ``expected`` (key -> shape), in one line naming
+    up to three of each kind; ``""`` when they agree. Shared by checkpoint loading and the importers'
+    manifests."""
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k])})"
+              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if extra:
+        parts.append(f"{len(extra)} extra keys (e.g. {', '.join(extra[:3])})")
+    if shapes:
+        parts.append(f"{len(shapes)} mis-shaped keys (e.g. {'; '.join(shapes[:3])})")
+    return "; ".join(parts)
+
+
 def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], where: str = "state_dict") -> None:
     """``load_state_dict(strict=True)`` with a message listing missing, unexpected and misshapen keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
-        raise CheckpointError(f"{where} does not fit the model: " + "; ".join(parts))
+    mismatch = state_mismatch(state, {k: tuple(v.shape) for k, v in model.state_dict().items()})
+    if mismatch:
+        raise CheckpointError(f"{where} does not fit the model: {mismatch}")
     model.load_state_dict(state, strict=True)

@@ -49,7 +49,7 @@ def test_shape_mismatch_is_named():
     small = checkpoint_dict(make_model(num_classes=5), PreprocessSpec())
     other = make_model(num_classes=7)
     small["state_dict"] = {k: v for k, v in other.state_dict().items()}
-    with pytest.raises(CheckpointError, match="shape mismatches.*linear_pred"):
+    with pytest.raises(CheckpointError, match="mis-shaped keys.*linear_pred"):
         load_model(small)
 
 
