@@ -115,6 +115,15 @@ def _ffill(mask: np.ndarray, values: np.ndarray, init: int) -> np.ndarray:
     return out.astype(np.int64)
 
 
+def _in_word_order(xs: list, ys: list, ts: list, ps: list, order: list) -> tuple[np.ndarray, ...]:
+    """Concatenate the single-event and vector-event parts (lists of (N_i,) arrays) and sort them
+    by ``order`` (word index * bits per word + bit), the order the sensor emitted them in.
+    Returns ``x, y, t, polarity`` (polarity as bool)."""
+    x, y, t, p, o = (np.concatenate(a) for a in (xs, ys, ts, ps, order))
+    srt = np.argsort(o, kind="stable")
+    return x[srt], y[srt], t[srt], p[srt].astype(bool)
+
+
 class Evt3Decoder:
     """Stateful EVT 3.0 decoder (one per event camera): see the module doc."""
 
@@ -181,9 +190,7 @@ class Evt3Decoder:
             ts.append(t_us[wi])
             ps.append(pol_v[wi])
             order.append(wi * 16 + c)
-        x, yy, t, p, o = (np.concatenate(a) for a in (xs, ys, ts, ps, order))
-        srt = np.argsort(o, kind="stable")
-        x, yy, t, p = x[srt], yy[srt], t[srt], p[srt].astype(bool)
+        x, yy, t, p = _in_word_order(xs, ys, ts, ps, order)
         keep = (x < width) & (yy < height)
         # carry the state to the next packet
         if n:
@@ -261,9 +268,7 @@ class LibcaerCmpDecoder:
             ts.append(t[wi])
             ps.append(pol_v[wi])
             order.append(wi * 8 + c)
-        x, y, tt, p, o = (np.concatenate(a) for a in (xs, ys, ts, ps, order))
-        srt = np.argsort(o, kind="stable")
-        x, y, tt, p = x[srt], y[srt], tt[srt], p[srt].astype(bool)
+        x, y, tt, p = _in_word_order(xs, ys, ts, ps, order)
         if n:
             self.x = int(ex[-1])
             self.polarity = int(pol_v[-1])
