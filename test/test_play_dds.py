@@ -51,7 +51,7 @@ def test_play_publishes_with_timing_remap_and_drops(tmp_path):
                                  lambda m: got["lidar"].append((time.monotonic(), m)), qos_profile_sensor_data)
         proc = subprocess.Popen(
             [sys.executable, "-m", "rmmss_cli", "play", str(bag), "--rate", "2", "--delay", "0.5", "--wait-for", "/cam", "/lidar/points",
-             "--remap", "/camera/image_raw:=/cam", "--drop", "lidar@0.5-1.0s", "--best-effort"],
+             "--remap", "/camera/image_raw:=/cam", "--drop", "lidar@0.5-1.0s,depth@30-40s", "--best-effort"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < deadline:
@@ -63,6 +63,8 @@ def test_play_publishes_with_timing_remap_and_drops(tmp_path):
         rclpy.shutdown()
     assert proc.returncode == 0, out
     assert "dropped by schedule: lidar 5" in out, out
+    # a rule past the 2 s bag never applies: said (log and summary), as rmmss replay says it
+    assert out.count("--drop rule depth@30-40s starts after the bag ends (1.9 s)") == 2, out
     rgb_t = [m.header.stamp.nanosec // 100_000_000 for _, m in got["rgb"]]
     assert len(got["rgb"]) >= 18, (rgb_t, out)  # remapped topic arrives (discovery may eat the first one)
     assert len(got["lidar"]) <= 15 and len(got["lidar"]) >= 13

@@ -137,6 +137,9 @@ class Player:
         if not self.wait_for_subscribers(stop) or stop.wait(self.opts.start_delay_s):
             return self.stats
         duration_ns = self.bag.end_ns - self.bag.start_ns
+        for text in self.opts.schedule.unreached(duration_ns / 1e9):  # said aloud, as replay does
+            log.warning("%s", text)
+            self.stats.problems.append(text)
         wall0 = time.monotonic()
         offset_s = 0.0  # bag seconds played in earlier loops
         while not stop.is_set():
