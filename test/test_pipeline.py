@@ -153,3 +153,20 @@ def test_non_finite_encoder_output_costs_only_its_modality(backend, monkeypatch,
     assert "NaN or Inf" in p.errors[modality] and modality not in p.used
     assert all(torch.isfinite(x).all() for x in p.inputs.values())
     assert set(p.used) | {modality} == {"rgb", "depth", "event", "lidar"}
+
+
+def test_the_pipeline_compiles_the_robot_input_kernels_before_the_first_frame(backend, monkeypatch):
+    """compressedDepth's RVL decoder and the depth-registration z-buffer (both encodings) are
+    compiled (or loaded from numba's cache) when the CPU pipeline starts, as the LiDAR and plane
+    kernels are, so that the first such frame does not pay seconds of compilation."""
+    from rmmss_core import kernels
+    from rmmss_ros.conversions import rvl
+    from rmmss_ros.registration import register
+    monkeypatch.setattr(rvl, "_RVL_KERNEL", None)
+    monkeypatch.setattr(register, "_KERNEL", None)
+    Pipeline(backend)
+    if kernels.enabled():
+        assert rvl._RVL_KERNEL is not None
+        assert len(register._KERNEL.signatures) == 2  # uint16 mm and float32 m depth
+    else:  # the numpy references serve: nothing to compile
+        assert rvl._RVL_KERNEL is None and register._KERNEL is None

@@ -51,6 +51,14 @@ def decode_rvl(payload: np.ndarray, what: str = "depth") -> np.ndarray:
 _RVL_KERNEL: Any = None
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) the RVL kernel now, so that the first
+    ``compressedDepth`` frame does not pay for it; nothing without the kernels."""
+    from rmmss_core import kernels
+    if kernels.enabled():
+        decode_rvl(np.frombuffer(encode_rvl(np.array([[0, 1000], [2000, 0]], np.uint16)), np.uint8), "warm-up")
+
+
 def _rvl_kernel() -> Any:
     """RvlCodec::DecompressRVL as a numba kernel (compiled on first use, cached on disk): returns 0,
     -1 (stream ends early / over-long value) or -2 (runs past the image)."""

@@ -80,10 +80,12 @@ from rmmss_ros.conversions import (
     xyzi_view,
 )
 from rmmss_ros.conversions.event_packet import EventStreamState
+from rmmss_ros.conversions import rvl
 from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4, matrix4
 from rmmss_ros.pipeline.inputs import RobotInputs, camera_frame_of, intensity_warning
 from rmmss_ros.pipeline.prepared import Prepared, Result, error_text, try_modality
 from rmmss_ros.pipeline.side_thread import SideThread, run_now
+from rmmss_ros.registration import register
 from rmmss_ros.sync.event_buffer import EventBuffer
 
 
@@ -163,7 +165,9 @@ class Pipeline:
         if self._side is not None:  # a dropped Pipeline ends its side thread (the finaliser holds the thread only)
             weakref.finalize(self, self._side.close)
         if params.preprocess_device == "cpu":
-            kernels.warm_up()  # compile / load the numba kernels now, not on the first frame
+            if kernels.warm_up():  # compile / load the numba kernels now, not on the first frame
+                rvl.warm_up()  # and the robot-input ones (#22): compressedDepth's RVL, depth registration
+                register.warm_up()
         else:
             from rmmss_ros.pipeline.gpu import DevicePreparer
             self._device_prep = DevicePreparer(self, params.preprocess_device)

@@ -194,6 +194,20 @@ def _zbuffer_compiled(depth: np.ndarray, rays: DepthRays, T: np.ndarray, grid: C
                    np.ascontiguousarray(T), np.ascontiguousarray(grid.K), grid.width, grid.height, MIN_DEPTH_M, out)
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) the registration z-buffer for both depth
+    encodings (uint16 mm and float32 m) now, so that the first unregistered depth frame does
+    not pay for it; nothing without the kernels."""
+    from rmmss_core import kernels
+    if not kernels.enabled():
+        return
+    K = np.array([[4.0, 0.0, 2.0], [0.0, 4.0, 2.0], [0.0, 0.0, 1.0]])
+    cam = CameraModel(4, 4, K)
+    rays = DepthRays(cam)
+    for depth in (np.full((4, 4), 1000, np.uint16), np.ones((4, 4), np.float32)):
+        register_depth(depth, rays, np.eye(4), cam, splat=1)
+
+
 class DepthRegistrar:
     """Registers depth messages into the colour camera; caches the depth rays per calibration."""
 
