@@ -37,3 +37,16 @@ def test_finding_message_filters_leaves_sys_path_as_it_was():
     before = list(sys.path)
     import_message_filters()
     assert sys.path == before
+
+
+def test_the_sync_comparison_has_message_filters_side_even_where_it_is_not_installed(monkeypatch):
+    """Without message_filters (this environment) the bench's comparison column comes from our
+    re-implementation of its policy, labelled so, with no CPU figure; the behaviour it shows is
+    message_filters': every set holds all four sensors and a dead LiDAR stops all output."""
+    from rmmss_ros.bench import sync
+    monkeypatch.setattr(sync, "import_message_filters", lambda: None)
+    ours, mf, source = sync.compare(4.0)
+    assert source == "reference" and mf["cpu_us_per_message"] is None
+    assert mf["share_of_sets_with_lidar"] == 1.0 and mf["sets_per_camera_frame_lidar_dead"] == 0.0
+    assert 0.25 < mf["sets_per_camera_frame"] <= 0.34  # one set per LiDAR scan (10 of 30 Hz)
+    assert ours["sets_per_camera_frame"] > 0.99 and ours["sets_per_camera_frame_lidar_dead"] > 0.99

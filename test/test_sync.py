@@ -3,11 +3,11 @@ messages, time jumps, flapping, bounded memory, rate mode, and agreement with me
 ApproximateTimeSynchronizer policy on complete streams."""
 from __future__ import annotations
 
-import itertools
 import random
 
 import pytest
 
+from rmmss_ros.bench.sync import ApproximatePolicy
 from rmmss_ros.sync.synchronizer import NS, SensorConfig, Synchronizer
 
 MS = 1_000_000
@@ -246,43 +246,6 @@ def test_config_errors_name_the_problem():
 
 
 # ------------------------------------------------------------------ message_filters comparison
-class ApproximatePolicy:
-    """Re-implementation of message_filters' Python ApproximateTimeSynchronizer (ROS 2 Jazzy),
-    written from its documented algorithm: each input keeps a dict stamp -> msg bounded to
-    queue_size (oldest evicted). When a message arrives, for every *other* input the stamps within
-    ``slop`` of the new stamp are listed, nearest first; if an input has none, nothing happens.
-    Otherwise the candidate combinations are tried in itertools.product order and the first whose
-    spread (max - min, including the new stamp) is below ``slop`` is emitted and its messages are
-    removed from the queues (older unmatched ones stay until evicted)."""
-
-    def __init__(self, n: int, queue_size: int, slop_ns: int):
-        self.queues: list[dict[int, object]] = [{} for _ in range(n)]
-        self.queue_size, self.slop = queue_size, slop_ns
-        self.out: list[list[object]] = []
-
-    def add(self, i: int, stamp: int, msg: object) -> None:
-        q = self.queues[i]
-        q[stamp] = msg
-        while len(q) > self.queue_size:
-            del q[min(q)]
-        candidates = []
-        for j, other in enumerate(self.queues):
-            if j == i:
-                continue
-            near = sorted((abs(s - stamp), s) for s in other if abs(s - stamp) <= self.slop)
-            if not near:
-                return
-            candidates.append([s for _, s in near])
-        for combo in itertools.product(*candidates):
-            stamps = list(combo)
-            stamps.insert(i, stamp)
-            if max(stamps) - min(stamps) < self.slop and all(s in qq for qq, s in zip(self.queues, stamps, strict=True)):
-                self.out.append([qq[s] for qq, s in zip(self.queues, stamps, strict=True)])
-                for qq, s in zip(self.queues, stamps, strict=True):
-                    del qq[s]
-                return
-
-
 def _streams(seed: int, rates_hz: dict[str, float], jitter_ms: float, seconds: float):
     """Messages (arrival_ns, name, stamp_ns) of jittered periodic streams, arriving with random
     transport delay (so arrival order differs from stamp order across sensors)."""

@@ -1,6 +1,7 @@
 """``make bench`` node section, synchroniser comparison: ours side by side with message_filters'
-``ApproximateTimeSynchronizer`` (ROS 2 Jazzy, Python; from the ROS 2 underlay or /opt/ros/jazzy)
-on one simulated stream: camera 30 Hz, depth 30 Hz, events 60 Hz, LiDAR 10 Hz, stamps jittered by
+``ApproximateTimeSynchronizer`` (ROS 2 Jazzy, Python; from /opt/ros/jazzy where installed, else
+its policy through our re-implementation :class:`ApproximatePolicy`, sets only) on one simulated
+stream: camera 30 Hz, depth 30 Hz, events 60 Hz, LiDAR 10 Hz, stamps jittered by
 +-2 ms, transport delays 3-15 ms, slop 50 ms, queue 10. Measured: CPU per message (process time,
 polls included for ours), sets per camera frame, share of sets with the LiDAR, and sets per camera
 frame after the LiDAR dies (second half of the run).
@@ -13,6 +14,7 @@ input stops all output.
 from __future__ import annotations
 
 import glob
+import itertools
 import random
 import sys
 import time
@@ -49,6 +51,46 @@ def import_message_filters():
                 finally:
                     sys.path.remove(site)
     return None
+
+
+class ApproximatePolicy:
+    """Our re-implementation of message_filters' Python ApproximateTimeSynchronizer (ROS 2 Jazzy;
+    read at ros2/message_filters@03ccc026d2d0:src/message_filters/__init__.py,
+    ``ApproximateTimeSynchronizer.add``), the reference where message_filters is not installed
+    (this environment: ../shared/ros2-jazzy builds message packages only). ``test/test_sync.py``
+    checks that our Synchronizer forms the same sets on complete streams. The policy: each input keeps a dict stamp -> msg bounded to
+    queue_size (oldest evicted). When a message arrives, for every *other* input the stamps within
+    ``slop`` of the new stamp are listed, nearest first; if an input has none, nothing happens.
+    Otherwise the candidate combinations are tried in itertools.product order and the first whose
+    spread (max - min, including the new stamp) is below ``slop`` is emitted and its messages are
+    removed from the queues (older unmatched ones stay until evicted)."""
+
+    def __init__(self, n: int, queue_size: int, slop_ns: int):
+        self.queues: list[dict[int, object]] = [{} for _ in range(n)]
+        self.queue_size, self.slop = queue_size, slop_ns
+        self.out: list[list[object]] = []
+
+    def add(self, i: int, stamp: int, msg: object) -> None:
+        q = self.queues[i]
+        q[stamp] = msg
+        while len(q) > self.queue_size:
+            del q[min(q)]
+        candidates = []
+        for j, other in enumerate(self.queues):
+            if j == i:
+                continue
+            near = sorted((abs(s - stamp), s) for s in other if abs(s - stamp) <= self.slop)
+            if not near:
+                return
+            candidates.append([s for _, s in near])
+        for combo in itertools.product(*candidates):
+            stamps = list(combo)
+            stamps.insert(i, stamp)
+            if max(stamps) - min(stamps) < self.slop and all(s in qq for qq, s in zip(self.queues, stamps, strict=True)):
+                self.out.append([qq[s] for qq, s in zip(self.queues, stamps, strict=True)])
+                for qq, s in zip(self.queues, stamps, strict=True):
+                    del qq[s]
+                return
 
 
 def stream(seconds: float, lidar_dies_at: float | None, seed: int = 0) -> list[tuple[int, str, int]]:
@@ -103,6 +145,16 @@ def run_message_filters(mf, events, window) -> dict:
     return _summary(cpu_us, sets, events, window)
 
 
+def run_reference(events, window) -> dict:
+    """message_filters' policy through :class:`ApproximatePolicy` on the same stream. Its CPU time
+    is not message_filters' (other code), so it is not reported."""
+    names = list(RATES)
+    policy = ApproximatePolicy(len(names), QUEUE, int(SLOP_S * NS))
+    for _, name, stamp in events:
+        policy.add(names.index(name), stamp, stamp)
+    return _summary(None, [(msgs[0], set(names)) for msgs in policy.out], events, window)
+
+
 def _summary(cpu_us, sets, events, window) -> dict:
     """sets: (reference stamp, present sensors); window: (t_split_ns) first half healthy."""
     split = window
@@ -116,14 +168,17 @@ def _summary(cpu_us, sets, events, window) -> dict:
             "sets_per_camera_frame_lidar_dead": len(after) / max(1, cams_after)}
 
 
-def compare(seconds: float = 20.0) -> tuple[dict, dict | None]:
-    """(ours, message_filters or None when it is not installed) on the same stream; the LiDAR
-    dies halfway."""
+def compare(seconds: float = 20.0) -> tuple[dict, dict, str]:
+    """(ours, message_filters' sets, where those come from) on the same stream; the LiDAR dies
+    halfway. Source ``"message_filters"`` (installed: measured, CPU included) or ``"reference"``
+    (not installed: :class:`ApproximatePolicy`, sets only)."""
     events = stream(seconds, lidar_dies_at=seconds / 2)
     split = 100 * NS + int(seconds / 2 * NS)
     ours = run_ours(events, split)
     mf = import_message_filters()
-    return ours, (run_message_filters(mf, events, split) if mf is not None else None)
+    if mf is not None:
+        return ours, run_message_filters(mf, events, split), "message_filters"
+    return ours, run_reference(events, split), "reference"
 
 
 if __name__ == "__main__":
