@@ -200,6 +200,41 @@ def test_camera_info_to_camera_model():
         camera_from_info(info)
 
 
+@pytest.mark.parametrize("rectified", [False, True])
+@pytest.mark.parametrize("binning,roi", [((2, 2), (0, 0, 0, 0)), ((1, 1), (160, 120, 640, 480)),
+                                         ((2, 4), (64, 32, 1024, 768)), ((0, 0), (0, 0, 0, 0))])
+def test_binned_and_cropped_camera_info_describes_the_published_image(binning, roi, rectified):
+    """REP 104: K, D, P are the full sensor's; the published image is the ROI binned. The camera
+    rmmss builds must put a point where the full-resolution camera puts it, moved and scaled as
+    image_geometry's toReducedResolution says: ((u - x_offset) / binning_x, (v - y_offset) / binning_y)."""
+    from sensor_msgs.msg import RegionOfInterest
+    info = CameraInfo(width=1280, height=960, distortion_model="plumb_bob", binning_x=binning[0], binning_y=binning[1])
+    info.k = [900.0, 0, 641.5, 0, 905.0, 478.25, 0, 0, 1]
+    info.d = [-0.12, 0.05, 0.001, -0.002, 0.0]
+    info.p = [880.0, 0, 640.0, 0, 0, 880.0, 480.0, 0, 0, 0, 1, 0]
+    info.roi = RegionOfInterest(x_offset=roi[0], y_offset=roi[1], width=roi[2], height=roi[3])
+    full_info = CameraInfo(width=1280, height=960, distortion_model="plumb_bob", k=info.k, d=info.d, p=info.p)
+    full, reduced = camera_from_info(full_info, rectified), camera_from_info(info, rectified)
+    bx, by = (b or 1 for b in binning)
+    w, h = (roi[2] or 1280) // bx, (roi[3] or 960) // by
+    assert (reduced.width, reduced.height) == (w, h)
+    pts = np.stack([RNG.uniform(-3, 3, 400), RNG.uniform(-2, 2, 400), RNG.uniform(2, 20, 400)], axis=1)
+    uv_full, _ = full.project(pts)
+    uv, valid = reduced.project(pts)
+    expect = np.stack([(uv_full[:, 0] - roi[0]) / bx, (uv_full[:, 1] - roi[1]) / by], axis=1)
+    np.testing.assert_allclose(uv[valid], expect[valid], atol=1e-9)  # off-image uv is meaningless (may be NaN)
+    inside = (expect[:, 0] > -0.5) & (expect[:, 0] < w - 0.5) & (expect[:, 1] > -0.5) & (expect[:, 1] < h - 0.5)
+    assert valid.sum() > 50 and np.array_equal(valid, inside)
+
+
+def test_a_camera_info_roi_outside_the_sensor_is_refused():
+    from sensor_msgs.msg import RegionOfInterest
+    info = CameraInfo(width=64, height=48, distortion_model="plumb_bob", k=[50.0, 0, 32, 0, 50.0, 24, 0, 0, 1],
+                      d=[0.0] * 5, roi=RegionOfInterest(x_offset=40, y_offset=0, width=32, height=48))
+    with pytest.raises(ConversionError, match=r"camera_info: roi 32x48 at \(40, 0\) .* 64x48 sensor"):
+        camera_from_info(info)
+
+
 def test_event_cloud_accumulates_like_the_shared_encoder():
     enc = EventEncoding(window_s=0.03, channels=("pos", "neg", "time_surface"))
     n = 500

@@ -196,3 +196,26 @@ def test_event_clouds_from_another_camera_without_its_camera_info_are_said(backe
     pipe = Pipeline(backend, PipelineParams(enabled=("rgb", "event"), event_format="cloud"))
     p = pipe.prepare(frame_set(rgb=header(fill_image(Image(), rgb, "rgb8")), event=cloud), info())
     assert any("set event.camera_info_topic" in w and "dvxplorer_optical_frame" in w for w in p.warnings), p.warnings
+
+
+def test_a_binned_camera_info_projects_the_lidar_as_its_reduced_calibration(backend):
+    """A driver binning 2x2 (or image_proc's crop_decimate) publishes the full sensor's K with
+    binning_x/y = 2 beside the half-size image (REP 104). It describes the image: LiDAR inputs
+    bit-identical to those of the equivalent half-size CameraInfo, no size-mismatch error."""
+    from sensor_msgs.msg import RegionOfInterest
+    rgb, _, pts = scene(np.random.default_rng(3))
+    fs = frame_set(rgb=header(fill_image(Image(), rgb, "rgb8")), lidar=header(fill_cloud(PointCloud2(), pts, PointField)))
+    full = CameraInfo(width=2 * W, height=2 * H, distortion_model="plumb_bob", d=[0.0] * 5, binning_x=2, binning_y=2)
+    full.k = [80.0, 0, 2 * W / 2, 0, 80.0, 2 * H / 2, 0, 0, 1]
+    full.p = [80.0, 0, 2 * W / 2, 0, 0, 80.0, 2 * H / 2, 0, 0, 0, 1, 0]
+    half = CameraInfo(width=W, height=H, distortion_model="plumb_bob", d=[0.0] * 5)
+    half.k = [40.0, 0, W / 2, 0, 40.0, H / 2, 0, 0, 1]
+    half.p = [40.0, 0, W / 2, 0, 0, 40.0, H / 2, 0, 0, 0, 1, 0]
+    pipe = Pipeline(backend, PipelineParams(enabled=("rgb", "lidar"), lidar_intensity_units="unit"))
+    a, b = pipe.prepare(fs, header(full)), pipe.prepare(fs, header(half))
+    assert a.used == b.used == ("rgb", "lidar") and "camera_info" not in a.errors, a.errors
+    assert np.array_equal(a.inputs["lidar"].numpy(), b.inputs["lidar"].numpy())
+    # the same sensor cropped to its left half and binned: a 64 x 48 image too, principal point moved
+    crop = CameraInfo(width=4 * W, height=2 * H, distortion_model="plumb_bob", d=[0.0] * 5, k=full.k, p=full.p,
+                      binning_x=2, binning_y=2, roi=RegionOfInterest(x_offset=0, y_offset=0, width=2 * W, height=2 * H))
+    assert pipe.prepare(fs, header(crop)).used == ("rgb", "lidar")

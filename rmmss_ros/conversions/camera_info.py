@@ -39,11 +39,41 @@ def camera_info_warnings(msg: Any, rectified: bool) -> list[str]:
     return out
 
 
+def binning_and_roi(msg: Any) -> tuple[int, int, int, int, int, int]:
+    """``(binning_x, binning_y, x_offset, y_offset, roi_width, roi_height)`` of a CameraInfo, with
+    REP 104's defaults: binning 0 = 1, an all-zero ROI = the full ``width`` x ``height``. Messages
+    without these fields (plain objects in tests) count as unbinned and uncropped."""
+    bx = int(getattr(msg, "binning_x", 0) or 0) or 1
+    by = int(getattr(msg, "binning_y", 0) or 0) or 1
+    roi = getattr(msg, "roi", None)
+    x0, y0, rw, rh = ((int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))
+                      if roi is not None else (0, 0, 0, 0))
+    if (x0, y0, rw, rh) == (0, 0, 0, 0):
+        rw, rh = int(msg.width), int(msg.height)
+    return bx, by, x0, y0, rw, rh
+
+
+def image_size_of_info(msg: Any) -> tuple[int, int]:
+    """``(width, height)`` of the image a CameraInfo describes: its ROI binned (REP 104), which is
+    ``(msg.width, msg.height)`` for an unbinned, uncropped camera."""
+    bx, by, _, _, rw, rh = binning_and_roi(msg)
+    return rw // bx, rh // by
+
+
 def camera_from_info(msg: Any, rectified: bool = False, what: str = "camera_info") -> CameraModel:
-    """CameraInfo (width, height, k[9], d[], p[12], distortion_model) -> CameraModel.
+    """CameraInfo (width, height, k[9], d[], p[12], distortion_model, binning, roi) -> CameraModel
+    of the image the driver publishes.
 
     ``rectified``: the image the data are projected into is rectified (use P, ignore D).
-    Raises ConversionError naming the problem (zero size, all-zero K, non-finite values...).
+    Binning and ROI (REP 104: K, D and P describe the full-resolution sensor; the image is the ROI
+    binned) give the camera of the reduced image, as image_geometry's PinholeCameraModel does
+    (ros-perception/vision_opencv@51ca543:image_geometry/src/pinhole_camera_model.cpp,
+    ``fromCameraInfo`` and ``reducedResolution``; read, not copied): principal points moved by the
+    ROI offset, then the first row of K and P divided by ``binning_x``, the second by
+    ``binning_y``; size = ROI size // binning. A pixel of the reduced image is then
+    ``((u - x_offset) / binning_x, (v - y_offset) / binning_y)`` of the full one.
+    Raises ConversionError naming the problem (zero size, all-zero K, non-finite values, an ROI
+    outside the sensor...).
     """
     k = np.asarray(msg.k, dtype=np.float64).reshape(-1)
     d = np.asarray(msg.d, dtype=np.float64).reshape(-1)
@@ -51,9 +81,18 @@ def camera_from_info(msg: Any, rectified: bool = False, what: str = "camera_info
     for name, v in (("k", k), ("d", d), ("p", p)):
         if not np.all(np.isfinite(v)):
             raise ConversionError(f"{what}: {name} has non-finite values {v.tolist()}")
+    bx, by, x0, y0, rw, rh = binning_and_roi(msg)
+    if x0 + rw > int(msg.width) or y0 + rh > int(msg.height) or rw // bx == 0 or rh // by == 0:
+        raise ConversionError(f"{what}: roi {rw}x{rh} at ({x0}, {y0}) with binning {bx}x{by} leaves no image "
+                              f"inside the {int(msg.width)}x{int(msg.height)} sensor")
     try:
-        return CameraModel.from_camera_info_fields(
+        cam = CameraModel.from_camera_info_fields(
             int(msg.width), int(msg.height), k, d, p if np.any(p) else None,
             str(msg.distortion_model), rectified=rectified)
     except ValueError as e:
         raise ConversionError(f"{what}: {e}") from None
+    if (bx, by, x0, y0, rw, rh) == (1, 1, 0, 0, int(msg.width), int(msg.height)):
+        return cam
+    S = np.array([[1.0 / bx, 0.0, -x0 / bx], [0.0, 1.0 / by, -y0 / by], [0.0, 0.0, 1.0]])
+    P = None if cam.P is None else S @ cam.P
+    return CameraModel(rw // bx, rh // by, S @ cam.K, cam.D.copy(), P, cam.use_p, cam.model)

@@ -37,7 +37,7 @@ from std_msgs.msg import String
 
 from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
-from rmmss_ros.conversions import fill_image, stamp_to_ns
+from rmmss_ros.conversions import fill_image, image_size_of_info, stamp_to_ns
 from rmmss_ros.conversions.transport import COMPRESSED_IMAGE, resolve_transport
 from rmmss_ros.node.diagnostics import OK, WARN, NodeDiagnostics
 from rmmss_ros.node.frame_queue import FrameSetQueue
@@ -390,7 +390,7 @@ class PerceptionNode(Node):
             self.queue.put(fs)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        why = check_camera_info(int(msg.width), int(msg.height), self._camera_size,
+        why = check_camera_info(*image_size_of_info(msg), self._camera_size,  # binned / cropped: the image's size
                                 int(self.values["camera_info.max_pixels"]))
         if why is not None:  # an earlier accepted CameraInfo (if any) stays in use
             self.diag.camera_info_rejected(why)
@@ -426,10 +426,9 @@ class PerceptionNode(Node):
         rgb = fs.messages.get("rgb")
         if rgb is not None and not hasattr(rgb, "height"):
             rgb = None  # compressed: the pipeline decodes it and checks the CameraInfo against the image
-        if info is not None and rgb is not None and (int(rgb.height), int(rgb.width)) != (info.height, info.width):
+        if info is not None and rgb is not None and (int(rgb.width), int(rgb.height)) != image_size_of_info(info):
             info = None  # bounded against this very image: never allocate for a mismatching CameraInfo
-            why = check_camera_info(int(self.camera_info.width), int(self.camera_info.height),
-                                    (int(rgb.height), int(rgb.width)), 0)
+            why = check_camera_info(*image_size_of_info(self.camera_info), (int(rgb.height), int(rgb.width)), 0)
             self.diag.camera_info_unusable(why or "CameraInfo does not match the camera image")
         self._processing_ns = fs.stamp_ns  # in flight until offered for release (newer results wait for it)
         try:

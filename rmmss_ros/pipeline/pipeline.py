@@ -65,6 +65,7 @@ from rmmss_core.preprocess import Codes, normalize_table, preprocess_one
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import (
     ConversionError,
+    binning_and_roi,
     camera_from_info,
     camera_info_warnings,
     cloud_to_xyzi,
@@ -184,7 +185,7 @@ class Pipeline:
         if camera_info is None:
             return None
         key = (int(camera_info.width), int(camera_info.height), tuple(camera_info.k), tuple(camera_info.d),
-               tuple(camera_info.p), str(camera_info.distortion_model))
+               tuple(camera_info.p), str(camera_info.distortion_model), binning_and_roi(camera_info))
         if key != self._camera_key:
             self._camera = camera_from_info(camera_info, self.params.camera_rectified)
             self._camera_key = key
