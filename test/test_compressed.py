@@ -242,6 +242,27 @@ def test_16bit_png_keeps_16_bits():
     np.testing.assert_array_equal(image_to_numpy(out3), rgb16)
 
 
+@pytest.mark.parametrize("encoding,fmt", [("bayer_rggb8", "png"), ("bayer_gbrg16", "png"), ("bayer_bggr8", "jpeg")])
+def test_bayer_mosaic_keeps_its_pattern(encoding, fmt):
+    """compressed_publisher converts only colour encodings: png (and ROS 1 jpeg) store a Bayer
+    mosaic as it is, under "bayer_rggb8; png compressed ": it must be demosaiced, not read as grey.
+    ROS 2's jpeg sends grey (target mono8, "...; jpeg compressed mono8"): that stays grey."""
+    bits = 16 if encoding.endswith("16") else 8
+    rng = np.random.default_rng(3)
+    mosaic = rng.integers(0, 2**bits, (24, 32)).astype(np.uint16 if bits == 16 else np.uint8)
+    raw = SimpleNamespace(header=HEADER, height=24, width=32, encoding=encoding, is_bigendian=0,
+                          step=32 * mosaic.itemsize, data=mosaic.tobytes())
+    ext = ".png" if fmt == "png" else ".jpg"
+    data = cv2.imencode(ext, mosaic)[1].tobytes()
+    out = decode_compressed(msg(f"{encoding}; {fmt} compressed ", data), "camera")
+    assert out.encoding == encoding
+    if fmt == "png":
+        np.testing.assert_array_equal(to_rgb8(out), to_rgb8(raw))
+    grey = decode_compressed(msg(f"{encoding}; jpeg compressed mono8",
+                                 cv2.imencode(".jpg", to_rgb8(raw)[:, :, 1])[1].tobytes()), "camera")
+    assert grey.encoding == "mono8"
+
+
 def test_depth_as_8bit_jpeg_is_refused():
     a = np.full((8, 8), 100, np.uint8)
     data = cv2.imencode(".jpg", a)[1].tobytes()
