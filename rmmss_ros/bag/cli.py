@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
         d = CompressOptions()
         opts = CompressOptions(jpeg=tuple(args.jpeg or d.jpeg), png=tuple(args.png or d.png),
                                depth=tuple(args.depth or d.depth), jpeg_quality=args.jpeg_quality,
-                               depth_max=args.depth_max, tf=args.tf)
+                               depth_max=args.depth_max, tf=args.tf,
+                               named=tuple((args.jpeg or []) + (args.png or []) + (args.depth or [])))
         out = compress_bag(args.bag, args.out, opts)
         bag = open_bag(out)
         print(bag.describe())
