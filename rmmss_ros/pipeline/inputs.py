@@ -81,6 +81,10 @@ class RobotInputs:
         """Decode compressed messages, set ``pipe.T_cam_lidar`` / ``pipe.T_cam_event`` for this frame,
         and bring depth into the camera's grid; a modality that fails is removed from ``msgs`` with
         its ``errors`` entry."""
+        buf = self.extrinsics.buffer
+        if buf is not None:  # transforms the buffer refused: said (node WARN, replay report), not only dropped
+            for text in buf.take_warnings():
+                self.warn(f"TF: {text} (extrinsics.source)")
         for m in ("rgb", "depth", "event"):
             msg = msgs.get(m)
             if msg is not None and is_compressed_image(msg):
