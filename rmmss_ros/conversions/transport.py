@@ -64,3 +64,21 @@ def resolve_transport(sensor: str, topic: str, setting: str,
                             f"({sensor}.transport auto)")
     return Resolved(topic, "raw", IMAGE, f"{sensor}: nothing is published on {topic} or its compressed "
                                          f"topics yet; subscribing {topic} (transport raw) until one appears")
+
+
+def transport_mismatch(sensor: str, topic: str, setting: str,
+                       offered: Mapping[str, Sequence[str]] | None) -> str | None:
+    """With an explicit ``<sensor>.transport`` (raw / compressed) whose topic nothing offers while
+    the other transport's topic is offered (a raw camera with ``compressed``, or the reverse): the
+    sentence naming the parameter to set, else None (auto, a topic that names its transport,
+    nothing offered at all, or the chosen topic offered)."""
+    if setting == "auto" or not offered:
+        return None
+    chosen = resolve_transport(sensor, topic, setting, offered)
+    if chosen.topic in offered:
+        return None
+    other = resolve_transport(sensor, topic, "auto", offered)
+    if other.topic == chosen.topic or other.topic not in offered:
+        return None
+    return (f"{sensor}: nothing is published on {chosen.topic} ({sensor}.transport {setting}), but {other.topic} "
+            f"({other.transport}) is: set {sensor}.transport to auto or {'raw' if other.transport == 'raw' else 'compressed'}")

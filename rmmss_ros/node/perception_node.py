@@ -38,7 +38,7 @@ from std_msgs.msg import String
 from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
-from rmmss_ros.conversions.transport import COMPRESSED_IMAGE, resolve_transport
+from rmmss_ros.conversions.transport import COMPRESSED_IMAGE, resolve_transport, transport_mismatch
 from rmmss_ros.node.diagnostics import OK, WARN, NodeDiagnostics
 from rmmss_ros.node.frame_queue import FrameSetQueue
 from rmmss_ros.node.input_diagnostics import inputs_status
@@ -613,6 +613,9 @@ class PerceptionNode(Node):
                 except Exception:  # noqa: BLE001 - graph queries fail during shutdown
                     return
             r = resolve_transport(m, base, self.values[f"{m}.transport"], offered)
+            wrong = transport_mismatch(m, base, self.values[f"{m}.transport"], offered)
+            if wrong:  # an explicit transport nobody publishes, the other one offered: say it every period
+                self._log_throttled("warn", f"transport:{m}", wrong, self.values["diagnostics.period_s"])
             cur = self._transport.get(m)
             if cur is not None and ((cur.topic, cur.msgtype) == (r.topic, r.msgtype) or r.reason.endswith("appears")):
                 continue  # unchanged, or nothing offered now: keep what matched before

@@ -21,7 +21,7 @@ import numpy as np
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.reader import BagError, BagReader, open_bag
-from rmmss_ros.conversions.transport import resolve_transport
+from rmmss_ros.conversions.transport import resolve_transport, transport_mismatch
 from rmmss_ros.node import params as P
 from rmmss_ros.outputs.usability import split_unusable
 from rmmss_ros.replay.report import ReplayStats
@@ -90,6 +90,11 @@ class Replayer:
                 if r.topic != topic:
                     log.info("%s", r.reason)
                     notes.append(r.reason)
+                wrong = transport_mismatch(m, topic, self.values[f"{m}.transport"],
+                                           {t: [ty] for t, ty in bag.topics.items()})
+                if wrong:
+                    log.warning("%s", wrong)
+                    notes.append(wrong)
                 topic = r.topic
             if topic not in bag.topics:
                 notes.append(f"sensor {m}: topic {topic} is not in the bag; it is missing throughout")
