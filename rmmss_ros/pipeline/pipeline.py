@@ -74,13 +74,13 @@ from rmmss_ros.conversions import (
     event_sensor_size,
     intensity_units_of,
     is_event_packet,
+    rvl,
     stamp_to_ns,
     to_depth_m,
     to_rgb8,
     xyzi_view,
 )
 from rmmss_ros.conversions.event_packet import EventStreamState
-from rmmss_ros.conversions import rvl
 from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4, matrix4
 from rmmss_ros.pipeline.inputs import RobotInputs, camera_frame_of, intensity_warning
 from rmmss_ros.pipeline.prepared import Prepared, Result, error_text, try_modality
