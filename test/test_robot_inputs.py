@@ -103,6 +103,32 @@ def test_unregistered_depth_is_refused_without_its_camera_info_and_reprojected_w
     assert (reg.height, reg.width) == (96, 128) and set(np.unique(reg.data)) <= {0, 2000}
 
 
+def test_unregistered_depth_waiting_for_its_camera_info_is_unusable_not_an_error(backend):
+    """With depth.camera_info_topic set, the frames before its first CameraInfo said "set
+    depth.camera_info_topic ..." (already set) under ~/used_modalities' errors; they wait for it
+    (unusable, with the reason), as LiDAR waits for the camera's CameraInfo."""
+    from rmmss_ros.outputs.usability import (
+        WAITING_FOR_CAMERA_INFO,
+        WAITING_FOR_DEPTH_CAMERA_INFO,
+        split_unusable,
+    )
+    rgb, _, _ = scene(np.random.default_rng(1))
+    big_rgb = np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1)[:96, :128]
+    fs = frame_set(rgb=header(fill_image(Image(), big_rgb, "rgb8")),
+                   depth=header(fill_image(Image(), np.full((48, 80), 2000, np.uint16), "16UC1"),
+                                frame="depth_optical_frame"))
+    pipe = Pipeline(backend, PipelineParams(enabled=("rgb", "depth")))
+    pipe.inputs.depth_camera_info_expected = True  # what the node / replay set when it is subscribed
+    p = pipe.prepare(fs, info(128, 96, 80.0))
+    unusable, errors = split_unusable(p.errors)
+    assert p.used == ("rgb",) and not errors and unusable == {"depth": WAITING_FOR_DEPTH_CAMERA_INFO}, p.errors
+    pipe.inputs.depth_camera_info = info(80, 48, 40.0, frame="depth_optical_frame")
+    p = pipe.prepare(fs, None)  # the depth calibration is there, the camera's not yet
+    unusable, errors = split_unusable(p.errors)
+    assert not errors and unusable.get("depth") == WAITING_FOR_CAMERA_INFO, p.errors
+    assert pipe.prepare(fs, info(128, 96, 80.0)).used == ("rgb", "depth")
+
+
 def test_lidar_extrinsic_from_tf_static_gives_the_inputs_of_the_equivalent_parameter(backend):
     rgb, _, pts = scene(np.random.default_rng(2))
     cloud = header(fill_cloud(PointCloud2(), pts, PointField), frame="os_lidar")

@@ -592,6 +592,7 @@ class PerceptionNode(Node):
         if "depth" in self.enabled and v["depth.camera_info_topic"]:
             self._sub_cb["depth_camera_info"] = (CameraInfo, self._on_depth_camera_info)
             self._resolve("depth_camera_info", v["depth.camera_info_topic"])
+            self.pipeline.inputs.depth_camera_info_expected = True
 
     def _on_depth_camera_info(self, msg: CameraInfo) -> None:
         if self.pipeline.inputs.depth_camera_info is None:

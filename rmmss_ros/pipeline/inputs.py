@@ -25,6 +25,7 @@ import numpy as np
 from rmmss_core.encodings import CameraModel
 from rmmss_ros.conversions.common import ConversionError, stamp_to_ns
 from rmmss_ros.conversions.compressed import decode_compressed, is_compressed_image
+from rmmss_ros.outputs.usability import WAITING_FOR_CAMERA_INFO, WAITING_FOR_DEPTH_CAMERA_INFO, waiting_text
 from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4, matrix4
 from rmmss_ros.pipeline.prepared import error_text
 from rmmss_ros.registration.register import DepthRegistrar
@@ -69,6 +70,9 @@ class RobotInputs:
                                      None, "no TF: tf2_msgs is not available (the node runs on the parameters)")
         self.registrar = DepthRegistrar()
         self.depth_camera_info: Any | None = None
+        # a depth CameraInfo is subscribed (node: depth.camera_info_topic; replay: one in the bag): until
+        # it arrives an unregistered depth image waits for it (unusable), it is not a wrong setting
+        self.depth_camera_info_expected = False
 
     def attach_tf(self, buffer: TransformBuffer | None, unavailable: str = "") -> None:
         """Use ``buffer`` for TF lookups (None: TF unavailable, ``unavailable`` says why)."""
@@ -118,6 +122,8 @@ class RobotInputs:
             (int(rgb.height), int(rgb.width)) if rgb is not None else None
         info = self.depth_camera_info
         if info is None:
+            if cam_hw is not None and hw != cam_hw and self.depth_camera_info_expected:
+                raise ConversionError(waiting_text("depth", WAITING_FOR_DEPTH_CAMERA_INFO))
             if cam_hw is not None and hw != cam_hw:
                 raise ConversionError(
                     f"depth: the {hw[1]} x {hw[0]} depth image is not registered to the {cam_hw[1]} x {cam_hw[0]} "
@@ -130,8 +136,7 @@ class RobotInputs:
         if same_frame and cam_hw is not None and hw == cam_hw:
             return msg  # registered already (aligned depth carries the camera's frame and size)
         if camera is None:
-            raise ConversionError("depth: no valid camera CameraInfo yet; cannot reproject the unregistered "
-                                  f"{hw[1]} x {hw[0]} depth into the camera")
+            raise ConversionError(waiting_text("depth", WAITING_FOR_CAMERA_INFO))
         T = self.extrinsics.matrix("depth", depth_frame, camera_frame, stamp_to_ns(msg.header.stamp)) \
             if not same_frame else np.eye(4)
         return self.registrar.register(msg, info, camera, T, "depth")

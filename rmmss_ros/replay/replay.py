@@ -213,6 +213,7 @@ class Replayer:
             cand = topic_name(given) if given else base.rsplit("/", 1)[0] + "/camera_info"
             if cand != info_topic and bag.topics.get(cand) == M.CAMERA_INFO:
                 handlers[cand] = lambda m: setattr(inputs, "depth_camera_info", m)
+                inputs.depth_camera_info_expected = True
                 if not given:
                     notes.append(f"depth: using the depth CameraInfo {cand} of the bag (depth.camera_info_topic)")
             elif given:
