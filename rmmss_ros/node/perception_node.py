@@ -44,7 +44,7 @@ from rmmss_ros.node.frame_queue import FrameSetQueue
 from rmmss_ros.node.input_diagnostics import inputs_status
 from rmmss_ros.node.params import BY_NAME, PARAMS, Param, check_value, validate
 from rmmss_ros.node.qos_policy import RELIABLE, TRANSIENT_LOCAL, camera_info_profiles, sensor_profiles
-from rmmss_ros.outputs.node_outputs import NodeOutputs
+from rmmss_ros.outputs.node_outputs import NodeOutputs, confidence_problem
 from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 from rmmss_ros.pipeline.worker import Worker
 from rmmss_ros.sync.synchronizer import NS, make_synchronizer
@@ -136,9 +136,9 @@ class PerceptionNode(Node):
         backend = self._load_backend(v)
         try:
             outputs = NodeOutputs(v, backend.spec, self.enabled, self.get_logger(), _label_types(), self._in_flight)
-            if outputs.confidence and not backend.provides_confidence:
-                raise ValueError(f"model {v['model_path']} gives no confidence (an ONNX file exported before "
-                                 "it existed): re-export it with `rmmss export`, or set output.confidence false")
+            problem = confidence_problem(v, backend, v["model_path"])
+            if problem:
+                raise ValueError(problem)
         except ValueError as e:
             backend.close()
             raise StartupError(str(e)) from None
