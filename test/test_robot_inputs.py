@@ -129,6 +129,23 @@ def test_unregistered_depth_waiting_for_its_camera_info_is_unusable_not_an_error
     assert pipe.prepare(fs, info(128, 96, 80.0)).used == ("rgb", "depth")
 
 
+@pytest.mark.parametrize("transport", ["compressed", "raw"])
+def test_a_camera_info_of_another_size_is_not_projected_with(backend, transport):
+    """A 128 x 96 calibration beside a 64 x 48 camera: the node checked raw images only, so a
+    compressed camera (and every replay) projected the LiDAR with the wrong intrinsics, silently.
+    The pipeline (node and replay) now refuses that CameraInfo for the frame and says it once."""
+    rgb, _, pts = scene(np.random.default_rng(7))
+    cam = compressed(*encode_compressed(rgb, "rgb8", "png")) if transport == "compressed" \
+        else header(fill_image(Image(), rgb, "rgb8"))
+    cloud = header(fill_cloud(PointCloud2(), pts, PointField))
+    pipe = Pipeline(backend, PipelineParams(enabled=("rgb", "lidar")))
+    p = pipe.prepare(frame_set(rgb=cam, lidar=cloud), info(128, 96, 80.0))
+    assert p.used == ("rgb",)
+    assert "CameraInfo size 128x96 does not match the camera image 64x48" in p.errors["camera_info"]
+    assert any("camera_info.topic" in w for w in p.warnings), p.warnings
+    assert pipe.prepare(frame_set(rgb=cam, lidar=cloud), info()).used == ("rgb", "lidar")
+
+
 def test_lidar_extrinsic_from_tf_static_gives_the_inputs_of_the_equivalent_parameter(backend):
     rgb, _, pts = scene(np.random.default_rng(2))
     cloud = header(fill_cloud(PointCloud2(), pts, PointField), frame="os_lidar")

@@ -89,14 +89,7 @@ class RobotInputs:
         if buf is not None:  # transforms the buffer refused: said (node WARN, replay report), not only dropped
             for text in buf.take_warnings():
                 self.warn(f"TF: {text} (extrinsics.source)")
-        for m in ("rgb", "depth", "event"):
-            msg = msgs.get(m)
-            if msg is not None and is_compressed_image(msg):
-                try:
-                    msgs[m] = decode_compressed(msg, m)
-                except Exception as e:  # noqa: BLE001 - an undecodable packet: this modality is missing
-                    errors[m] = error_text(m, e)
-                    del msgs[m]
+        self.decode(msgs, errors)
         camera_frame = camera_frame_of(msgs, camera_info)
         for m, attr in (("lidar", "T_cam_lidar"), ("event", "T_cam_event")):
             msg = msgs.get(m)
@@ -113,6 +106,19 @@ class RobotInputs:
             except (ConversionError, TransformError, ValueError) as e:
                 errors["depth"] = error_text("depth", e) if not isinstance(e, TransformError) else f"depth: {e}"
                 del msgs["depth"]
+
+    @staticmethod
+    def decode(msgs: dict[str, Any], errors: dict[str, str]) -> None:
+        """Decode the CompressedImage messages of ``msgs`` in place (an undecodable one is removed,
+        with its ``errors`` entry); Image messages are left as they are."""
+        for m in ("rgb", "depth", "event"):
+            msg = msgs.get(m)
+            if msg is not None and is_compressed_image(msg):
+                try:
+                    msgs[m] = decode_compressed(msg, m)
+                except Exception as e:  # noqa: BLE001 - an undecodable packet: this modality is missing
+                    errors[m] = error_text(m, e)
+                    del msgs[m]
 
     def depth_in_camera(self, msg: Any, camera: CameraModel | None, camera_frame: str, rgb: Any | None) -> Any:
         """The depth image in the camera's pixel grid: as it is when registered, reprojected when a

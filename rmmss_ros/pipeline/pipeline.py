@@ -348,6 +348,15 @@ class Pipeline:
         except Exception as e:  # noqa: BLE001 - any bad CameraInfo: no camera, reported
             camera = None
             errors["camera_info"] = error_text("camera_info", e)
+        self.inputs.decode(msgs, errors)  # compressed camera: its size is known once decoded
+        rgb = msgs.get("rgb")
+        if camera is not None and rgb is not None and (int(rgb.height), int(rgb.width)) != (camera.height, camera.width):
+            # a calibration of another resolution would project LiDAR / register depth wrongly: unusable
+            errors["camera_info"] = (f"camera_info: CameraInfo size {camera.width}x{camera.height} does not match "
+                                     f"the camera image {int(rgb.width)}x{int(rgb.height)}; ignored")
+            self._warn(f"{errors['camera_info']}: nothing is projected with it (set camera_info.topic to the "
+                       "calibration of this camera at this resolution)")
+            camera = None
         self.inputs.adapt(self, msgs, errors, camera, camera_info)  # compressed, extrinsics, depth registration
         self._camera_frame = camera_frame_of(msgs, camera_info) or self._camera_frame
         return msgs, errors, camera
