@@ -127,3 +127,19 @@ def test_bag_compress_mistakes_are_one_line_naming_the_input(bags, tmp_path, cap
     err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
     assert len(err) == 1 and expected in err[0], err
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+@pytest.mark.parametrize("action,flag,value", [("compress", "--depth-max", "0"), ("compress", "--depth-max", "-5"),
+                                               ("compress", "--jpeg-quality", "0"), ("write", "--jpeg-quality", "500"),
+                                               ("write", "--depth-max", "0")])
+def test_codec_settings_outside_their_range_are_argument_errors(bags, tmp_path, capsys, action, flag, value):
+    """--depth-max 0 wrote a bag whose depth was all invalid (exit 0), -5 ended in an OverflowError
+    traceback, and jpeg qualities outside image_transport's 1..100 were taken silently."""
+    from rmmss_cli import main as rmmss
+
+    src = str(bags[0]) if action == "compress" else str(bags[2].root)
+    with pytest.raises(SystemExit) as e:
+        rmmss(["bag", action, src, str(tmp_path / "out"), f"{flag}={value}"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert e.value.code == 2 and len(err) == 1 and flag in err[0], err
+    assert not (tmp_path / "out").exists()
