@@ -62,3 +62,13 @@ def test_replay_names_the_transport_parameter(tmp_path, caplog):
     _, notes = r.topics(bag)
     assert any("set rgb.transport to auto or raw" in n for n in notes), notes
     assert "set rgb.transport to auto or raw" in caplog.text
+
+
+def test_a_topic_of_another_message_type_names_the_parameter():
+    from rmmss_ros.conversions.transport import EVENT_PACKET, POINT_CLOUD2, type_mismatch
+    assert "set event.format packet" in type_mismatch("event", "/events", IMAGE, [EVENT_PACKET])
+    assert "set event.format cloud" in type_mismatch("event", "/events", IMAGE, [POINT_CLOUD2])
+    assert "set lidar.topic to a sensor_msgs/msg/PointCloud2 topic" in type_mismatch(
+        "lidar", "/scan", POINT_CLOUD2, ["sensor_msgs/msg/LaserScan"])
+    assert type_mismatch("event", "/events", EVENT_PACKET, [EVENT_PACKET]) is None
+    assert type_mismatch("lidar", "/points", POINT_CLOUD2, []) is None  # nothing published: no blame

@@ -82,3 +82,24 @@ def transport_mismatch(sensor: str, topic: str, setting: str,
         return None
     return (f"{sensor}: nothing is published on {chosen.topic} ({sensor}.transport {setting}), but {other.topic} "
             f"({other.transport}) is: set {sensor}.transport to auto or {'raw' if other.transport == 'raw' else 'compressed'}")
+
+
+EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
+POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
+_EVENT_FORMAT_OF = {IMAGE: "image", COMPRESSED_IMAGE: "image", POINT_CLOUD2: "cloud", EVENT_PACKET: "packet"}
+
+
+def type_mismatch(sensor: str, topic: str, subscribed: str, offered: Sequence[str]) -> str | None:
+    """The sentence naming the parameter to set when ``topic`` is published with types that do not
+    include the one the node subscribes (``subscribed``, e.g. an event camera's EventPacket while
+    ``event.format`` is image: nothing would ever arrive), else None (nothing offered, or it
+    matches)."""
+    offered = [t for t in offered if t]
+    if not offered or subscribed in offered:
+        return None
+    have = " / ".join(sorted(set(offered)))
+    text = f"{sensor}: {topic} is published as {have} but the node subscribes {subscribed}, so nothing arrives"
+    fmt = next((_EVENT_FORMAT_OF[t] for t in offered if t in _EVENT_FORMAT_OF), None)
+    if sensor == "event" and fmt is not None:
+        return f"{text}: set event.format {fmt}"
+    return f"{text}: set {sensor}.topic to a {subscribed} topic"

@@ -38,7 +38,12 @@ from std_msgs.msg import String
 from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, stamp_to_ns
-from rmmss_ros.conversions.transport import COMPRESSED_IMAGE, resolve_transport, transport_mismatch
+from rmmss_ros.conversions.transport import (
+    COMPRESSED_IMAGE,
+    resolve_transport,
+    transport_mismatch,
+    type_mismatch,
+)
 from rmmss_ros.node.diagnostics import OK, WARN, NodeDiagnostics
 from rmmss_ros.node.frame_queue import FrameSetQueue
 from rmmss_ros.node.input_diagnostics import inputs_status
@@ -275,6 +280,7 @@ class PerceptionNode(Node):
             return
         if hasattr(self, "_transport_base"):  # #22: the topic / type each image sensor is offered on
             self._update_transports()
+        self._check_types()
         try:
             for key, topic in self._topics.items():
                 pubs = [(RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE else "best_effort",
@@ -304,6 +310,23 @@ class PerceptionNode(Node):
             # an RCLError 'context is invalid' then is shutdown, not a failure
             if not self._shutting_down():
                 self._log_throttled("error", "qos", f"subscription update failed: {type(e).__name__}: {e}")
+
+    def _check_types(self) -> None:
+        """A sensor topic published with another message type than the node subscribes (an event
+        camera's EventPacket with event.format image, ...): WARN every diagnostics period, naming
+        the parameter (rclpy would match nothing and say nothing)."""
+        try:
+            types = dict(self.get_topic_names_and_types())
+        except Exception:  # noqa: BLE001 - graph queries fail during shutdown
+            return
+        for m in self.enabled:
+            topic, cls = self._topics.get(m), self._sub_cb.get(m, (None,))[0]
+            if topic is None or cls is None:
+                continue
+            subscribed = f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
+            wrong = type_mismatch(m, topic, subscribed, types.get(topic, []))
+            if wrong:
+                self._log_throttled("warn", f"type:{m}", wrong, self.values["diagnostics.period_s"])
 
     def _shutting_down(self) -> bool:
         """Closing, or the context already shut down (a signal); a failing check counts as yes."""
