@@ -304,6 +304,24 @@ def test_depth_codes_of_a_decoded_compressed_depth_equal_the_raw_path():
     np.testing.assert_array_equal(depth_codes(out, enc), depth_codes(raw, enc))
 
 
+@pytest.mark.parametrize("invalid", [0.7, 0.99, 1.0])
+def test_rvl_of_sparse_depth_decodes(invalid):
+    """The plugin's own encoder writes more than 5 pixels per byte when most pixels are invalid (sky
+    beyond range outdoors): such frames were refused as malformed ('more than the codec's best ratio
+    allows'), a healthy depth camera reported broken. They decode, with both decoders."""
+    from rmmss_core import kernels
+    yy, xx = np.mgrid[0:120, 0:160]
+    d = (2000 + xx + yy).astype(np.uint16)
+    d[: int(round(120 * invalid))] = 0
+    payload = np.frombuffer(ref_compress_rvl(d), np.uint8)
+    assert d.size > payload.size * 5
+    np.testing.assert_array_equal(decode_rvl(payload), d)
+    with kernels.disabled():
+        np.testing.assert_array_equal(decode_rvl(payload), d)
+    out = decode_compressed(msg("16UC1; compressedDepth rvl", struct.pack("<iff", 0, 0.0, 0.0) + payload.tobytes()), "depth")
+    np.testing.assert_array_equal(image_to_numpy(out), d)
+
+
 def test_rvl_compiled_and_numpy_decoders_agree():
     from rmmss_core import kernels
     rng = np.random.default_rng(9)
