@@ -72,3 +72,4 @@ def test_a_topic_of_another_message_type_names_the_parameter():
         "lidar", "/scan", POINT_CLOUD2, ["sensor_msgs/msg/LaserScan"])
     assert type_mismatch("event", "/events", EVENT_PACKET, [EVENT_PACKET]) is None
     assert type_mismatch("lidar", "/points", POINT_CLOUD2, []) is None  # nothing published: no blame
+
