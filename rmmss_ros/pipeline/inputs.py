@@ -25,7 +25,6 @@ import numpy as np
 from rmmss_core.encodings import CameraModel
 from rmmss_ros.conversions.common import ConversionError, stamp_to_ns
 from rmmss_ros.conversions.compressed import decode_compressed, is_compressed_image
-from rmmss_ros.outputs.usability import WAITING_FOR_CAMERA_INFO, WAITING_FOR_DEPTH_CAMERA_INFO, waiting_text
 from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4, matrix4
 from rmmss_ros.pipeline.prepared import error_text
 from rmmss_ros.registration.register import DepthRegistrar
@@ -56,6 +55,12 @@ def intensity_warning(values: np.ndarray, units: str, setting: str, spec_units: 
         return (f"lidar: intensities are all within 0..255 but are read as counts16 (0..65535) by {how}: they "
                 "encode near 0; set lidar.intensity_units to byte")
     return None
+
+
+# texts of "waiting, not broken" (rmmss_ros.outputs.usability.WAITING lists them, word for word)
+DEPTH_WAITS_FOR_ITS_CAMERA_INFO = ("depth: no depth CameraInfo received yet on depth.camera_info_topic; cannot "
+                                   "reproject the unregistered depth into the camera")
+DEPTH_WAITS_FOR_CAMERA_INFO = "depth: no valid camera CameraInfo yet; cannot reproject the unregistered depth into the camera"
 
 
 class RobotInputs:
@@ -129,7 +134,7 @@ class RobotInputs:
         info = self.depth_camera_info
         if info is None:
             if cam_hw is not None and hw != cam_hw and self.depth_camera_info_expected:
-                raise ConversionError(waiting_text("depth", WAITING_FOR_DEPTH_CAMERA_INFO))
+                raise ConversionError(DEPTH_WAITS_FOR_ITS_CAMERA_INFO)
             if cam_hw is not None and hw != cam_hw:
                 raise ConversionError(
                     f"depth: the {hw[1]} x {hw[0]} depth image is not registered to the {cam_hw[1]} x {cam_hw[0]} "
@@ -142,7 +147,7 @@ class RobotInputs:
         if same_frame and cam_hw is not None and hw == cam_hw:
             return msg  # registered already (aligned depth carries the camera's frame and size)
         if camera is None:
-            raise ConversionError(waiting_text("depth", WAITING_FOR_CAMERA_INFO))
+            raise ConversionError(DEPTH_WAITS_FOR_CAMERA_INFO)
         T = self.extrinsics.matrix("depth", depth_frame, camera_frame, stamp_to_ns(msg.header.stamp)) \
             if not same_frame else np.eye(4)
         return self.registrar.register(msg, info, camera, T, "depth")
