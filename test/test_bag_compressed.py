@@ -2,6 +2,8 @@
 /tf_static, ``bag info`` on compressed topics, and the "no metadata.yaml" label."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from test_bag import fake_dataset
@@ -102,3 +104,42 @@ def test_schedule_corrupts_compressed_images_as_their_decoded_images():
     out = Schedule.parse("rgb@0-10s:blank").apply("rgb", 1.0, msg)
     img = decode_compressed(out, "rgb")
     assert out.format == fmt and not img.data.any()  # a blank image, still a decodable packet
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--jpeg", "/camera/image_rect"], "/camera/image_rect not in the bag"),
+    (["--depth", "/camera/image_raw"], "/camera/image_raw: compressedDepth needs 16UC1 or 32FC1 depth, got 'rgb8'"),
+    (["--tf"], "--tf needs the LiDAR extrinsic"),
+])
+def test_bag_compress_mistakes_are_one_line_naming_the_input(bags, tmp_path, capsys, flags, expected):
+    """A topic asked for that the bag lacks was skipped without a word (exit 0, the camera left
+    raw), a non-depth topic given to --depth failed without naming it, and --tf on a bag without
+    the extrinsic wrote no /tf_static silently: each is one line naming the input, nothing written."""
+    from rmmss_cli import main as rmmss
+
+    src = tmp_path / "src"
+    shutil.copytree(bags[0], src)
+    if flags == ["--tf"]:
+        meta = src / "metadata.yaml"
+        meta.write_text(meta.read_text().replace("rmmss.T_cam_lidar", "rmmss.other"))
+    out = tmp_path / "out"
+    assert rmmss(["bag", "compress", str(src), str(out), *flags]) == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert len(err) == 1 and expected in err[0], err
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+@pytest.mark.parametrize("action,flag,value", [("compress", "--depth-max", "0"), ("compress", "--depth-max", "-5"),
+                                               ("compress", "--jpeg-quality", "0"), ("write", "--jpeg-quality", "500"),
+                                               ("write", "--depth-max", "0")])
+def test_codec_settings_outside_their_range_are_argument_errors(bags, tmp_path, capsys, action, flag, value):
+    """--depth-max 0 wrote a bag whose depth was all invalid (exit 0), -5 ended in an OverflowError
+    traceback, and jpeg qualities outside image_transport's 1..100 were taken silently."""
+    from rmmss_cli import main as rmmss
+
+    src = str(bags[0]) if action == "compress" else str(bags[2].root)
+    with pytest.raises(SystemExit) as e:
+        rmmss(["bag", action, src, str(tmp_path / "out"), f"{flag}={value}"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert e.value.code == 2 and len(err) == 1 and flag in err[0], err
+    assert not (tmp_path / "out").exists()

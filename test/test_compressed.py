@@ -242,6 +242,27 @@ def test_16bit_png_keeps_16_bits():
     np.testing.assert_array_equal(image_to_numpy(out3), rgb16)
 
 
+@pytest.mark.parametrize("encoding,fmt", [("bayer_rggb8", "png"), ("bayer_gbrg16", "png"), ("bayer_bggr8", "jpeg")])
+def test_bayer_mosaic_keeps_its_pattern(encoding, fmt):
+    """compressed_publisher converts only colour encodings: png (and ROS 1 jpeg) store a Bayer
+    mosaic as it is, under "bayer_rggb8; png compressed ": it must be demosaiced, not read as grey.
+    ROS 2's jpeg sends grey (target mono8, "...; jpeg compressed mono8"): that stays grey."""
+    bits = 16 if encoding.endswith("16") else 8
+    rng = np.random.default_rng(3)
+    mosaic = rng.integers(0, 2**bits, (24, 32)).astype(np.uint16 if bits == 16 else np.uint8)
+    raw = SimpleNamespace(header=HEADER, height=24, width=32, encoding=encoding, is_bigendian=0,
+                          step=32 * mosaic.itemsize, data=mosaic.tobytes())
+    ext = ".png" if fmt == "png" else ".jpg"
+    data = cv2.imencode(ext, mosaic)[1].tobytes()
+    out = decode_compressed(msg(f"{encoding}; {fmt} compressed ", data), "camera")
+    assert out.encoding == encoding
+    if fmt == "png":
+        np.testing.assert_array_equal(to_rgb8(out), to_rgb8(raw))
+    grey = decode_compressed(msg(f"{encoding}; jpeg compressed mono8",
+                                 cv2.imencode(".jpg", to_rgb8(raw)[:, :, 1])[1].tobytes()), "camera")
+    assert grey.encoding == "mono8"
+
+
 def test_depth_as_8bit_jpeg_is_refused():
     a = np.full((8, 8), 100, np.uint8)
     data = cv2.imencode(".jpg", a)[1].tobytes()
@@ -281,6 +302,24 @@ def test_depth_codes_of_a_decoded_compressed_depth_equal_the_raw_path():
     raw = SimpleNamespace(height=d.shape[0], width=d.shape[1], encoding="16UC1", is_bigendian=0,
                           step=d.shape[1] * 2, data=d.tobytes())
     np.testing.assert_array_equal(depth_codes(out, enc), depth_codes(raw, enc))
+
+
+@pytest.mark.parametrize("invalid", [0.7, 0.99, 1.0])
+def test_rvl_of_sparse_depth_decodes(invalid):
+    """The plugin's own encoder writes more than 5 pixels per byte when most pixels are invalid (sky
+    beyond range outdoors): such frames were refused as malformed ('more than the codec's best ratio
+    allows'), a healthy depth camera reported broken. They decode, with both decoders."""
+    from rmmss_core import kernels
+    yy, xx = np.mgrid[0:120, 0:160]
+    d = (2000 + xx + yy).astype(np.uint16)
+    d[: int(round(120 * invalid))] = 0
+    payload = np.frombuffer(ref_compress_rvl(d), np.uint8)
+    assert d.size > payload.size * 5
+    np.testing.assert_array_equal(decode_rvl(payload), d)
+    with kernels.disabled():
+        np.testing.assert_array_equal(decode_rvl(payload), d)
+    out = decode_compressed(msg("16UC1; compressedDepth rvl", struct.pack("<iff", 0, 0.0, 0.0) + payload.tobytes()), "depth")
+    np.testing.assert_array_equal(image_to_numpy(out), d)
 
 
 def test_rvl_compiled_and_numpy_decoders_agree():

@@ -175,3 +175,35 @@ def test_torch_cuda_graphs_confidence(files):  # pragma: no cover - needs a GPU
             mask, conf = _check_against_own_softmax(gb, x, subset)
             again = gb.infer_with_confidence(x, subset_mask(subset, 2).numpy())  # graph replay
             assert np.array_equal(again[0], mask) and np.array_equal(again[1], conf)
+
+
+def test_a_graph_without_confidence_is_refused_at_start_for_min_confidence_too(files, tmp_path, capsys):
+    """output.confidence false with output.min_confidence > 0 passed the node's start-up check on an
+    ONNX file without the confidence output, and then every frame failed ('turn confidence off',
+    which it was); the node and rmmss replay now refuse it at start naming output.min_confidence."""
+    from pathlib import Path
+
+    from rmmss_cli import main as rmmss
+    from rmmss_ros.outputs.node_outputs import confidence_problem
+
+    one = export_checkpoint(files / "m.pt", tmp_path / "one.onnx", batch=1)
+    proto = onnx.load(str(one))
+    keep = [o for o in proto.graph.output if o.name != "confidence"]
+    del proto.graph.output[:]
+    proto.graph.output.extend(keep)
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    with create_backend("onnxruntime", tmp_path / "old.onnx") as b:
+        text = confidence_problem({"output.confidence": False, "output.min_confidence": 0.5}, b, "old.onnx")
+        assert text and "output.min_confidence need" in text and "set output.min_confidence 0" in text
+        assert confidence_problem({"output.confidence": False, "output.min_confidence": 0.0}, b, "old.onnx") is None
+        both = confidence_problem({"output.confidence": True, "output.min_confidence": 0.3}, b, "old.onnx")
+        assert "output.confidence and output.min_confidence need:" in both
+    with create_backend("onnxruntime", one) as b:
+        assert confidence_problem({"output.confidence": True, "output.min_confidence": 0.5}, b, "one.onnx") is None
+    sample = Path(__file__).resolve().parents[1] / "rosbags" / "sample"
+    code = rmmss(["replay", str(sample), "--model", str(tmp_path / "old.onnx"), "--backend", "onnxruntime",
+                  "--param", "output.confidence=false", "--param", "output.min_confidence=0.5",
+                  "--out", str(tmp_path / "rep")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert code == 1 and len(err) == 1 and "output.min_confidence" in err[0], err
+    assert not (tmp_path / "rep").exists()

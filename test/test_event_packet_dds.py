@@ -85,3 +85,32 @@ def test_packet_format_without_the_message_package_is_a_clear_startup_error(monk
     with pytest.raises(StartupError, match="event.format is 'packet' but event_camera_msgs is not installed"):
         PerceptionNode._sensor_msg_class("event", {"event.format": "packet"})
     assert PerceptionNode._sensor_msg_class("event", {"event.format": "cloud"}).__name__ == "PointCloud2"
+
+
+@pytest.mark.underlay
+def test_an_event_camera_with_the_default_event_format_is_said(tiny_model, node_processes):
+    """A Prophesee / iniVation driver publishes EventPacket; with the default event.format (image)
+    the node subscribed sensor_msgs/Image on that topic, DDS matched nothing and nothing was said:
+    the event camera was simply dead. The node now WARNs naming event.format."""
+    em = pytest.importorskip("event_camera_msgs.msg", reason="event_camera_msgs not installed")
+    proc = node_processes.start(tiny_model, "depth.enabled:=false", "lidar.enabled:=false",
+                                "diagnostics.period_s:=0.5")
+    rclpy.init()
+    node = None
+    try:
+        node = rclpy.create_node("rmmss_event_format_rig")
+        pub_ev = node.create_publisher(em.EventPacket, "events", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end and proc.poll() is None and node.count_subscribers("/events") == 0:
+            rclpy.spin_once(node, timeout_sec=0.2)  # until the node is up (it subscribes the topic by name)
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:  # a few graph checks (every 0.5 s)
+            pub_ev.publish(em.EventPacket(width=W, height=H, encoding="evt3"))
+            rclpy.spin_once(node, timeout_sec=0.1)
+    finally:
+        out = node_processes.stop(proc)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    assert "/events is published as event_camera_msgs/msg/EventPacket" in out and "set event.format packet" in out, \
+        out[-3000:]

@@ -215,6 +215,33 @@ def test_wrong_family_and_edited_keys_are_named(robustseg, tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_out_must_be_a_checkpoint_name(robustseg, tmp_path, capsys):
+    """--out model.onnx wrote a PyTorch checkpoint under an ONNX name (the node and rmmss pick the
+    backend by the suffix, so it could not be served); refused in one line, nothing written."""
+    _, path = robustseg
+    for name in ("model.onnx", "model"):
+        out = tmp_path / name
+        assert rmmss_main(["import", "robustseg", str(path), "--out", str(out)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "rmmss export" in err and ".pt" in err, err
+        assert not out.exists()
+
+
+def test_non_finite_weights_are_refused(robustseg, tmp_path, capsys):
+    """A state_dict with a NaN (a diverged run, a damaged file) was imported without a word: the
+    network's logits are then NaN and every mask is argmax(NaN) = class 0."""
+    _, path = robustseg
+    sd = torch.load(path, weights_only=True)
+    sd["encoder.block1.0.attn.q.weight"][0, 0] = float("nan")
+    sd["decoder.linear_pred.bias"][3] = float("inf")
+    torch.save(sd, tmp_path / "diverged.pth")
+    out = tmp_path / "d.pt"
+    assert rmmss_main(["import", "robustseg", str(tmp_path / "diverged.pth"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "NaN or infinite values in 2 weight(s)" in err, err
+    assert "encoder.block1.0.attn.q.weight" in err and not out.exists()
+
+
 def test_trust_pickle_is_explicit(robustseg, tmp_path):
     """A file wrapping the state_dict with Python objects: refused, loaded only with --trust-pickle."""
     import argparse

@@ -206,3 +206,22 @@ def test_a_drop_rule_after_the_bag_ends_is_said(synth_bag):
     notes = result.stats.summary()["notes"]
     assert any("lidar@100-200s starts after the bag ends" in n for n in notes), notes
     assert not any("depth@" in n for n in notes), notes
+
+
+def test_replay_says_why_a_sensor_could_not_be_used(tmp_path):
+    """extrinsics.source tf on a bag without /tf_static: the LiDAR was missing throughout and replay
+    said '100 undecodable message(s) on conversion:lidar were skipped'; it now gives the reason,
+    naming the frames and extrinsics.source."""
+    from pathlib import Path
+
+    from rmmss_core.deploy import create_backend
+    from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
+    from rmmss_ros.replay.replay import Replayer
+
+    root = Path(__file__).resolve().parents[1] / "rosbags"
+    values = {"extrinsics.source": "tf", "event.enabled": False, "depth.enabled": False}
+    from rmmss_ros.node import params as P
+    with create_backend("torch", root / "student.pt") as b:
+        res = Replayer(Pipeline(b, PipelineParams.from_values({**P.defaults(), **values})), values).run(root / "sample")
+    note = next(n for n in res.stats.notes if "conversion:lidar" in n)
+    assert "undecodable" not in note and "no transform from" in note and "extrinsics.source" in note, note

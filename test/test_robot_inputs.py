@@ -103,6 +103,49 @@ def test_unregistered_depth_is_refused_without_its_camera_info_and_reprojected_w
     assert (reg.height, reg.width) == (96, 128) and set(np.unique(reg.data)) <= {0, 2000}
 
 
+def test_unregistered_depth_waiting_for_its_camera_info_is_unusable_not_an_error(backend):
+    """With depth.camera_info_topic set, the frames before its first CameraInfo said "set
+    depth.camera_info_topic ..." (already set) under ~/used_modalities' errors; they wait for it
+    (unusable, with the reason), as LiDAR waits for the camera's CameraInfo."""
+    from rmmss_ros.outputs.usability import (
+        WAITING_FOR_CAMERA_INFO,
+        WAITING_FOR_DEPTH_CAMERA_INFO,
+        split_unusable,
+    )
+    rgb, _, _ = scene(np.random.default_rng(1))
+    big_rgb = np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1)[:96, :128]
+    fs = frame_set(rgb=header(fill_image(Image(), big_rgb, "rgb8")),
+                   depth=header(fill_image(Image(), np.full((48, 80), 2000, np.uint16), "16UC1"),
+                                frame="depth_optical_frame"))
+    pipe = Pipeline(backend, PipelineParams(enabled=("rgb", "depth")))
+    pipe.inputs.depth_camera_info_expected = True  # what the node / replay set when it is subscribed
+    p = pipe.prepare(fs, info(128, 96, 80.0))
+    unusable, errors = split_unusable(p.errors)
+    assert p.used == ("rgb",) and not errors and unusable == {"depth": WAITING_FOR_DEPTH_CAMERA_INFO}, p.errors
+    pipe.inputs.depth_camera_info = info(80, 48, 40.0, frame="depth_optical_frame")
+    p = pipe.prepare(fs, None)  # the depth calibration is there, the camera's not yet
+    unusable, errors = split_unusable(p.errors)
+    assert not errors and unusable.get("depth") == WAITING_FOR_CAMERA_INFO, p.errors
+    assert pipe.prepare(fs, info(128, 96, 80.0)).used == ("rgb", "depth")
+
+
+@pytest.mark.parametrize("transport", ["compressed", "raw"])
+def test_a_camera_info_of_another_size_is_not_projected_with(backend, transport):
+    """A 128 x 96 calibration beside a 64 x 48 camera: the node checked raw images only, so a
+    compressed camera (and every replay) projected the LiDAR with the wrong intrinsics, silently.
+    The pipeline (node and replay) now refuses that CameraInfo for the frame and says it once."""
+    rgb, _, pts = scene(np.random.default_rng(7))
+    cam = compressed(*encode_compressed(rgb, "rgb8", "png")) if transport == "compressed" \
+        else header(fill_image(Image(), rgb, "rgb8"))
+    cloud = header(fill_cloud(PointCloud2(), pts, PointField))
+    pipe = Pipeline(backend, PipelineParams(enabled=("rgb", "lidar")))
+    p = pipe.prepare(frame_set(rgb=cam, lidar=cloud), info(128, 96, 80.0))
+    assert p.used == ("rgb",)
+    assert "CameraInfo size 128x96 does not match the camera image 64x48" in p.errors["camera_info"]
+    assert any("camera_info.topic" in w for w in p.warnings), p.warnings
+    assert pipe.prepare(frame_set(rgb=cam, lidar=cloud), info()).used == ("rgb", "lidar")
+
+
 def test_lidar_extrinsic_from_tf_static_gives_the_inputs_of_the_equivalent_parameter(backend):
     rgb, _, pts = scene(np.random.default_rng(2))
     cloud = header(fill_cloud(PointCloud2(), pts, PointField), frame="os_lidar")

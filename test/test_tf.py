@@ -238,3 +238,22 @@ def test_a_known_dynamic_chain_outside_its_span_is_missing_never_the_default():
     with pytest.raises(TransformExtrapolationError, match="extrapolation into the future"):
         ex.matrix("lidar", "lidar", "camera", 3 * 10**9)
     assert ex.status()["lidar"].level == 2
+
+
+def test_refused_transforms_are_said_not_only_dropped():
+    """A TF with an un-normalised quaternion (w = 0: a hand-written publisher's mistake) was dropped
+    into the buffer's warnings, which nothing read: the node and replay said only that the frames
+    "are not part of the same tree". The pipeline's inputs now pass each refusal on once (the
+    node logs it as a WARN, replay prints and reports it)."""
+    from rmmss_ros.pipeline.inputs import RobotInputs
+    said: list[str] = []
+    inputs = RobotInputs("auto", {}, "image", said.append)
+    buf = TransformBuffer()
+    inputs.attach_tf(buf)
+    n = buf.add_message(tf_msg(("base_link", "camera_link", (0, 0, 0), (0.0, 0.0, 0.0, 0.0)),
+                               ("camera_link", "os_lidar", (0, 0, 0), (0.0, 0.0, 0.0, 1.0))), static=True)
+    assert n == 1
+    inputs.adapt(SimpleNamespace(), {}, {}, None, None)
+    assert len(said) == 1 and "base_link -> camera_link" in said[0] and "not normalised" in said[0], said
+    inputs.adapt(SimpleNamespace(), {}, {}, None, None)
+    assert len(said) == 1  # once

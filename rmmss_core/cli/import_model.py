@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
                              "use --input-size to serve at another one")
         from rmmss_core.eval.authors import short_side_size
         args.input_size = short_side_size(*args.camera_size)
+    from rmmss_core.deploy.quality import CHECKPOINT_SUFFIXES
+    if out.suffix.lower() not in CHECKPOINT_SUFFIXES:  # e.g. model.onnx: the node would read it as ONNX
+        raise ValueError(f"--out {out}: the import writes an rmmss checkpoint, name it "
+                         f"{' / '.join(CHECKPOINT_SUFFIXES)} (then `rmmss export --checkpoint {out.with_suffix('.pt')}` "
+                         "for ONNX)")
     if out.exists() and not args.force:
         raise ValueError(f"--out {out} exists; add --force to overwrite it")
     check_out_file(out)

@@ -7,7 +7,8 @@ more (Python objects beyond tensors and containers) is refused naming the proble
 file holds: only for files the user trusts. The refusals (one line each, nothing written): a
 missing, empty, truncated or damaged file, an ONNX model, an rmmss checkpoint (already
 imported), a file that is not a flat ``name -> tensor`` mapping, and a state_dict whose keys or
-shapes differ from the family's manifest (naming the missing, extra and mis-shaped keys).
+shapes differ from the family's manifest (naming the missing, extra and mis-shaped keys), or
+whose weights hold NaN or infinite values.
 """
 from __future__ import annotations
 
@@ -131,3 +132,7 @@ def check_manifest(state: Mapping[str, torch.Tensor], expected: Mapping[str, tup
     ints = [k for k, v in state.items() if not (v.is_floating_point() or k.endswith("num_batches_tracked"))]
     if ints:
         raise ImportRefused(f"not {what}: {len(ints)} weights are not floating point (e.g. {ints[:3]})")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # a diverged run or a damaged file: every mask would be NaN's argmax, silently
+        raise ImportRefused(f"{what} with NaN or infinite values in {len(bad)} weight(s) (e.g. {bad[:3]}): "
+                            "a diverged training run or a damaged file")

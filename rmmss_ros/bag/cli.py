@@ -16,6 +16,29 @@ from rmmss_ros.bag.writer import DEFAULT_TOPICS, BagWriteOptions, with_timing
 SENSORS = ("rgb", "depth", "event", "lidar")
 
 
+
+def _jpeg_quality(text: str) -> int:
+    """argparse type: image_transport's jpeg_quality range, 1..100."""
+    try:
+        q = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 1 <= q <= 100:
+        raise argparse.ArgumentTypeError(f"{q} is outside 1..100 (compressed_image_transport's jpeg_quality)")
+    return q
+
+
+def _depth_max(text: str) -> float:
+    """argparse type: compressedDepth's depth_max in metres, > 0 (every farther pixel is dropped)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"{v} m: must be > 0 (depth at or beyond it is dropped, so {v} drops "
+                                         "every pixel)")
+    return v
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     w = sub.add_parser("write", help="write a dataset sequence (with raw/ sensor data) to a rosbag2")
@@ -41,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     w.add_argument("--transport", choices=("raw", "compressed"), default="raw",
                    help="compressed: the camera as image_transport's compressed jpeg on <topic>/compressed, "
                         "depth as compressedDepth png on <topic>/compressedDepth (what robots record)")
-    w.add_argument("--jpeg-quality", type=int, default=95, help="jpeg quality of --transport compressed")
-    w.add_argument("--depth-max", type=float, default=10.0,
+    w.add_argument("--jpeg-quality", type=_jpeg_quality, default=95, help="jpeg quality of --transport compressed")
+    w.add_argument("--depth-max", type=_depth_max, default=10.0,
                    help="compressedDepth's depth_max in metres (the plugin's default 10): farther depth is dropped; "
                         "65.535 keeps every 16UC1 value")
     w.add_argument("--tf", action="store_true",
@@ -59,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="Image topic sent as lossless png on TOPIC/compressed (default /events)")
     c.add_argument("--depth", action="append", default=None, metavar="TOPIC",
                    help="depth Image topic sent as compressedDepth png (default /depth/image_raw)")
-    c.add_argument("--jpeg-quality", type=int, default=95)
-    c.add_argument("--depth-max", type=float, default=10.0, help="compressedDepth's depth_max (m)")
+    c.add_argument("--jpeg-quality", type=_jpeg_quality, default=95, help="1..100")
+    c.add_argument("--depth-max", type=_depth_max, default=10.0, help="compressedDepth's depth_max (m)")
     c.add_argument("--tf", action="store_true", help="move the custom LiDAR extrinsic onto /tf_static")
     i = sub.add_parser("info", help="topics, types, counts and duration (like `ros2 bag info`)")
     i.add_argument("bag", help="bag folder or .mcap/.db3 file")
@@ -132,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
         d = CompressOptions()
         opts = CompressOptions(jpeg=tuple(args.jpeg or d.jpeg), png=tuple(args.png or d.png),
                                depth=tuple(args.depth or d.depth), jpeg_quality=args.jpeg_quality,
-                               depth_max=args.depth_max, tf=args.tf)
+                               depth_max=args.depth_max, tf=args.tf,
+                               named=tuple((args.jpeg or []) + (args.png or []) + (args.depth or [])))
         out = compress_bag(args.bag, args.out, opts)
         bag = open_bag(out)
         print(bag.describe())

@@ -25,7 +25,9 @@ from rmmss_ros.conversions.image import image_to_numpy
 class CompressOptions:
     """``jpeg``: Image topics sent as jpeg (camera); ``png``: as lossless png (event frames);
     ``depth``: as compressedDepth png (``depth_max`` m: farther depth is dropped, as the plugin
-    does). ``tf``: the custom ``rmmss.T_cam_lidar`` as a /tf_static chain (camera frame <- lidar)."""
+    does). ``tf``: the custom ``rmmss.T_cam_lidar`` as a /tf_static chain (camera frame <- lidar).
+    ``named``: the topics the user asked for (``--jpeg`` / ``--png`` / ``--depth``): each must be in
+    the bag (the defaults are skipped when absent)."""
 
     jpeg: tuple[str, ...] = ("/camera/image_raw",)
     png: tuple[str, ...] = ("/events",)
@@ -34,6 +36,7 @@ class CompressOptions:
     depth_max: float = 10.0
     tf: bool = False
     frames: dict[str, str] = field(default_factory=lambda: {"camera": "camera_optical_frame", "lidar": "lidar"})
+    named: tuple[str, ...] = ()
 
 
 def _compressed(msg, kind: str, opts: CompressOptions) -> tuple[str, bytes]:
@@ -54,6 +57,13 @@ def compress_bag(src: str | Path, out: str | Path, opts: CompressOptions = Compr
     for t in kinds:
         if t in bag.topics and bag.topics[t] != M.IMAGE:
             raise ValueError(f"bag {src}: {t} is {bag.topics[t]}, not an Image topic to compress")
+    missing = [t for t in opts.named if t not in bag.topics]
+    if missing:
+        raise ValueError(f"bag {src}: {', '.join(missing)} not in the bag, nothing to compress there "
+                         f"(Image topics: {sorted(t for t, ty in bag.topics.items() if ty == M.IMAGE)})")
+    if opts.tf and "rmmss.T_cam_lidar" not in bag.custom:
+        raise ValueError(f"bag {src}: --tf needs the LiDAR extrinsic rmmss.T_cam_lidar in the bag's custom data "
+                         "(metadata.yaml), and it has none")
     tmp = out.parent / f".{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     ts = M.typestore()
@@ -78,7 +88,10 @@ def compress_bag(src: str | Path, out: str | Path, opts: CompressOptions = Compr
                 raw = m.raw
                 if m.topic in kinds:
                     msg = M.deserialize(m.raw, m.msgtype)
-                    fmt, data = _compressed(msg, kinds[m.topic], opts)
+                    try:
+                        fmt, data = _compressed(msg, kinds[m.topic], opts)
+                    except ValueError as e:  # incl. ConversionError
+                        raise ValueError(f"bag {src}: {m.topic}: {e}") from None
                     raw = M.serialize(M.compressed_image_msg(fmt, data, M.stamp_to_ns(msg.header),
                                                              msg.header.frame_id))
                 w.write(conns[m.topic], m.log_ns, raw)

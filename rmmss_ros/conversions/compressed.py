@@ -13,7 +13,10 @@ Sources (ros-perception/image_transport_plugins, read, not copied):
   ``imdecode``s with ``IMREAD_UNCHANGED``; without ``;`` (old publishers, or a bare ``"jpeg"`` /
   ``"png"``) the encoding is mono8 / bgr8 by channel count; with it, the encoding is the text
   before ``;`` and, for a colour encoding, the channels are BGR when the rest says ``compressed
-  bgr`` and RGB otherwise, reordered to the original encoding.
+  bgr`` and RGB otherwise, reordered to the original encoding. Grey and Bayer encodings are not
+  colour: png / tiff (and ROS 1's jpeg) store a Bayer mosaic unconverted, so a single-channel
+  image under ``bayer_*`` keeps that encoding (and is demosaiced); ROS 2's jpeg converts it to
+  grey first (``"...; jpeg compressed mono8"``), read as mono8.
 * ``compressedDepth`` (compressed_depth_image_transport, ROS 2 ``src/codec.cpp`` @866a9d0,
   ``decodeCompressedDepthImage`` l. 50, ``encodeCompressedDepthImage``; ``ConfigHeader`` in
   ``include/compressed_depth_image_transport/compression_common.hpp`` @33a7dc9 l. 44-51):
@@ -112,6 +115,12 @@ def decode_compressed(msg: Any, what: str = "image", transport: str | None = Non
 
 
 # ------------------------------------------------------------------------------ compressed
+def _is_bayer(encoding: str, bits: int) -> bool:
+    """True for ``bayer_<pattern><bits>`` (sensor_msgs/image_encodings' names)."""
+    return encoding.startswith("bayer_") and encoding[6:10] in ("rggb", "bggr", "gbrg", "grbg") \
+        and encoding[10:] == str(bits)
+
+
 def _decode_image(msg: Any, fmt: str, data: np.ndarray, what: str) -> DecodedImage:
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
@@ -135,12 +144,14 @@ def _decode_image(msg: Any, fmt: str, data: np.ndarray, what: str) -> DecodedIma
         if img.dtype == np.float32:
             enc = "32FC1"
         elif bits == 16:
-            enc = orig if orig in ("16UC1", "mono16") else "mono16"
+            enc = orig if orig in ("16UC1", "mono16") or _is_bayer(orig, 16) else "mono16"
         elif bits == 8:
             if orig in ("16UC1", "32FC1"):
                 raise ConversionError(f"{what}: {_describe(msg, data)} carries {orig} depth as 8-bit data: the "
                                       "depth values are lost; publish it with the compressedDepth transport")
-            enc = orig if orig == "8UC1" else "mono8"
+            # a Bayer mosaic stored as it is (png / tiff: the publisher converts nothing that is
+            # not colour) keeps its pattern, so that it is demosaiced; jpeg's "mono8" is grey already
+            enc = orig if orig == "8UC1" or (_is_bayer(orig, 8) and "compressed mono" not in rest) else "mono8"
         else:
             raise ConversionError(f"{what}: {_describe(msg, data)} decodes to 1 channel of {img.dtype}")
         return DecodedImage.of(msg.header, img, enc, fmt)

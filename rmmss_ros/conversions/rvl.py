@@ -2,8 +2,15 @@
 (ros-perception/image_transport_plugins@3132f44:compressed_depth_image_transport/src/rvl_codec.cpp,
 read, not copied): uint32 cols, rows, then int32 words of 4-bit nibbles, most significant first;
 each value in 3-bit groups, low first, bit 3 = more; the stream is runs of (zeros, nonzeros,
-zig-zag deltas of the nonzero values from the previous nonzero). Images that report more pixels
-than 5 x the payload bytes (or a zero size) are refused, as the plugin does.
+zig-zag deltas of the nonzero values from the previous nonzero). A zero size is refused, as the
+plugin does. The plugin also refuses images that report more than 5 pixels per payload byte
+(@3132f44 codec.cpp, "the best compression ratio is 4x"), but its own encoder exceeds that on sparse
+depth (zero runs cost a few nibbles: 70% invalid pixels, e.g. sky beyond range, gives 6.6 pixels
+per byte, an all-invalid frame thousands), so valid frames of a healthy camera were malformed; the
+same check's author later raised it to 50 (ctu-vras/ros-utils@ae7486b:image_transport_codecs/src/
+codecs/compressed_depth_codec.cpp, decodeRVL), still short of an all-invalid frame. Here the size
+is capped at :data:`MAX_PIXELS` (beyond any depth camera) against corrupt headers, and a stream
+that does not hold the pixels it reports is refused as truncated or corrupt while decoding.
 """
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from rmmss_ros.conversions.common import ConversionError
+
+MAX_PIXELS = 1 << 23  # 8.4 MP: a 3840 x 2160 depth image fits; a corrupt header allocates no more
 
 
 def _nibbles(words: np.ndarray) -> np.ndarray:
@@ -30,9 +39,9 @@ def decode_rvl(payload: np.ndarray, what: str = "depth") -> np.ndarray:
     n = rows * cols
     if rows == 0 or cols == 0:
         raise ConversionError(f"{what}: malformed RVL image: size {cols} x {rows} contains zero")
-    if n > 2**31 - 1 or n > payload.size * 5:
+    if n > MAX_PIXELS:
         raise ConversionError(f"{what}: malformed RVL image: it reports {cols} x {rows} pixels from "
-                              f"{payload.size} bytes (more than the codec's best ratio allows)")
+                              f"{payload.size} bytes (more than {MAX_PIXELS} pixels: a corrupt header)")
     body = payload[8:]
     body = body[: body.size - body.size % 4]
     from rmmss_core import kernels

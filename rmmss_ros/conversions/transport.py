@@ -64,3 +64,42 @@ def resolve_transport(sensor: str, topic: str, setting: str,
                             f"({sensor}.transport auto)")
     return Resolved(topic, "raw", IMAGE, f"{sensor}: nothing is published on {topic} or its compressed "
                                          f"topics yet; subscribing {topic} (transport raw) until one appears")
+
+
+def transport_mismatch(sensor: str, topic: str, setting: str,
+                       offered: Mapping[str, Sequence[str]] | None) -> str | None:
+    """With an explicit ``<sensor>.transport`` (raw / compressed) whose topic nothing offers while
+    the other transport's topic is offered (a raw camera with ``compressed``, or the reverse): the
+    sentence naming the parameter to set, else None (auto, a topic that names its transport,
+    nothing offered at all, or the chosen topic offered)."""
+    if setting == "auto" or not offered:
+        return None
+    chosen = resolve_transport(sensor, topic, setting, offered)
+    if chosen.topic in offered:
+        return None
+    other = resolve_transport(sensor, topic, "auto", offered)
+    if other.topic == chosen.topic or other.topic not in offered:
+        return None
+    return (f"{sensor}: nothing is published on {chosen.topic} ({sensor}.transport {setting}), but {other.topic} "
+            f"({other.transport}) is: set {sensor}.transport to auto or {'raw' if other.transport == 'raw' else 'compressed'}")
+
+
+EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
+POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
+_EVENT_FORMAT_OF = {IMAGE: "image", COMPRESSED_IMAGE: "image", POINT_CLOUD2: "cloud", EVENT_PACKET: "packet"}
+
+
+def type_mismatch(sensor: str, topic: str, subscribed: str, offered: Sequence[str]) -> str | None:
+    """The sentence naming the parameter to set when ``topic`` is published with types that do not
+    include the one the node subscribes (``subscribed``, e.g. an event camera's EventPacket while
+    ``event.format`` is image: nothing would ever arrive), else None (nothing offered, or it
+    matches)."""
+    offered = [t for t in offered if t]
+    if not offered or subscribed in offered:
+        return None
+    have = " / ".join(sorted(set(offered)))
+    text = f"{sensor}: {topic} is published as {have} but the node subscribes {subscribed}, so nothing arrives"
+    fmt = next((_EVENT_FORMAT_OF[t] for t in offered if t in _EVENT_FORMAT_OF), None)
+    if sensor == "event" and fmt is not None:
+        return f"{text}: set event.format {fmt}"
+    return f"{text}: set {sensor}.topic to a {subscribed} topic"

@@ -38,13 +38,18 @@ from std_msgs.msg import String
 from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.conversions import fill_image, image_size_of_info, stamp_to_ns
-from rmmss_ros.conversions.transport import COMPRESSED_IMAGE, resolve_transport
+from rmmss_ros.conversions.transport import (
+    COMPRESSED_IMAGE,
+    resolve_transport,
+    transport_mismatch,
+    type_mismatch,
+)
 from rmmss_ros.node.diagnostics import OK, WARN, NodeDiagnostics
 from rmmss_ros.node.frame_queue import FrameSetQueue
 from rmmss_ros.node.input_diagnostics import inputs_status
 from rmmss_ros.node.params import BY_NAME, PARAMS, Param, check_value, validate
 from rmmss_ros.node.qos_policy import RELIABLE, TRANSIENT_LOCAL, camera_info_profiles, sensor_profiles
-from rmmss_ros.outputs.node_outputs import NodeOutputs
+from rmmss_ros.outputs.node_outputs import NodeOutputs, confidence_problem
 from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 from rmmss_ros.pipeline.worker import Worker
 from rmmss_ros.sync.synchronizer import NS, make_synchronizer
@@ -136,9 +141,9 @@ class PerceptionNode(Node):
         backend = self._load_backend(v)
         try:
             outputs = NodeOutputs(v, backend.spec, self.enabled, self.get_logger(), _label_types(), self._in_flight)
-            if outputs.confidence and not backend.provides_confidence:
-                raise ValueError(f"model {v['model_path']} gives no confidence (an ONNX file exported before "
-                                 "it existed): re-export it with `rmmss export`, or set output.confidence false")
+            problem = confidence_problem(v, backend, v["model_path"])
+            if problem:
+                raise ValueError(problem)
         except ValueError as e:
             backend.close()
             raise StartupError(str(e)) from None
@@ -275,6 +280,7 @@ class PerceptionNode(Node):
             return
         if hasattr(self, "_transport_base"):  # #22: the topic / type each image sensor is offered on
             self._update_transports()
+        self._check_types()
         try:
             for key, topic in self._topics.items():
                 pubs = [(RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE else "best_effort",
@@ -304,6 +310,23 @@ class PerceptionNode(Node):
             # an RCLError 'context is invalid' then is shutdown, not a failure
             if not self._shutting_down():
                 self._log_throttled("error", "qos", f"subscription update failed: {type(e).__name__}: {e}")
+
+    def _check_types(self) -> None:
+        """A sensor topic published with another message type than the node subscribes (an event
+        camera's EventPacket with event.format image, ...): WARN every diagnostics period, naming
+        the parameter (rclpy would match nothing and say nothing)."""
+        try:
+            types = dict(self.get_topic_names_and_types())
+        except Exception:  # noqa: BLE001 - graph queries fail during shutdown
+            return
+        for m in self.enabled:
+            topic, cls = self._topics.get(m), self._sub_cb.get(m, (None,))[0]
+            if topic is None or cls is None:
+                continue
+            subscribed = f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
+            wrong = type_mismatch(m, topic, subscribed, types.get(topic, []))
+            if wrong:
+                self._log_throttled("warn", f"type:{m}", wrong, self.values["diagnostics.period_s"])
 
     def _shutting_down(self) -> bool:
         """Closing, or the context already shut down (a signal); a failing check counts as yes."""
@@ -591,6 +614,7 @@ class PerceptionNode(Node):
         if "depth" in self.enabled and v["depth.camera_info_topic"]:
             self._sub_cb["depth_camera_info"] = (CameraInfo, self._on_depth_camera_info)
             self._resolve("depth_camera_info", v["depth.camera_info_topic"])
+            self.pipeline.inputs.depth_camera_info_expected = True
 
     def _on_depth_camera_info(self, msg: CameraInfo) -> None:
         if self.pipeline.inputs.depth_camera_info is None:
@@ -612,6 +636,9 @@ class PerceptionNode(Node):
                 except Exception:  # noqa: BLE001 - graph queries fail during shutdown
                     return
             r = resolve_transport(m, base, self.values[f"{m}.transport"], offered)
+            wrong = transport_mismatch(m, base, self.values[f"{m}.transport"], offered)
+            if wrong:  # an explicit transport nobody publishes, the other one offered: say it every period
+                self._log_throttled("warn", f"transport:{m}", wrong, self.values["diagnostics.period_s"])
             cur = self._transport.get(m)
             if cur is not None and ((cur.topic, cur.msgtype) == (r.topic, r.msgtype) or r.reason.endswith("appears")):
                 continue  # unchanged, or nothing offered now: keep what matched before

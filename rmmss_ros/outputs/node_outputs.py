@@ -20,6 +20,21 @@ LABEL_INFO_OFF = ("label_info is off: vision_msgs is not installed (on a robot: 
                   "ros-jazzy-vision-msgs; from source: the message underlay, see README)")
 
 
+def confidence_problem(values: dict[str, Any], backend: Any, model: Any) -> str | None:
+    """Why ``backend`` cannot serve the confidence the settings need (``output.confidence``, or
+    ``output.min_confidence`` > 0, which masks by it), else None: checked at start by the node and
+    by ``rmmss replay``, never frame after frame."""
+    if getattr(backend, "provides_confidence", True):
+        return None
+    need = (["output.confidence"] if values.get("output.confidence") else []) + \
+        (["output.min_confidence"] if float(values.get("output.min_confidence") or 0.0) > 0 else [])
+    if not need:
+        return None
+    return (f"model {model} gives no confidence (an ONNX file exported before it existed), which "
+            f"{' and '.join(need)} need{'s' if len(need) == 1 else ''}: re-export it with `rmmss export`, "
+            f"or set {' and '.join(f'{n} ' + ('false' if n == 'output.confidence' else '0') for n in need)}")
+
+
 class NodeOutputs:
     """Everything the issue #23 outputs need, made once at configure.
 

@@ -16,10 +16,15 @@ from collections.abc import Mapping
 
 WAITING_FOR_CAMERA_INFO = "waiting for camera_info"
 WAITING_FOR_CAMERA = "waiting for a camera image or camera_info"
+WAITING_FOR_DEPTH_CAMERA_INFO = "waiting for the depth camera_info (depth.camera_info_topic)"
 # sensor -> the texts the pipeline gives when that sensor's data is fine but cannot be used yet
 WAITING: dict[str, dict[str, str]] = {
     "lidar": {"lidar: no valid CameraInfo received yet; cannot project the cloud": WAITING_FOR_CAMERA_INFO},
     "event": {"event: no camera image or CameraInfo yet to size the event image": WAITING_FOR_CAMERA},
+    "depth": {"depth: no depth CameraInfo received yet on depth.camera_info_topic; cannot reproject the "
+              "unregistered depth into the camera": WAITING_FOR_DEPTH_CAMERA_INFO,
+              "depth: no valid camera CameraInfo yet; cannot reproject the unregistered depth into the camera":
+              WAITING_FOR_CAMERA_INFO},
 }
 
 

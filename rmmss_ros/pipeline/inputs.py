@@ -57,6 +57,12 @@ def intensity_warning(values: np.ndarray, units: str, setting: str, spec_units: 
     return None
 
 
+# texts of "waiting, not broken" (rmmss_ros.outputs.usability.WAITING lists them, word for word)
+DEPTH_WAITS_FOR_ITS_CAMERA_INFO = ("depth: no depth CameraInfo received yet on depth.camera_info_topic; cannot "
+                                   "reproject the unregistered depth into the camera")
+DEPTH_WAITS_FOR_CAMERA_INFO = "depth: no valid camera CameraInfo yet; cannot reproject the unregistered depth into the camera"
+
+
 class RobotInputs:
     """Per-pipeline state of the adaptations above (the TF buffer comes from the node or replay)."""
 
@@ -69,6 +75,9 @@ class RobotInputs:
                                      None, "no TF: tf2_msgs is not available (the node runs on the parameters)")
         self.registrar = DepthRegistrar()
         self.depth_camera_info: Any | None = None
+        # a depth CameraInfo is subscribed (node: depth.camera_info_topic; replay: one in the bag): until
+        # it arrives an unregistered depth image waits for it (unusable), it is not a wrong setting
+        self.depth_camera_info_expected = False
 
     def attach_tf(self, buffer: TransformBuffer | None, unavailable: str = "") -> None:
         """Use ``buffer`` for TF lookups (None: TF unavailable, ``unavailable`` says why)."""
@@ -81,14 +90,11 @@ class RobotInputs:
         """Decode compressed messages, set ``pipe.T_cam_lidar`` / ``pipe.T_cam_event`` for this frame,
         and bring depth into the camera's grid; a modality that fails is removed from ``msgs`` with
         its ``errors`` entry."""
-        for m in ("rgb", "depth", "event"):
-            msg = msgs.get(m)
-            if msg is not None and is_compressed_image(msg):
-                try:
-                    msgs[m] = decode_compressed(msg, m)
-                except Exception as e:  # noqa: BLE001 - an undecodable packet: this modality is missing
-                    errors[m] = error_text(m, e)
-                    del msgs[m]
+        buf = self.extrinsics.buffer
+        if buf is not None:  # transforms the buffer refused: said (node WARN, replay report), not only dropped
+            for text in buf.take_warnings():
+                self.warn(f"TF: {text} (extrinsics.source)")
+        self.decode(msgs, errors)
         camera_frame = camera_frame_of(msgs, camera_info)
         for m, attr in (("lidar", "T_cam_lidar"), ("event", "T_cam_event")):
             msg = msgs.get(m)
@@ -106,6 +112,19 @@ class RobotInputs:
                 errors["depth"] = error_text("depth", e) if not isinstance(e, TransformError) else f"depth: {e}"
                 del msgs["depth"]
 
+    @staticmethod
+    def decode(msgs: dict[str, Any], errors: dict[str, str]) -> None:
+        """Decode the CompressedImage messages of ``msgs`` in place (an undecodable one is removed,
+        with its ``errors`` entry); Image messages are left as they are."""
+        for m in ("rgb", "depth", "event"):
+            msg = msgs.get(m)
+            if msg is not None and is_compressed_image(msg):
+                try:
+                    msgs[m] = decode_compressed(msg, m)
+                except Exception as e:  # noqa: BLE001 - an undecodable packet: this modality is missing
+                    errors[m] = error_text(m, e)
+                    del msgs[m]
+
     def depth_in_camera(self, msg: Any, camera: CameraModel | None, camera_frame: str, rgb: Any | None) -> Any:
         """The depth image in the camera's pixel grid: as it is when registered, reprojected when a
         depth CameraInfo says it is not, refused (ConversionError naming both sizes) otherwise."""
@@ -114,6 +133,8 @@ class RobotInputs:
             (int(rgb.height), int(rgb.width)) if rgb is not None else None
         info = self.depth_camera_info
         if info is None:
+            if cam_hw is not None and hw != cam_hw and self.depth_camera_info_expected:
+                raise ConversionError(DEPTH_WAITS_FOR_ITS_CAMERA_INFO)
             if cam_hw is not None and hw != cam_hw:
                 raise ConversionError(
                     f"depth: the {hw[1]} x {hw[0]} depth image is not registered to the {cam_hw[1]} x {cam_hw[0]} "
@@ -126,8 +147,7 @@ class RobotInputs:
         if same_frame and cam_hw is not None and hw == cam_hw:
             return msg  # registered already (aligned depth carries the camera's frame and size)
         if camera is None:
-            raise ConversionError("depth: no valid camera CameraInfo yet; cannot reproject the unregistered "
-                                  f"{hw[1]} x {hw[0]} depth into the camera")
+            raise ConversionError(DEPTH_WAITS_FOR_CAMERA_INFO)
         T = self.extrinsics.matrix("depth", depth_frame, camera_frame, stamp_to_ns(msg.header.stamp)) \
             if not same_frame else np.eye(4)
         return self.registrar.register(msg, info, camera, T, "depth")

@@ -75,13 +75,13 @@ from rmmss_ros.conversions import (
     event_sensor_size,
     intensity_units_of,
     is_event_packet,
+    rvl,
     stamp_to_ns,
     to_depth_m,
     to_rgb8,
     xyzi_view,
 )
 from rmmss_ros.conversions.event_packet import EventStreamState
-from rmmss_ros.conversions import rvl
 from rmmss_ros.pipeline.extrinsics import DEFAULT_T_CAM_LIDAR, IDENTITY_4X4, matrix4
 from rmmss_ros.pipeline.inputs import RobotInputs, camera_frame_of, intensity_warning
 from rmmss_ros.pipeline.prepared import Prepared, Result, error_text, try_modality
@@ -349,6 +349,15 @@ class Pipeline:
         except Exception as e:  # noqa: BLE001 - any bad CameraInfo: no camera, reported
             camera = None
             errors["camera_info"] = error_text("camera_info", e)
+        self.inputs.decode(msgs, errors)  # compressed camera: its size is known once decoded
+        rgb = msgs.get("rgb")
+        if camera is not None and rgb is not None and (int(rgb.height), int(rgb.width)) != (camera.height, camera.width):
+            # a calibration of another resolution would project LiDAR / register depth wrongly: unusable
+            errors["camera_info"] = (f"camera_info: CameraInfo size {camera.width}x{camera.height} does not match "
+                                     f"the camera image {int(rgb.width)}x{int(rgb.height)}; ignored")
+            self._warn(f"{errors['camera_info']}: nothing is projected with it (set camera_info.topic to the "
+                       "calibration of this camera at this resolution)")
+            camera = None
         self.inputs.adapt(self, msgs, errors, camera, camera_info)  # compressed, extrinsics, depth registration
         self._camera_frame = camera_frame_of(msgs, camera_info) or self._camera_frame
         return msgs, errors, camera

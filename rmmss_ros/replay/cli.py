@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from rmmss_core.cli.checks import check_out_dir
     from rmmss_core.deploy import create_backend
     from rmmss_ros.bag.reader import open_bag
+    from rmmss_ros.outputs.node_outputs import confidence_problem
     from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
     from rmmss_ros.replay.replay import Replayer
     from rmmss_ros.replay.schedule import Schedule
@@ -114,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
     schedule = Schedule.parse(args.drop, seed=args.seed)
     values = node_values(args.params_file, args.param, bag.custom)
     backend = create_backend(args.backend, args.model, device=args.device, precision=args.precision)
+    problem = confidence_problem(values, backend, args.model)
+    if problem:
+        backend.close()
+        raise ValueError(problem)
     pipeline = Pipeline(backend, PipelineParams.from_values(values))
     result = Replayer(pipeline, values, label_topic=args.label_topic, max_overlays=args.overlays).run(bag, schedule)
     meta = {"bag": str(args.bag), "model": str(args.model), "backend": args.backend, "schedule": str(schedule),

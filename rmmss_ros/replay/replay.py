@@ -21,7 +21,7 @@ import numpy as np
 from rmmss_core.modalities import MODALITIES
 from rmmss_ros.bag import messages as M
 from rmmss_ros.bag.reader import BagError, BagReader, open_bag
-from rmmss_ros.conversions.transport import resolve_transport
+from rmmss_ros.conversions.transport import resolve_transport, transport_mismatch
 from rmmss_ros.node import params as P
 from rmmss_ros.outputs.usability import split_unusable
 from rmmss_ros.replay.report import ReplayStats
@@ -51,6 +51,7 @@ class ReplayResult:
     emit_ns: dict[int, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     unusable: dict[str, int] = field(default_factory=dict)  # "lidar: waiting for camera_info" -> frame sets
+    error_text: dict[str, str] = field(default_factory=dict)  # errors' key -> the last error's text
     problems: list[str] = field(default_factory=list)
 
 
@@ -90,6 +91,11 @@ class Replayer:
                 if r.topic != topic:
                     log.info("%s", r.reason)
                     notes.append(r.reason)
+                wrong = transport_mismatch(m, topic, self.values[f"{m}.transport"],
+                                           {t: [ty] for t, ty in bag.topics.items()})
+                if wrong:
+                    log.warning("%s", wrong)
+                    notes.append(wrong)
                 topic = r.topic
             if topic not in bag.topics:
                 notes.append(f"sensor {m}: topic {topic} is not in the bag; it is missing throughout")
@@ -180,7 +186,9 @@ class Replayer:
             log.warning("%s", stats.notes[-1])
         result.problems = list(bag.problems)
         for topic, n in result.errors.items():
-            stats.notes.append(f"{n} undecodable message(s) on {topic} were skipped")
+            why = result.error_text.get(topic)
+            stats.notes.append(f"{n} message(s) on {topic} could not be used: {why}" if why
+                               else f"{n} undecodable message(s) on {topic} were skipped")
         for what, n in result.unusable.items():
             stats.notes.append(f"{what}: not used in {n} frame set(s)")
         return result
@@ -199,7 +207,8 @@ class Replayer:
             for t in tf_topics:
                 handlers[t] = (lambda m, static=(t == TF_STATIC_TOPIC): buf.add_message(m, static=static))
         elif not tf_topics:
-            inputs.attach_tf(None, "the bag has no /tf_static or /tf")
+            inputs.attach_tf(None, "the bag has no /tf_static or /tf (extrinsics.source auto or parameters "
+                                   "takes the *.extrinsic parameters)")
         depth_topic = next((t for t, m in sensor_of.items() if m == "depth"), None)
         if depth_topic is not None:
             given = self.values.get("depth.camera_info_topic") or ""
@@ -208,6 +217,7 @@ class Replayer:
             cand = topic_name(given) if given else base.rsplit("/", 1)[0] + "/camera_info"
             if cand != info_topic and bag.topics.get(cand) == M.CAMERA_INFO:
                 handlers[cand] = lambda m: setattr(inputs, "depth_camera_info", m)
+                inputs.depth_camera_info_expected = True
                 if not given:
                     notes.append(f"depth: using the depth CameraInfo {cand} of the bag (depth.camera_info_topic)")
             elif given:
@@ -248,9 +258,10 @@ class Replayer:
             if text not in result.stats.notes:
                 result.stats.notes.append(text)
         unusable, errors = split_unusable(res.errors)  # waiting for camera_info is not undecodable input
-        for name in errors:
+        for name, text in errors.items():
             key = f"conversion:{name}"
             result.errors[key] = result.errors.get(key, 0) + 1
+            result.error_text[key] = text  # said in the notes: why (a missing transform is not a bad message)
         for name, why in unusable.items():
             key = f"{name}: {why}"
             result.unusable[key] = result.unusable.get(key, 0) + 1

@@ -133,7 +133,8 @@ class TransformBuffer:
         self.cache_time_ns = int(round(cache_time_s * 1e9))
         self._caches: dict[str, _Cache] = {}
         self._lock = threading.Lock()
-        self.warnings: list[str] = []  # data problems, each said once (the node logs them)
+        self.warnings: list[str] = []  # data problems, each said once (append-only; see take_warnings)
+        self._taken = 0
         self.static_version = 0  # bumped by every static transform (cached static chains expire)
         self._warned: set[str] = set()
 
@@ -177,6 +178,14 @@ class TransformBuffer:
         if text not in self._warned:
             self._warned.add(text)
             self.warnings.append(text)
+
+    def take_warnings(self) -> list[str]:
+        """The warnings not taken yet (a refused transform: bad quaternion, NaN, a frame's transform
+        to itself...), for the node's log and replay's report. Safe beside :meth:`set_transform` on
+        another thread (the list only grows)."""
+        n = len(self.warnings)
+        out, self._taken = self.warnings[self._taken:n], n
+        return out
 
     # ------------------------------------------------------------------------------ queries
     def frames(self) -> set[str]:
