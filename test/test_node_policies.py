@@ -397,3 +397,13 @@ def test_qos_recheck_keeps_subscription_when_publishers_vanish_and_is_quiet_at_s
     fake.get_publishers_info_by_topic = lambda t: (_ for _ in ()).throw(RuntimeError("graph broken"))
     update()
     assert logs[-1][0] == "error" and "graph broken" in logs[-1][1]
+
+
+@pytest.mark.parametrize("camera,default,expect", [("/camera_color_optical_frame", "x", "camera_color_optical_frame"),
+                                                   ("cam", "x", "cam"), ("", "/base_camera", "base_camera")])
+def test_masks_carry_a_frame_id_tf2_accepts(camera, default, expect):
+    """A driver's ROS 1 style '/frame' is passed on without the slash (review: ROS 2's tf2 refuses
+    frame ids that start with '/', so a consumer could not place the masks)."""
+    from rmmss_ros.node.perception_node import PerceptionNode
+    fake = SimpleNamespace(_camera_frame=camera, values={"output.frame_id": default})
+    assert PerceptionNode.frame_id(fake) == expect

@@ -34,12 +34,18 @@ def test_label_info_from_the_spec():
     ((), 255, 0.0, "no class names"),
     (("a", "b"), 1, 0.0, "above the class ids"),
     (("a", "b"), 300, 0.0, "uint8"),
-    (("a", "unlabeled"), 255, 0.0, "unlabeled"),
     (("a", "b"), 255, 1.5, "min_confidence"),
 ])
 def test_label_info_refuses_what_a_consumer_could_not_use(names, ignore, threshold, match):
     with pytest.raises(ValueError, match=match):
         label_info_content(names, ignore, threshold)
+
+
+def test_a_model_with_a_class_named_unlabeled_still_gets_unique_label_info():
+    """A dataset that trains an 'unlabeled' class (review: the node refused to start with it):
+    the no-class value takes another unique name instead."""
+    c = label_info_content(("road", "unlabeled"), 255)
+    assert c.names == {0: "road", 1: "unlabeled", 255: "unlabeled_255"}
 
 
 # ------------------------------------------------------------------------------- release

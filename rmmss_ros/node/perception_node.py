@@ -53,7 +53,7 @@ from rmmss_ros.outputs.node_outputs import NodeOutputs, confidence_problem
 from rmmss_ros.pipeline.pipeline import Pipeline, PipelineParams
 from rmmss_ros.pipeline.worker import Worker
 from rmmss_ros.sync.synchronizer import NS, make_synchronizer
-from rmmss_ros.tf.buffer import TF_QOS_DEPTH, TF_STATIC_TOPIC, TF_TOPIC, TransformBuffer
+from rmmss_ros.tf.buffer import TF_QOS_DEPTH, TF_STATIC_TOPIC, TF_TOPIC, TransformBuffer, frame_name
 
 _GRAPH_CHECK_S = 0.5  # how often publishers' QoS is re-read (qos.reliability: auto, camera_info)
 LABEL_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -519,8 +519,10 @@ class PerceptionNode(Node):
 
     def frame_id(self) -> str:
         """The masks' frame: the camera optical frame (camera Image, else CameraInfo header), else
-        ``output.frame_id``; never the frame of whichever other sensor was present."""
-        return self._camera_frame or self.values["output.frame_id"]
+        ``output.frame_id``; never the frame of whichever other sensor was present. A leading
+        '/' (ROS 1 style, still sent by some drivers) is dropped: ROS 2's tf2 refuses such frame ids
+        in lookups, so consumers could not place the masks."""
+        return frame_name(self._camera_frame or self.values["output.frame_id"])
 
     def _publish(self, fs: Any, result: Any) -> bool:
         """Publish one result; False (nothing sent) once shutting down or the context is gone."""

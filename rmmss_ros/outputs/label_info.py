@@ -8,7 +8,8 @@ labels reliable + transient local, read before any mask) map class names in thei
 to the ids in the mask through it.
 
 Content: one entry per class of the spec (id = index into the logits, name = ``class_names[id]``)
-and the spec's ``ignore_index`` (255) named ``unlabeled``: the value of pixels outside the image
+and the spec's ``ignore_index`` (255) named ``unlabeled`` (``unlabeled_255`` when the model has a
+class named ``unlabeled``): the value of pixels outside the image
 after a ``crop`` resize and of pixels below ``output.min_confidence``. ``threshold`` is
 ``output.min_confidence`` (0 when off).
 """
@@ -50,10 +51,15 @@ def label_info_content(class_names: tuple[str, ...] | list[str], ignore_index: i
         raise ValueError(f"class names must be non-empty and unique for label_info; empty at ids {empty}, repeated {dup}")
     if not 0 <= ignore_index <= 255 or ignore_index < len(names):
         raise ValueError(f"ignore_index {ignore_index} must be a uint8 value above the class ids 0..{len(names) - 1}")
-    if UNLABELED_NAME in names:
-        raise ValueError(f"a class is named {UNLABELED_NAME!r}, the name label_info gives the value {ignore_index}")
     threshold = check_min_confidence(min_confidence, "output.min_confidence")
-    return LabelInfoContent(tuple(enumerate(names)) + ((int(ignore_index), UNLABELED_NAME),), threshold)
+    return LabelInfoContent(tuple(enumerate(names)) + ((int(ignore_index), unlabeled_name(names, ignore_index)),),
+                            threshold)
+
+
+def unlabeled_name(class_names: list[str], ignore_index: int) -> str:
+    """The name of the "no class" value: ``unlabeled``, or ``unlabeled_<value>`` when the model
+    has a class of that name (datasets that train one), so that every name stays unique."""
+    return UNLABELED_NAME if UNLABELED_NAME not in class_names else f"{UNLABELED_NAME}_{int(ignore_index)}"
 
 
 def to_message(content: LabelInfoContent, label_info_cls: Callable[[], Any], vision_class_cls: Callable[..., Any],
