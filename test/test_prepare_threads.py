@@ -109,18 +109,27 @@ def test_close_ends_the_side_thread_and_prepare_still_works_after():
     assert _equal(p.prepare(fs, info()), first)
 
 
-def test_a_one_pixel_wide_image_cropped_to_nothing_costs_only_its_modality():
+def test_a_one_pixel_wide_image_cropped_to_nothing_is_an_error_not_a_lost_frame():
     """A 1 x 480 camera image with resize_policy crop raised out of prepare (the whole frame lost).
-    Found by a new-user run."""
+    Found by a new-user run. Now each modality on the camera's grid says why, the others are used."""
     from sensor_msgs.msg import Image
 
     from rmmss_ros.conversions import fill_image
-    fs = frame(np.random.default_rng(5))
+    fs = frame(np.random.default_rng(5), with_=("rgb", "event", "lidar"))
     fs.messages["rgb"] = fill_image(Image(), np.zeros((480, 1, 3), np.uint8), "rgb8")
     pipe = Pipeline(SimpleNamespace(spec=PreprocessSpec(input_size=(32, 64), resize_policy="crop")))
+    tall = info()  # the calibration of this 1 x 480 camera: the LiDAR is projected onto its grid too
+    tall.width, tall.height, tall.k = 1, 480, [40.0, 0, 0.5, 0, 40.0, 240.0, 0, 0, 1]
+    p = pipe.prepare(fs, tall)
+    crop = "a 1 x 480 image has no pixels left for the 64 x 32 input under resize_policy 'crop'"
+    assert p.errors == {"rgb": f"rgb: {crop}", "lidar": f"lidar: {crop}"}
+    assert p.used == ("event",) and torch.count_nonzero(p.inputs["rgb"]) == 0
+    # with a CameraInfo of another size the frame is not lost either: the calibration is refused for
+    # it (never projected with), and the LiDAR says it has none
     p = pipe.prepare(fs, info())
-    assert p.errors == {"rgb": "rgb: a 1 x 480 image has no pixels left for the 64 x 32 input under resize_policy 'crop'"}
-    assert p.used == ("depth", "event", "lidar") and torch.count_nonzero(p.inputs["rgb"]) == 0
+    assert p.errors["rgb"] == f"rgb: {crop}" and p.used == ("event",)
+    assert "does not match the camera image 1x480" in p.errors["camera_info"]
+    assert "no valid CameraInfo" in p.errors["lidar"]
 
 
 @pytest.mark.parametrize("field", ["T_cam_lidar", "T_cam_event"])
