@@ -69,7 +69,7 @@ def test_camera_info_bounded_against_the_image():
     """Issue 11 #9: a 30000 x 30000 CameraInfo with a 160x128 image is refused before anything is
     allocated; so is 4096 x 3072 with that image; a matching one is accepted."""
     pytest.importorskip("rclpy")
-    from rmmss_ros.node.perception_node import check_camera_info
+    from rmmss_ros.conversions import check_camera_info
 
     assert "does not match the camera image 160x128" in check_camera_info(30000, 30000, (128, 160), 1 << 24)
     assert "does not match" in check_camera_info(4096, 3072, (128, 160), 1 << 24)

@@ -3,7 +3,9 @@ messages, rosbags' deserialised messages, or any object with the same fields).""
 from rmmss_ros.conversions.camera_info import (
     binning_and_roi,
     camera_from_info,
+    camera_info_key,
     camera_info_warnings,
+    check_camera_info,
     image_size_of_info,
 )
 from rmmss_ros.conversions.common import ConversionError, stamp_to_ns
@@ -44,7 +46,8 @@ from rmmss_ros.conversions.pointcloud import (
 __all__ = [
     "EVENT_PACKET", "EVENT_PACKET_MSG", "Events", "Evt3Decoder", "decode_event_message", "decode_event_packet",
     "event_sensor_size", "is_event_packet",
-    "DATATYPES", "IMAGE_ENCODINGS", "ConversionError", "binning_and_roi", "camera_from_info", "camera_info_warnings", "image_size_of_info", "cloud_dtype", "cloud_to_xyzi",
+    "DATATYPES", "IMAGE_ENCODINGS", "ConversionError", "binning_and_roi", "camera_from_info", "camera_info_key", "camera_info_warnings", "check_camera_info",
+    "image_size_of_info", "cloud_dtype", "cloud_to_xyzi",
     "depth_codes", "encode_event_cloud", "encode_event_image", "event_image_codes", "events_from_cloud", "fill_cloud", "fill_image",
     "image_to_numpy", "intensity_units_of", "read_points", "stamp_to_ns", "to_depth_m", "to_rgb8", "xyzi_view",
 ]

@@ -60,6 +60,28 @@ def image_size_of_info(msg: Any) -> tuple[int, int]:
     return rw // bx, rh // by
 
 
+def check_camera_info(width: int, height: int, image_size: tuple[int, int] | None, max_pixels: int) -> str | None:
+    """Why a CameraInfo of ``width`` x ``height`` is unusable, or None. It must match the camera
+    image (``image_size`` = (H, W) of the last camera image, None before one was seen) or, before
+    any image, stay within ``max_pixels``: a bogus 30000 x 30000 CameraInfo would otherwise make
+    the LiDAR projection allocate gigabytes."""
+    if width <= 0 or height <= 0:
+        return f"CameraInfo size {width}x{height} is empty"
+    if image_size is not None and (height, width) != tuple(image_size):
+        return (f"CameraInfo size {width}x{height} does not match the camera image "
+                f"{image_size[1]}x{image_size[0]}; ignored")
+    if image_size is None and width * height > max_pixels:
+        return (f"CameraInfo size {width}x{height} exceeds camera_info.max_pixels={max_pixels} "
+                "(no camera image yet to check it against); ignored")
+    return None
+
+
+def camera_info_key(msg: Any) -> tuple:
+    """What a CameraModel built from ``msg`` depends on (for caches that rebuild it only when it changes)."""
+    return (int(msg.width), int(msg.height), tuple(msg.k), tuple(msg.d), tuple(msg.p), str(msg.distortion_model),
+            binning_and_roi(msg))
+
+
 def camera_from_info(msg: Any, rectified: bool = False, what: str = "camera_info") -> CameraModel:
     """CameraInfo (width, height, k[9], d[], p[12], distortion_model, binning, roi) -> CameraModel
     of the image the driver publishes.

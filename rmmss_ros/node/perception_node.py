@@ -37,7 +37,7 @@ from std_msgs.msg import String
 
 from rmmss_core import early_stop
 from rmmss_core.modalities import MODALITIES
-from rmmss_ros.conversions import fill_image, image_size_of_info, stamp_to_ns
+from rmmss_ros.conversions import check_camera_info, fill_image, image_size_of_info, stamp_to_ns
 from rmmss_ros.conversions.transport import (
     COMPRESSED_IMAGE,
     resolve_transport,
@@ -67,22 +67,6 @@ def _label_types() -> tuple[Any, Any] | None:
     except ImportError:
         return None
     return LabelInfo, VisionClass
-
-
-def check_camera_info(width: int, height: int, image_size: tuple[int, int] | None, max_pixels: int) -> str | None:
-    """Why a CameraInfo of ``width`` x ``height`` is unusable, or None. It must match the camera
-    image (``image_size`` = (H, W) of the last camera image, None before one was seen) or, before
-    any image, stay within ``max_pixels``: a bogus 30000 x 30000 CameraInfo would otherwise make
-    the LiDAR projection allocate gigabytes."""
-    if width <= 0 or height <= 0:
-        return f"CameraInfo size {width}x{height} is empty"
-    if image_size is not None and (height, width) != tuple(image_size):
-        return (f"CameraInfo size {width}x{height} does not match the camera image "
-                f"{image_size[1]}x{image_size[0]}; ignored")
-    if image_size is None and width * height > max_pixels:
-        return (f"CameraInfo size {width}x{height} exceeds camera_info.max_pixels={max_pixels} "
-                "(no camera image yet to check it against); ignored")
-    return None
 
 
 def with_prefix(name: str, error: str) -> str:

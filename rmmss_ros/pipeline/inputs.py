@@ -87,14 +87,13 @@ class RobotInputs:
 
     def adapt(self, pipe: Any, msgs: dict[str, Any], errors: dict[str, str], camera: CameraModel | None,
               camera_info: Any | None) -> None:
-        """Decode compressed messages, set ``pipe.T_cam_lidar`` / ``pipe.T_cam_event`` for this frame,
-        and bring depth into the camera's grid; a modality that fails is removed from ``msgs`` with
-        its ``errors`` entry."""
+        """Set ``pipe.T_cam_lidar`` / ``pipe.T_cam_event`` for this frame and bring depth into the
+        camera's grid (``msgs`` already decoded: :meth:`decode`); a modality that fails is removed from
+        ``msgs`` with its ``errors`` entry."""
         buf = self.extrinsics.buffer
         if buf is not None:  # transforms the buffer refused: said (node WARN, replay report), not only dropped
             for text in buf.take_warnings():
                 self.warn(f"TF: {text} (extrinsics.source)")
-        self.decode(msgs, errors)
         camera_frame = camera_frame_of(msgs, camera_info)
         for m, attr in (("lidar", "T_cam_lidar"), ("event", "T_cam_event")):
             msg = msgs.get(m)

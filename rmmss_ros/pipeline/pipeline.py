@@ -65,9 +65,10 @@ from rmmss_core.preprocess import Codes, normalize_table, preprocess_one
 from rmmss_core.spec import PreprocessSpec
 from rmmss_ros.conversions import (
     ConversionError,
-    binning_and_roi,
     camera_from_info,
+    camera_info_key,
     camera_info_warnings,
+    check_camera_info,
     cloud_to_xyzi,
     decode_event_message,
     depth_codes,
@@ -184,8 +185,7 @@ class Pipeline:
         """CameraModel of the latest CameraInfo (cached while it does not change)."""
         if camera_info is None:
             return None
-        key = (int(camera_info.width), int(camera_info.height), tuple(camera_info.k), tuple(camera_info.d),
-               tuple(camera_info.p), str(camera_info.distortion_model), binning_and_roi(camera_info))
+        key = camera_info_key(camera_info)
         if key != self._camera_key:
             self._camera = camera_from_info(camera_info, self.params.camera_rectified)
             self._camera_key = key
@@ -349,16 +349,16 @@ class Pipeline:
         except Exception as e:  # noqa: BLE001 - any bad CameraInfo: no camera, reported
             camera = None
             errors["camera_info"] = error_text("camera_info", e)
-        self.inputs.decode(msgs, errors)  # compressed camera: its size is known once decoded
+        self.inputs.decode(msgs, errors)  # compressed images, once: the camera image's size is checked below
         rgb = msgs.get("rgb")
-        if camera is not None and rgb is not None and (int(rgb.height), int(rgb.width)) != (camera.height, camera.width):
-            # a calibration of another resolution would project LiDAR / register depth wrongly: unusable
-            errors["camera_info"] = (f"camera_info: CameraInfo size {camera.width}x{camera.height} does not match "
-                                     f"the camera image {int(rgb.width)}x{int(rgb.height)}; ignored")
+        why = None if camera is None or rgb is None else \
+            check_camera_info(camera.width, camera.height, (int(rgb.height), int(rgb.width)), 0)
+        if why:  # a calibration of another resolution would project LiDAR / register depth wrongly: unusable
+            errors["camera_info"] = f"camera_info: {why}"
             self._warn(f"{errors['camera_info']}: nothing is projected with it (set camera_info.topic to the "
                        "calibration of this camera at this resolution)")
             camera = None
-        self.inputs.adapt(self, msgs, errors, camera, camera_info)  # compressed, extrinsics, depth registration
+        self.inputs.adapt(self, msgs, errors, camera, camera_info)  # extrinsics, depth registration
         self._camera_frame = camera_frame_of(msgs, camera_info) or self._camera_frame
         return msgs, errors, camera
 

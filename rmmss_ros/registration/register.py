@@ -36,7 +36,7 @@ import numpy as np
 
 from rmmss_core.encodings import CameraModel
 from rmmss_core.encodings.lidar import transform_points
-from rmmss_ros.conversions.camera_info import binning_and_roi, camera_from_info
+from rmmss_ros.conversions.camera_info import camera_from_info, camera_info_key
 from rmmss_ros.conversions.common import ConversionError
 from rmmss_ros.conversions.compressed import DecodedImage
 from rmmss_ros.conversions.image import image_to_numpy
@@ -217,8 +217,7 @@ class DepthRegistrar:
         self._rays: DepthRays | None = None
 
     def rays(self, depth_info: Any) -> DepthRays:
-        key = (int(depth_info.width), int(depth_info.height), tuple(depth_info.k), tuple(depth_info.d),
-               tuple(depth_info.p), str(depth_info.distortion_model), binning_and_roi(depth_info))
+        key = camera_info_key(depth_info)
         if key != self._key:
             self._rays = DepthRays(depth_camera_from_info(depth_info))
             self._key = key
