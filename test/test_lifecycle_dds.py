@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,19 @@ def start_managed(model: Path, *params: str) -> subprocess.Popen:
         args += ["-p", p]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@contextmanager
+def managed_node(model: Path) -> Iterator[tuple[subprocess.Popen, Rig, dict[str, str]]]:
+    """The managed node as a process beside a DDS rig: ``(proc, rig, log)``. On leaving the block
+    (also on a failed assertion) the node is stopped, its output put in ``log["out"]``, the rig
+    closed."""
+    proc, rig, log = start_managed(model), Rig(), {}
+    try:
+        yield proc, rig, log
+    finally:
+        log["out"] = stop_node(proc)
+        rig.close()
 
 
 class Manager:
@@ -82,9 +97,7 @@ def _masks_during(rig: Rig, seconds: float) -> int:
 
 
 def test_every_transition_through_the_services(tiny_model, tmp_path):
-    proc = start_managed(tmp_path / "absent.pt")  # configure must fail: the model file is missing
-    rig = Rig()
-    try:
+    with managed_node(tmp_path / "absent.pt") as (proc, rig, log):  # configure must fail: the model file is missing
         mgr = Manager(rig)
         assert mgr.state() == "unconfigured"
         assert rig.node.count_publishers(f"{NODE}/mask") == 0
@@ -106,9 +119,7 @@ def test_every_transition_through_the_services(tiny_model, tmp_path):
         assert rig.wait_for(lambda: _masks_during(rig, 0.5) > 0, timeout=30.0, sensors=("rgb",))
         assert mgr.set("shutdown")
         proc.wait(timeout=20)
-    finally:
-        out = stop_node(proc)
-        rig.close()
+    out = log["out"]
     assert proc.returncode == 0, out[-3000:]
     assert "configure failed, staying unconfigured" in out and "absent.pt" in out
     assert out.count("configured: model loaded") == 2 and "model unloaded" in out
@@ -117,37 +128,27 @@ def test_every_transition_through_the_services(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("path", [("shutdown",), ("configure", "shutdown")], ids=["unconfigured", "inactive"])
 def test_shutdown_from_unconfigured_and_inactive_exits_0(tiny_model, path):
-    proc = start_managed(tiny_model)
-    rig = Rig()
-    try:
+    with managed_node(tiny_model) as (proc, rig, log):
         mgr = Manager(rig)
         for label in path:
             assert mgr.set(label), label
         proc.wait(timeout=20)
-    finally:
-        out = stop_node(proc)
-        rig.close()
+    out = log["out"]
     assert proc.returncode == 0, out[-3000:]
     assert "shut down from " + ("unconfigured" if len(path) == 1 else "inactive") in out
 
 
 def test_sigint_while_managed_exits_0(tiny_model):
-    proc = start_managed(tiny_model)
-    rig = Rig()
-    try:
+    with managed_node(tiny_model) as (proc, rig, log):
         Manager(rig).set("configure")
-    finally:
-        out = stop_node(proc)
-        rig.close()
+    out = log["out"]
     assert proc.returncode == 0, out[-3000:]
 
 
 def test_a_transition_the_state_lacks_is_refused_and_the_node_lives(tiny_model):
     """configure twice / activate while unconfigured, by id (Nav2's lifecycle manager) or label:
     success false, state unchanged, the node still serves (it used to die with rclpy's RCLError)."""
-    proc = start_managed(tiny_model)
-    rig = Rig()
-    try:
+    with managed_node(tiny_model) as (proc, rig, log):
         mgr = Manager(rig)
         assert not mgr.set_id(Transition.TRANSITION_ACTIVATE) and mgr.state() == "unconfigured"
         assert mgr.set_id(Transition.TRANSITION_CONFIGURE) and mgr.state() == "inactive"
@@ -157,9 +158,7 @@ def test_a_transition_the_state_lacks_is_refused_and_the_node_lives(tiny_model):
         assert mgr.set("activate") and mgr.state() == "active"
         assert mgr.set("shutdown")
         proc.wait(timeout=20)
-    finally:
-        out = stop_node(proc)
-        rig.close()
+    out = log["out"]
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
     assert "change_state: no transition 1 from state inactive" in out, out[-3000:]
